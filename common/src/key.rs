@@ -1,0 +1,125 @@
+//! Map keys and values, laid out identically for the kernel and user space.
+
+#[cfg(feature = "user")]
+mod user;
+
+use bytemuck::{Pod, Zeroable};
+
+/// Which way a packet crossed the interface, as stored in map keys.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Direction {
+    /// Ingress, keyed by destination address.
+    Rx = 0,
+    /// Egress, keyed by source address.
+    Tx = 1,
+}
+
+/// Address family of [`AddrKey::addr`].
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    /// The first four bytes of `addr` hold the address; the rest are zero.
+    Ipv4 = 4,
+    Ipv6 = 6,
+}
+
+/// The bucket of an [`OtherKey`].
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OtherKind {
+    /// Frames that are not well-formed IPv4 or IPv6 (ARP, LLDP, truncated or
+    /// malformed IP headers). Counted in L2 frame bytes.
+    NonIp = 0,
+    /// IP packets whose address could not get an entry because
+    /// [`crate::names::ADDRESSES`] was full. Counted in IP-layer bytes.
+    Overflow = 1,
+}
+
+/// Key of the per-address map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct AddrKey {
+    /// Interface the packet was seen on, host byte order.
+    pub ifindex: u32,
+    /// A [`Direction`] discriminant.
+    pub direction: u8,
+    /// A [`Family`] discriminant.
+    pub family: u8,
+    pub _pad: [u8; 2],
+    /// Network byte order, as on the wire. IPv4 uses the first four bytes.
+    pub addr: [u8; 16],
+}
+
+/// Key of the `non_ip`/`overflow` map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct OtherKey {
+    /// Interface the packet was seen on, host byte order.
+    pub ifindex: u32,
+    /// A [`Direction`] discriminant.
+    pub direction: u8,
+    /// An [`OtherKind`] discriminant.
+    pub kind: u8,
+    pub _pad: [u8; 2],
+}
+
+/// One CPU's share of a counter. Only `u64` fields: aya pads each CPU's slot
+/// of a per-CPU value to 8 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Counters {
+    /// Wire packets (a GSO/GRO skb counts as its segments), host byte order.
+    pub packets: u64,
+    /// Bytes, host byte order: IP-layer bytes for addresses and `overflow`,
+    /// frame bytes for `non_ip`.
+    pub bytes: u64,
+}
+
+const _: () = assert!(size_of::<AddrKey>() == 24);
+const _: () = assert!(size_of::<OtherKey>() == 8);
+const _: () = assert!(size_of::<Counters>() == 16);
+
+impl AddrKey {
+    pub const fn ipv4(ifindex: u32, direction: Direction, addr: [u8; 4]) -> Self {
+        let mut bytes = [0; 16];
+        bytes[0] = addr[0];
+        bytes[1] = addr[1];
+        bytes[2] = addr[2];
+        bytes[3] = addr[3];
+        Self {
+            ifindex,
+            direction: direction as u8,
+            family: Family::Ipv4 as u8,
+            _pad: [0; 2],
+            addr: bytes,
+        }
+    }
+
+    pub const fn ipv6(ifindex: u32, direction: Direction, addr: [u8; 16]) -> Self {
+        Self {
+            ifindex,
+            direction: direction as u8,
+            family: Family::Ipv6 as u8,
+            _pad: [0; 2],
+            addr,
+        }
+    }
+}
+
+impl OtherKey {
+    pub const fn new(ifindex: u32, direction: Direction, kind: OtherKind) -> Self {
+        Self {
+            ifindex,
+            direction: direction as u8,
+            kind: kind as u8,
+            _pad: [0; 2],
+        }
+    }
+}
+
+impl Counters {
+    pub const fn new(packets: u64, bytes: u64) -> Self {
+        Self { packets, bytes }
+    }
+}

@@ -1,0 +1,140 @@
+//! User-space views of the shared types.
+
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
+
+use crate::{AddrKey, Counters, Direction, Family, OtherKey, OtherKind};
+
+// SAFETY: all three are `repr(C)`, fully initialised and `bytemuck::Pod`.
+unsafe impl aya::Pod for AddrKey {}
+unsafe impl aya::Pod for OtherKey {}
+unsafe impl aya::Pod for Counters {}
+
+impl Direction {
+    pub const ALL: [Self; 2] = [Self::Rx, Self::Tx];
+
+    pub const fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(Self::Rx),
+            1 => Some(Self::Tx),
+            _ => None,
+        }
+    }
+
+    /// The short form used by `dump` and the JSON API.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Rx => "rx",
+            Self::Tx => "tx",
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl OtherKind {
+    pub const ALL: [Self; 2] = [Self::NonIp, Self::Overflow];
+
+    pub const fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(Self::NonIp),
+            1 => Some(Self::Overflow),
+            _ => None,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::NonIp => "non_ip",
+            Self::Overflow => "overflow",
+        }
+    }
+}
+
+impl fmt::Display for OtherKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl AddrKey {
+    pub fn new(ifindex: u32, direction: Direction, addr: IpAddr) -> Self {
+        match addr {
+            IpAddr::V4(a) => Self::ipv4(ifindex, direction, a.octets()),
+            IpAddr::V6(a) => Self::ipv6(ifindex, direction, a.octets()),
+        }
+    }
+
+    /// The address, or `None` for a family byte the program never writes.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self.family {
+            f if f == Family::Ipv4 as u8 => {
+                let [a, b, c, d, ..] = self.addr;
+                Some(Ipv4Addr::new(a, b, c, d).into())
+            }
+            f if f == Family::Ipv6 as u8 => Some(Ipv6Addr::from(self.addr).into()),
+            _ => None,
+        }
+    }
+
+    pub fn dir(&self) -> Option<Direction> {
+        Direction::from_u8(self.direction)
+    }
+}
+
+impl OtherKey {
+    pub fn dir(&self) -> Option<Direction> {
+        Direction::from_u8(self.direction)
+    }
+
+    pub fn other_kind(&self) -> Option<OtherKind> {
+        OtherKind::from_u8(self.kind)
+    }
+}
+
+impl std::ops::AddAssign for Counters {
+    fn add_assign(&mut self, rhs: Self) {
+        self.packets = self.packets.wrapping_add(rhs.packets);
+        self.bytes = self.bytes.wrapping_add(rhs.bytes);
+    }
+}
+
+impl std::iter::Sum for Counters {
+    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+        iter.fold(Self::default(), |mut acc, c| {
+            acc += c;
+            acc
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addr_key_round_trips() {
+        for addr in ["192.168.1.100", "0.0.0.0", "2001:db8::1", "::ffff:10.0.0.1"] {
+            let ip: IpAddr = addr.parse().unwrap();
+            let key = AddrKey::new(3, Direction::Tx, ip);
+            assert_eq!(key.ip(), Some(ip));
+            assert_eq!(key.dir(), Some(Direction::Tx));
+            assert_eq!(key.ifindex, 3);
+        }
+    }
+
+    #[test]
+    fn unknown_discriminants_are_rejected() {
+        let mut key = AddrKey::new(1, Direction::Rx, "10.0.0.1".parse().unwrap());
+        key.family = 5;
+        assert_eq!(key.ip(), None);
+        assert_eq!(Direction::from_u8(2), None);
+        assert_eq!(OtherKind::from_u8(9), None);
+    }
+}

@@ -1,0 +1,11 @@
+//! Types shared by the eBPF programs and the `aliasstat` binary.
+//!
+//! Everything here is `no_std` so that the kernel side can use it; the `user`
+//! feature adds the conversions and trait impls that only user space needs.
+#![cfg_attr(not(feature = "user"), no_std)]
+
+pub mod key;
+pub mod names;
+pub mod wire;
+
+pub use key::{AddrKey, Counters, Direction, Family, OtherKey, OtherKind};

@@ -1,0 +1,30 @@
+//! Names that both sides must agree on. The kernel object exports maps and
+//! programs under these names; user space finds and pins them by the same
+//! strings, so they are spelled here once.
+
+/// Per-CPU hash of [`crate::AddrKey`] to [`crate::Counters`].
+pub const ADDRESSES: &str = "ADDRESSES";
+/// Per-CPU hash of [`crate::OtherKey`] to [`crate::Counters`]: the `non_ip`
+/// and `overflow` buckets.
+pub const OTHER: &str = "OTHER";
+/// One-slot array holding the `bpf_ktime_get_ns` of the last "map full" log
+/// line, so that the kernel logs that condition at a bounded rate.
+pub const FULL_LOGGED_AT: &str = "FULL_LOGGED_AT";
+
+/// TC classifier counting by destination address on ingress.
+pub const TC_INGRESS: &str = "aliasstat_tc_ingress";
+/// TC classifier counting by source address on egress.
+pub const TC_EGRESS: &str = "aliasstat_tc_egress";
+/// XDP program counting by destination address on ingress.
+pub const XDP_INGRESS: &str = "aliasstat_xdp_ingress";
+
+/// Default number of (interface, direction, address) entries in
+/// [`ADDRESSES`]. User space overrides it with `--map-capacity`.
+pub const DEFAULT_ADDRESS_CAPACITY: u32 = 16_384;
+/// Entries in [`OTHER`]: two kinds times two directions per interface, for
+/// up to 1024 interfaces. User space creates the entries of every interface
+/// it attaches to, so the kernel side never has to insert into a full map.
+pub const OTHER_CAPACITY: u32 = 4096;
+
+/// How often, at most, the kernel side logs that [`ADDRESSES`] is full.
+pub const FULL_LOG_INTERVAL_NS: u64 = 60 * 1_000_000_000;

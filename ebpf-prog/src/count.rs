@@ -1,0 +1,110 @@
+//! The maps and the per-packet update.
+
+use aya_ebpf::{
+    EbpfContext,
+    bindings::BPF_NOEXIST,
+    helpers::bpf_ktime_get_ns,
+    macros::map,
+    maps::{Array, PerCpuHashMap},
+};
+use aya_log_ebpf::warn;
+use common::{
+    AddrKey, Counters, Direction, OtherKey, OtherKind,
+    names::{DEFAULT_ADDRESS_CAPACITY, FULL_LOG_INTERVAL_NS, OTHER_CAPACITY},
+};
+
+use crate::{
+    frame::Frame,
+    parse::{Seen, classify},
+};
+
+// Static names match `common::names::{ADDRESSES, OTHER, FULL_LOGGED_AT}`.
+#[map]
+static ADDRESSES: PerCpuHashMap<AddrKey, Counters> =
+    PerCpuHashMap::pinned(DEFAULT_ADDRESS_CAPACITY, 0);
+
+#[map]
+static OTHER: PerCpuHashMap<OtherKey, Counters> = PerCpuHashMap::pinned(OTHER_CAPACITY, 0);
+
+#[map]
+static FULL_LOGGED_AT: Array<u64> = Array::with_max_entries(1, 0);
+
+const EEXIST: i32 = 17;
+
+/// Counts one frame in exactly one bucket.
+#[inline(always)]
+pub fn frame<C: Frame + EbpfContext>(ctx: &C, dir: Direction) {
+    let ifindex = ctx.ifindex();
+    let (key, wire) = match classify(ctx, dir) {
+        Seen::V4(addr, wire) => (AddrKey::ipv4(ifindex, dir, addr), wire),
+        Seen::V6(addr, wire) => (AddrKey::ipv6(ifindex, dir, addr), wire),
+        Seen::NonIp => {
+            let wire = Counters::new(1, u64::from(ctx.len()));
+            other(OtherKey::new(ifindex, dir, OtherKind::NonIp), wire);
+            return;
+        }
+    };
+    if add(&ADDRESSES, &key, wire).is_err() {
+        // The only failure left after EEXIST is handled is a full map
+        // (E2BIG) or no memory: either way, the packet still counts.
+        other(OtherKey::new(ifindex, dir, OtherKind::Overflow), wire);
+        log_full(ctx);
+    }
+}
+
+#[inline(always)]
+fn other(key: OtherKey, wire: Counters) {
+    // User space creates every attached interface's entries, so this only
+    // fails when OTHER itself is full: there is no bucket left to use.
+    let _ = add(&OTHER, &key, wire);
+}
+
+/// Adds in place to this CPU's slot; inserts only on a miss.
+#[inline(always)]
+fn add<K>(map: &PerCpuHashMap<K, Counters>, key: &K, wire: Counters) -> Result<(), i32> {
+    if bump(map, key, wire) {
+        return Ok(());
+    }
+    match map.insert(key, wire, u64::from(BPF_NOEXIST)) {
+        Ok(()) => Ok(()),
+        // Another CPU created the entry between our lookup and insert.
+        Err(e) if e == -EEXIST && bump(map, key, wire) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[inline(always)]
+fn bump<K>(map: &PerCpuHashMap<K, Counters>, key: &K, wire: Counters) -> bool {
+    match map.get_ptr_mut(key) {
+        Some(slot) => {
+            // SAFETY: a per-CPU slot is only written by this CPU, and the
+            // program is not preempted while it runs.
+            unsafe {
+                (*slot).packets += wire.packets;
+                (*slot).bytes += wire.bytes;
+            }
+            true
+        }
+        None => false,
+    }
+}
+
+/// Logs that the address map is full, at most once per interval.
+#[inline(never)]
+fn log_full<C: EbpfContext>(ctx: &C) {
+    let Some(last) = FULL_LOGGED_AT.get_ptr_mut(0) else {
+        return;
+    };
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: a single u64 slot; a racing CPU can at worst log twice.
+    unsafe {
+        if *last != 0 && now.wrapping_sub(*last) < FULL_LOG_INTERVAL_NS {
+            return;
+        }
+        *last = now;
+    }
+    warn!(
+        ctx,
+        "address map full: new addresses are counted in the overflow bucket; raise --map-capacity"
+    );
+}

@@ -1,0 +1,80 @@
+//! Bounds-checked header reads, one implementation per hook.
+//!
+//! The parser only ever asks "give me a `T` at byte `offset` of the frame";
+//! every offset check lives here so the verifier sees it once per read.
+
+use core::mem::size_of;
+
+use aya_ebpf::programs::{TcContext, XdpContext};
+
+/// A frame seen by a hook, starting at its Ethernet header.
+pub trait Frame {
+    /// Bytes of the whole frame, from the Ethernet header on.
+    fn len(&self) -> u32;
+    /// A copy of the `T` at `offset`, or `None` past the end of the frame.
+    fn read<T: Copy>(&self, offset: usize) -> Option<T>;
+    /// `(gso_size, gso_segs)`; `gso_size == 0` for anything but an aggregate.
+    fn gso(&self) -> (u32, u32);
+    /// The interface the frame is crossing.
+    fn ifindex(&self) -> u32;
+}
+
+#[inline(always)]
+fn direct<T: Copy>(start: usize, end: usize, offset: usize) -> Option<T> {
+    let at = start + offset;
+    if at + size_of::<T>() > end {
+        return None;
+    }
+    // SAFETY: the range was checked against data_end just above; packet
+    // memory carries no alignment guarantee, hence the unaligned read.
+    Some(unsafe { core::ptr::read_unaligned(at as *const T) })
+}
+
+impl Frame for TcContext {
+    #[inline(always)]
+    fn len(&self) -> u32 {
+        TcContext::len(self)
+    }
+
+    #[inline(always)]
+    fn read<T: Copy>(&self, offset: usize) -> Option<T> {
+        // Headers are almost always in the linear part; an skb whose headers
+        // sit in paged fragments is read through the (slower) helper.
+        direct(self.data(), self.data_end(), offset).or_else(|| self.load(offset).ok())
+    }
+
+    #[inline(always)]
+    fn gso(&self) -> (u32, u32) {
+        // SAFETY: the context pointer is valid for the program's lifetime.
+        unsafe { ((*self.skb.skb).gso_size, (*self.skb.skb).gso_segs) }
+    }
+
+    #[inline(always)]
+    fn ifindex(&self) -> u32 {
+        // SAFETY: as above.
+        unsafe { (*self.skb.skb).ifindex }
+    }
+}
+
+impl Frame for XdpContext {
+    #[inline(always)]
+    fn len(&self) -> u32 {
+        (self.data_end() - self.data()) as u32
+    }
+
+    #[inline(always)]
+    fn read<T: Copy>(&self, offset: usize) -> Option<T> {
+        direct(self.data(), self.data_end(), offset)
+    }
+
+    #[inline(always)]
+    fn gso(&self) -> (u32, u32) {
+        // XDP runs before GRO: every frame is one wire packet.
+        (0, 0)
+    }
+
+    #[inline(always)]
+    fn ifindex(&self) -> u32 {
+        self.ingress_ifindex() as u32
+    }
+}

@@ -1,0 +1,161 @@
+//! Ethernet, VLAN, IPv4 and IPv6 parsing down to the counted address.
+
+use common::{
+    Counters, Direction,
+    wire::{ip_len, wire_count},
+};
+
+use crate::frame::Frame;
+
+const ETH_HLEN: usize = 14;
+const VLAN_HLEN: usize = 4;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86DD;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88A8;
+/// Tags parsed before giving up: a QinQ stack is two deep.
+const MAX_VLAN_TAGS: usize = 2;
+const IPV6_HLEN: u32 = 40;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const UDP_HLEN: u32 = 8;
+
+/// Where a frame is counted.
+pub enum Seen {
+    /// An IP packet, keyed by this address (IPv4 in the first four bytes).
+    V4([u8; 4], Counters),
+    V6([u8; 16], Counters),
+    /// Not a well-formed IPv4/IPv6 packet: counted by frame length.
+    NonIp,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Ipv4Hdr {
+    version_ihl: u8,
+    tos: u8,
+    tot_len: [u8; 2],
+    id: [u8; 2],
+    frag_off: [u8; 2],
+    ttl: u8,
+    protocol: u8,
+    check: [u8; 2],
+    saddr: [u8; 4],
+    daddr: [u8; 4],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Ipv6Hdr {
+    version_flow: [u8; 4],
+    payload_len: [u8; 2],
+    next_header: u8,
+    hop_limit: u8,
+    saddr: [u8; 16],
+    daddr: [u8; 16],
+}
+
+#[inline(always)]
+fn be16(b: [u8; 2]) -> u16 {
+    u16::from_be_bytes(b)
+}
+
+/// Classifies a frame: ingress counts the destination, egress the source.
+#[inline(always)]
+pub fn classify<F: Frame>(frame: &F, dir: Direction) -> Seen {
+    let Some(mut proto) = frame.read::<[u8; 2]>(12).map(be16) else {
+        return Seen::NonIp;
+    };
+    let mut l3 = ETH_HLEN;
+    for _ in 0..MAX_VLAN_TAGS {
+        if proto != ETH_P_8021Q && proto != ETH_P_8021AD {
+            break;
+        }
+        let Some(inner) = frame.read::<[u8; 2]>(l3 + 2).map(be16) else {
+            return Seen::NonIp;
+        };
+        proto = inner;
+        l3 += VLAN_HLEN;
+    }
+    let available = frame.len().saturating_sub(l3 as u32);
+    match proto {
+        ETH_P_IP => ipv4(frame, l3, available, dir),
+        ETH_P_IPV6 => ipv6(frame, l3, available, dir),
+        // Including a third VLAN tag: deeper stacks are not parsed.
+        _ => Seen::NonIp,
+    }
+}
+
+#[inline(always)]
+fn ipv4<F: Frame>(frame: &F, l3: usize, available: u32, dir: Direction) -> Seen {
+    let Some(h) = frame.read::<Ipv4Hdr>(l3) else {
+        return Seen::NonIp;
+    };
+    let hdr_len = u32::from(h.version_ihl & 0x0f) * 4;
+    let tot_len = u32::from(be16(h.tot_len));
+    let (gso_size, gso_segs) = frame.gso();
+    let is_gso = gso_size != 0;
+    // A bad version or IHL, or a total length shorter than the header, is
+    // what ip_rcv drops as malformed; a GSO aggregate may carry length 0.
+    if h.version_ihl >> 4 != 4
+        || hdr_len < 20
+        || hdr_len > available
+        || (!is_gso && tot_len < hdr_len)
+    {
+        return Seen::NonIp;
+    }
+    let len = ip_len(tot_len, available, is_gso);
+    let wire = if is_gso {
+        let l4 = seg_l4_len(frame, l3 + hdr_len as usize, h.protocol);
+        wire_count(len, hdr_len + l4, gso_size, gso_segs)
+    } else {
+        Counters::new(1, u64::from(len))
+    };
+    let addr = match dir {
+        Direction::Rx => h.daddr,
+        Direction::Tx => h.saddr,
+    };
+    Seen::V4(addr, wire)
+}
+
+#[inline(always)]
+fn ipv6<F: Frame>(frame: &F, l3: usize, available: u32, dir: Direction) -> Seen {
+    let Some(h) = frame.read::<Ipv6Hdr>(l3) else {
+        return Seen::NonIp;
+    };
+    if h.version_flow[0] >> 4 != 6 {
+        return Seen::NonIp;
+    }
+    let (gso_size, gso_segs) = frame.gso();
+    let is_gso = gso_size != 0;
+    let len = ip_len(
+        IPV6_HLEN + u32::from(be16(h.payload_len)),
+        available,
+        is_gso,
+    );
+    let wire = if is_gso {
+        // Extension headers are not walked: behind one, only the fixed
+        // header is taken as repeated per segment.
+        let l4 = seg_l4_len(frame, l3 + IPV6_HLEN as usize, h.next_header);
+        wire_count(len, IPV6_HLEN + l4, gso_size, gso_segs)
+    } else {
+        Counters::new(1, u64::from(len))
+    };
+    let addr = match dir {
+        Direction::Rx => h.daddr,
+        Direction::Tx => h.saddr,
+    };
+    Seen::V6(addr, wire)
+}
+
+/// Transport header bytes each segment of an aggregate repeats.
+#[inline(always)]
+fn seg_l4_len<F: Frame>(frame: &F, l4: usize, protocol: u8) -> u32 {
+    match protocol {
+        IPPROTO_TCP => frame
+            .read::<u8>(l4 + 12)
+            .map_or(0, |doff| u32::from(doff >> 4) * 4),
+        IPPROTO_UDP => UDP_HLEN,
+        _ => 0,
+    }
+}
