@@ -152,9 +152,12 @@ fn ipv6<F: Frame>(frame: &F, l3: usize, available: u32, dir: Direction) -> Seen 
 #[inline(always)]
 fn seg_l4_len<F: Frame>(frame: &F, l4: usize, protocol: u8) -> u32 {
     match protocol {
+        // Two bytes, not one: LLVM turns a one-byte bounds check into a
+        // form the verifier cannot follow for a variable offset. The data
+        // offset is the high nibble of the first.
         IPPROTO_TCP => frame
-            .read::<u8>(l4 + 12)
-            .map_or(0, |doff| u32::from(doff >> 4) * 4),
+            .read::<[u8; 2]>(l4 + 12)
+            .map_or(0, |[doff, _]| u32::from(doff >> 4) * 4),
         IPPROTO_UDP => UDP_HLEN,
         _ => 0,
     }

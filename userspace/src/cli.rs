@@ -1,0 +1,80 @@
+//! Flags and help text. The doc comments here are the user manual.
+
+use std::path::PathBuf;
+
+use aliasstat::loader::Hook;
+use clap::{Args, Parser, Subcommand};
+use common::names::DEFAULT_ADDRESS_CAPACITY;
+
+/// Per-address traffic accounting for Linux hosts with many IP aliases.
+///
+/// aliasstat counts packets and bytes per IP address (secondary addresses,
+/// labels such as eth0:1, floating VIPs, loopback service addresses) with an
+/// eBPF program on the NIC: by destination address on ingress and by source
+/// address on egress.
+#[derive(Parser)]
+#[command(version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Attach the counters and keep them running until SIGINT or SIGTERM.
+    ///
+    /// Needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON (or root). The maps are
+    /// pinned under --bpffs, so `aliasstat dump` can read them and a
+    /// restarted daemon carries on from the same counts. On SIGINT or
+    /// SIGTERM the programs are detached; the pinned counts stay.
+    Run(RunArgs),
+    /// Print the counters from the pinned maps, summed over CPUs.
+    ///
+    /// "rx" rows are keyed by destination address (ingress), "tx" rows by
+    /// source address (egress). Bytes are IP-layer bytes (IP header plus
+    /// payload); a GSO/GRO packet counts as the wire packets it stands for.
+    /// The non_ip bucket counts frames that are not IPv4/IPv6 (ARP, LLDP,
+    /// malformed IP) in frame bytes; overflow counts IP packets that found
+    /// the address map full.
+    Dump(DumpArgs),
+}
+
+#[derive(Args)]
+pub struct BpffsArg {
+    /// Directory on a bpffs where the maps are pinned.
+    #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf/aliasstat")]
+    pub bpffs: PathBuf,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Interface to count on; repeat for several. Default: every interface
+    /// that carries an IPv4 or IPv6 default route.
+    #[arg(long, short, value_name = "IF")]
+    pub interface: Vec<String>,
+
+    /// Hook for ingress counting: tc (tcx on kernel 6.6+, clsact before) or
+    /// xdp (earlier in the path; egress stays on tc).
+    #[arg(long, value_enum, default_value_t = Hook::Tc)]
+    pub hook: Hook,
+
+    /// Maximum (interface, direction, address) entries. Packets for new
+    /// addresses beyond it are counted in the overflow bucket. Applies
+    /// only when the map is created: an already pinned map keeps its size.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_ADDRESS_CAPACITY,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub map_capacity: u32,
+
+    #[command(flatten)]
+    pub bpffs: BpffsArg,
+}
+
+#[derive(Args)]
+pub struct DumpArgs {
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub bpffs: BpffsArg,
+}

@@ -1,0 +1,168 @@
+//! `aliasstat run`: load, attach, forward kernel logs, and wait for a
+//! signal to detach.
+
+use std::{io, path::PathBuf};
+
+use aya_log::EbpfLogger;
+use log::{info, warn};
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+};
+
+use crate::{
+    interfaces::{self, InterfaceError},
+    loader::{self, Attachment, Hook, LoadError},
+};
+
+pub struct Options {
+    /// Interfaces to watch; empty means those with a default route.
+    pub interfaces: Vec<String>,
+    pub hook: Hook,
+    pub map_capacity: u32,
+    pub bpffs: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Interfaces(#[from] InterfaceError),
+    #[error("failed to install the {signal} handler")]
+    Signal {
+        signal: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub async fn run(opts: Options) -> Result<(), DaemonError> {
+    let interfaces = if opts.interfaces.is_empty() {
+        let found = interfaces::with_default_route()?;
+        info!("no --interface given; watching the default-route interfaces {found:?}");
+        found
+    } else {
+        opts.interfaces
+    };
+    // Handlers first, so a signal during start-up still detaches cleanly.
+    let mut sigint = handler(SignalKind::interrupt(), "SIGINT")?;
+    let mut sigterm = handler(SignalKind::terminate(), "SIGTERM")?;
+
+    let mut ebpf = loader::load(&opts.bpffs, opts.map_capacity)?;
+    forward_kernel_logs(&mut ebpf);
+    let mut attached = Vec::new();
+    for iface in &interfaces {
+        attached.extend(loader::attach(&mut ebpf, iface, opts.hook)?);
+    }
+    info!(
+        "ready: counting on {}; maps pinned under {}",
+        describe(&attached),
+        opts.bpffs.display()
+    );
+
+    let stop = tokio::select! {
+        _ = sigint.recv() => "SIGINT",
+        _ = sigterm.recv() => "SIGTERM",
+    };
+    // Dropping the object detaches every program; the pinned maps, and
+    // with them the counts, stay for the next start.
+    drop(ebpf);
+    info!("{stop}: detached from {}", interfaces.join(", "));
+    Ok(())
+}
+
+fn handler(
+    kind: SignalKind,
+    name: &'static str,
+) -> Result<tokio::signal::unix::Signal, DaemonError> {
+    signal(kind).map_err(|source| DaemonError::Signal {
+        signal: name,
+        source,
+    })
+}
+
+/// Relays aya-log records from the kernel side into this process's log.
+fn forward_kernel_logs(ebpf: &mut aya::Ebpf) {
+    let logger = match EbpfLogger::init(ebpf) {
+        Ok(logger) => logger,
+        Err(e) => {
+            warn!("kernel-side log messages will not be shown: {e}");
+            return;
+        }
+    };
+    // SAFETY: the logger owns the ring buffer's fd, and AsyncFd owns the
+    // logger, so the fd outlives its registration.
+    let registered =
+        unsafe { AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE) };
+    let mut fd = match registered {
+        Ok(fd) => fd,
+        Err(e) => {
+            warn!(
+                "kernel-side log messages will not be shown: {}",
+                e.into_parts().1
+            );
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            let Ok(mut guard) = fd.readable_mut().await else {
+                return;
+            };
+            guard.get_inner_mut().flush();
+            guard.clear_ready();
+        }
+    });
+}
+
+/// `vb (tc ingress, tc egress), eth0 (…)`
+fn describe(attached: &[Attachment]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut last: Option<&str> = None;
+    for a in attached {
+        let hook = format!(
+            "{} {}",
+            a.hook,
+            match a.direction {
+                common::Direction::Rx => "ingress",
+                common::Direction::Tx => "egress",
+            }
+        );
+        if last == Some(a.iface.as_str()) {
+            if let Some(entry) = out.last_mut() {
+                entry.insert_str(entry.len() - 1, &format!(", {hook}"));
+            }
+        } else {
+            out.push(format!("{} ({hook})", a.iface));
+            last = Some(&a.iface);
+        }
+    }
+    out.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use common::Direction;
+
+    use super::*;
+
+    #[test]
+    fn describes_attachments_per_interface() {
+        let a = |iface: &str, hook, direction| Attachment {
+            iface: iface.into(),
+            hook,
+            direction,
+        };
+        let attached = [
+            a("vb", "xdp", Direction::Rx),
+            a("vb", "tc", Direction::Tx),
+            a("eth0", "tc", Direction::Rx),
+            a("eth0", "tc", Direction::Tx),
+        ];
+        assert_eq!(
+            describe(&attached),
+            "vb (xdp ingress, tc egress), eth0 (tc ingress, tc egress)"
+        );
+    }
+}
