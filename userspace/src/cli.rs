@@ -37,6 +37,33 @@ pub enum Command {
     /// malformed IP) in frame bytes; overflow counts IP packets that found
     /// the address map full.
     Dump(DumpArgs),
+    /// List every known address: where it lives, its alias and owner, its
+    /// state, and its counts.
+    ///
+    /// States: documented (in the alias file and on this host), absent (in
+    /// the file, not on this host, e.g. a VIP the peer holds), undocumented
+    /// (on this host, not in the file), foreign (neither: broadcast,
+    /// multicast, or traffic for an address that has left). Counts come
+    /// from the pinned maps and are summed over the interfaces where
+    /// packets were seen.
+    Aliases(AliasesArgs),
+    /// Compare the alias file with the addresses on this host.
+    ///
+    /// Prints undocumented addresses, documented aliases that are missing,
+    /// and aliases configured on another interface than the file says.
+    /// Loopback and link-local addresses count only if the file names them.
+    /// Needs no privileges and no BPF. Exit status: 0 when file and host
+    /// agree, 1 when they drift, 2 when the file is invalid.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+pub struct ConfigArg {
+    /// The alias inventory (TOML, one [[alias]] table per alias with name,
+    /// address, and optionally owner, purpose and interface). A missing
+    /// default file means nothing is documented.
+    #[arg(long, value_name = "FILE", default_value = aliasstat::inventory::DEFAULT_PATH)]
+    pub config: PathBuf,
 }
 
 #[derive(Args)]
@@ -67,6 +94,11 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub bpffs: BpffsArg,
+
+    /// Reloaded on SIGHUP; an invalid file on reload keeps the previous
+    /// inventory and logs why.
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 #[derive(Args)]
@@ -77,4 +109,23 @@ pub struct DumpArgs {
 
     #[command(flatten)]
     pub bpffs: BpffsArg,
+}
+
+#[derive(Args)]
+pub struct AliasesArgs {
+    /// Print `{"aliases":[…]}` instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub bpffs: BpffsArg,
+
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
 }

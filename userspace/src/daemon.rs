@@ -1,17 +1,19 @@
-//! `aliasstat run`: load, attach, forward kernel logs, and wait for a
-//! signal to detach.
+//! `aliasstat run`: load, attach, follow the host's addresses and the
+//! alias file, forward kernel logs, and wait for a signal to detach.
 
-use std::{io, path::PathBuf};
+use std::{io, path::PathBuf, sync::Arc, time::SystemTime};
 
 use aya_log::EbpfLogger;
-use log::{info, warn};
+use log::{error, info, warn};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
+    sync::watch,
 };
 
 use crate::{
     interfaces::{self, InterfaceError},
+    inventory::{self, Config, ConfigError, HostTable},
     loader::{self, Attachment, Hook, LoadError},
 };
 
@@ -21,6 +23,16 @@ pub struct Options {
     pub hook: Hook,
     pub map_capacity: u32,
     pub bpffs: PathBuf,
+    /// The alias inventory file.
+    pub config: PathBuf,
+}
+
+/// The alias file as last loaded, and how the last (re)load went.
+#[derive(Clone, Debug)]
+pub struct ConfigStatus {
+    pub config: Arc<Config>,
+    pub last_reload_success: bool,
+    pub last_reload: SystemTime,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +41,8 @@ pub enum DaemonError {
     Load(#[from] LoadError),
     #[error(transparent)]
     Interfaces(#[from] InterfaceError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("failed to install the {signal} handler")]
     Signal {
         signal: &'static str,
@@ -48,6 +62,23 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     // Handlers first, so a signal during start-up still detaches cleanly.
     let mut sigint = handler(SignalKind::interrupt(), "SIGINT")?;
     let mut sigterm = handler(SignalKind::terminate(), "SIGTERM")?;
+    let mut sighup = handler(SignalKind::hangup(), "SIGHUP")?;
+
+    // A broken file at start is an error; on reload it only logs (below).
+    let config = inventory::load_config(&opts.config)?;
+    info!(
+        "{} documented aliases from {}",
+        config.aliases.len(),
+        opts.config.display()
+    );
+    let (config_tx, config_rx) = watch::channel(ConfigStatus {
+        config: Arc::new(config),
+        last_reload_success: true,
+        last_reload: SystemTime::now(),
+    });
+    let (host_tx, host_rx) = watch::channel(Arc::new(HostTable::default()));
+    tokio::spawn(inventory::watch(host_tx));
+    tokio::spawn(log_host_changes(host_rx.clone(), config_rx.clone()));
 
     let mut ebpf = loader::load(&opts.bpffs, opts.map_capacity)?;
     forward_kernel_logs(&mut ebpf);
@@ -61,15 +92,69 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         opts.bpffs.display()
     );
 
-    let stop = tokio::select! {
-        _ = sigint.recv() => "SIGINT",
-        _ = sigterm.recv() => "SIGTERM",
+    let stop = loop {
+        tokio::select! {
+            _ = sigint.recv() => break "SIGINT",
+            _ = sigterm.recv() => break "SIGTERM",
+            _ = sighup.recv() => reload(&opts.config, &config_tx),
+        }
     };
     // Dropping the object detaches every program; the pinned maps, and
     // with them the counts, stay for the next start.
     drop(ebpf);
     info!("{stop}: detached from {}", interfaces.join(", "));
     Ok(())
+}
+
+/// Re-reads the alias file. Counts live in the kernel and are untouched; an
+/// invalid file keeps the previous inventory.
+fn reload(path: &std::path::Path, tx: &watch::Sender<ConfigStatus>) {
+    match inventory::load_config(path) {
+        Ok(config) => {
+            info!(
+                "SIGHUP: reloaded {} documented aliases from {}",
+                config.aliases.len(),
+                path.display()
+            );
+            tx.send_replace(ConfigStatus {
+                config: Arc::new(config),
+                last_reload_success: true,
+                last_reload: SystemTime::now(),
+            });
+        }
+        Err(e) => {
+            error!("SIGHUP: keeping the previous alias inventory: {e}");
+            tx.send_modify(|status| {
+                status.last_reload_success = false;
+                status.last_reload = SystemTime::now();
+            });
+        }
+    }
+}
+
+/// Logs every address that appears on or leaves the host, with its state:
+/// the audit trail of aliases coming and going.
+async fn log_host_changes(
+    mut host: watch::Receiver<Arc<HostTable>>,
+    config: watch::Receiver<ConfigStatus>,
+) {
+    // The first table is the start-up dump: a baseline, not a change.
+    if host.changed().await.is_err() {
+        return;
+    }
+    let mut before = host.borrow_and_update().clone();
+    info!(
+        "found {} addresses on this host",
+        before.addresses().count()
+    );
+    while host.changed().await.is_ok() {
+        let now = host.borrow_and_update().clone();
+        let config = config.borrow().config.clone();
+        for change in inventory::changes(&before, &now, &config) {
+            info!("{change}");
+        }
+        before = now;
+    }
 }
 
 fn handler(

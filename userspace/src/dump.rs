@@ -1,10 +1,8 @@
 //! `aliasstat dump`: the raw counters as a table or as JSON.
 
-use std::fmt::Write as _;
-
 use serde::Serialize;
 
-use crate::counters::Snapshot;
+use crate::{counters::Snapshot, table};
 
 #[derive(Serialize)]
 struct Dump {
@@ -97,33 +95,10 @@ pub fn table(snap: &Snapshot, name: impl Fn(u32) -> String) -> String {
             r.bytes.to_string(),
         ]
     }));
-    let mut out = align(&addresses);
+    const RIGHT: [bool; 5] = [false, false, false, true, true];
+    let mut out = table::render(&addresses, RIGHT);
     out.push('\n');
-    out.push_str(&align(&other));
-    out
-}
-
-/// Left-aligns text columns and right-aligns the two numeric ones.
-fn align(rows: &[[String; 5]]) -> String {
-    let mut width = [0; 5];
-    for row in rows {
-        for (w, cell) in width.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let mut out = String::new();
-    for row in rows {
-        let [a, b, c, d, e] = row;
-        let _ = writeln!(
-            out,
-            "{a:<w0$}  {b:<w1$}  {c:<w2$}  {d:>w3$}  {e:>w4$}",
-            w0 = width[0],
-            w1 = width[1],
-            w2 = width[2],
-            w3 = width[3],
-            w4 = width[4],
-        );
-    }
+    out.push_str(&table::render(&other, RIGHT));
     out
 }
 

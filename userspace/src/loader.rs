@@ -127,14 +127,14 @@ fn is_bpffs(path: &Path) -> bool {
 /// silently ignoring `--map-capacity`.
 fn warn_on_capacity_mismatch(bpffs: &Path, wanted: u32) {
     let path = bpffs.join(ADDRESSES);
-    if let Ok(info) = MapInfo::from_pin(&path) {
-        if info.max_entries() != wanted {
-            warn!(
-                "{} is already pinned with capacity {}; keeping it and its counts (remove the pin to apply --map-capacity {wanted})",
-                path.display(),
-                info.max_entries()
-            );
-        }
+    if let Ok(info) = MapInfo::from_pin(&path)
+        && info.max_entries() != wanted
+    {
+        warn!(
+            "{} is already pinned with capacity {}; keeping it and its counts (remove the pin to apply --map-capacity {wanted})",
+            path.display(),
+            info.max_entries()
+        );
     }
 }
 

@@ -5,8 +5,9 @@ mod cli;
 use std::process::ExitCode;
 
 use aliasstat::{
+    aliases, check,
     counters::{CounterSource as _, PinnedMaps},
-    daemon, dump, interfaces,
+    daemon, dump, interfaces, inventory,
 };
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -15,7 +16,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("aliasstat: {e:#}");
             ExitCode::FAILURE
@@ -23,18 +24,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: cli::Cli) -> anyhow::Result<()> {
+fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::Run(args) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("failed to start the async runtime")?;
-            runtime.block_on(daemon::run(daemon::Options {
+            runtime()?.block_on(daemon::run(daemon::Options {
                 interfaces: args.interface,
                 hook: args.hook,
                 map_capacity: args.map_capacity,
                 bpffs: args.bpffs.bpffs,
+                config: args.config.config,
             }))?;
         }
         cli::Command::Dump(args) => {
@@ -45,6 +43,37 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
                 print!("{}", dump::table(&snap, interfaces::name));
             }
         }
+        cli::Command::Aliases(args) => {
+            let config = inventory::load_config(&args.config.config)?;
+            let host = runtime()?.block_on(inventory::dump())?;
+            let counts = PinnedMaps::open(&args.bpffs.bpffs)?.snapshot()?;
+            let rows = inventory::rows(&host, &config, &counts);
+            if args.json {
+                println!("{}", aliases::json(&rows));
+            } else {
+                print!("{}", aliases::table(&rows));
+            }
+        }
+        cli::Command::Check(args) => {
+            let config = match inventory::load_config(&args.config.config) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("aliasstat: {e}");
+                    return Ok(ExitCode::from(check::INVALID));
+                }
+            };
+            let host = runtime()?.block_on(inventory::dump())?;
+            let (report, code) = check::report(&inventory::drift(&host, &config));
+            print!("{report}");
+            return Ok(ExitCode::from(code));
+        }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")
 }

@@ -1,0 +1,50 @@
+//! `aliasstat check`: the alias file against the live host, for cron and CI.
+
+use std::fmt::Write as _;
+
+use crate::inventory::Drift;
+
+/// Exit status when file and host agree.
+pub const AGREE: u8 = 0;
+/// Exit status when they drift.
+pub const DRIFT: u8 = 1;
+/// Exit status when the file cannot be used.
+pub const INVALID: u8 = 2;
+
+/// The report, one finding per line, and the exit status.
+pub fn report(drift: &Drift<'_>) -> (String, u8) {
+    if drift.is_empty() {
+        return ("the alias file and this host agree\n".into(), AGREE);
+    }
+    let mut out = String::new();
+    for a in &drift.undocumented {
+        let _ = write!(
+            out,
+            "undocumented: {}/{} on {}",
+            a.address, a.prefix_len, a.interface
+        );
+        if let Some(label) = a.label.as_deref().filter(|l| *l != a.interface) {
+            let _ = write!(out, " (label {label})");
+        }
+        out.push('\n');
+    }
+    for a in &drift.missing {
+        let _ = writeln!(
+            out,
+            "missing: alias \"{}\" ({}) is not configured on this host",
+            a.name, a.address
+        );
+    }
+    for (a, holders) in &drift.misplaced {
+        let on: Vec<&str> = holders.iter().map(|h| h.interface.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "misplaced: alias \"{}\" ({}) is expected on {} but is on {}",
+            a.name,
+            a.address,
+            a.interface.as_deref().unwrap_or("-"),
+            on.join(", ")
+        );
+    }
+    (out, DRIFT)
+}

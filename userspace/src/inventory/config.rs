@@ -1,0 +1,286 @@
+//! The documented alias inventory: a TOML file of `[[alias]]` entries.
+
+use std::{
+    collections::HashMap,
+    fmt, io,
+    net::IpAddr,
+    ops::Range,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+/// Where aliasstat looks when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/aliasstat/aliases.toml";
+
+/// One documented alias.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alias {
+    pub name: String,
+    pub address: IpAddr,
+    pub owner: String,
+    pub purpose: String,
+    /// Where the address is expected to be configured, if the file says.
+    pub interface: Option<String>,
+}
+
+/// The parsed file. An empty one documents nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    pub aliases: Vec<Alias>,
+}
+
+impl Config {
+    pub fn alias(&self, address: IpAddr) -> Option<&Alias> {
+        self.aliases.iter().find(|a| a.address == address)
+    }
+}
+
+/// `file:line:column`, 1-based, as editors and compilers print it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.path.display(), self.line, self.column)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("failed to read the alias inventory `{}`", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{location}: {message}")]
+    Invalid { location: Location, message: String },
+}
+
+/// Reads `path`. When `path` is the default and does not exist, nothing is
+/// documented: a host without an inventory is valid, just undocumented.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && path == Path::new(DEFAULT_PATH) => {
+            Ok(Config::default())
+        }
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    alias: Vec<RawAlias>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlias {
+    name: Spanned<String>,
+    address: Spanned<String>,
+    #[serde(default)]
+    owner: String,
+    #[serde(default)]
+    purpose: String,
+    interface: Option<String>,
+}
+
+/// Parses and validates the text of an inventory file named `path`.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let invalid = |span: Range<usize>, message: String| ConfigError::Invalid {
+        location: locate(text, path, span.start),
+        message,
+    };
+    let file: File = toml::from_str(text).map_err(|e| {
+        invalid(
+            e.span().unwrap_or(0..0),
+            format!("{}; see the example in the README", e.message().trim_end()),
+        )
+    })?;
+
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut addresses: HashMap<IpAddr, (String, usize)> = HashMap::new();
+    let mut aliases = Vec::with_capacity(file.alias.len());
+    for raw in file.alias {
+        let name_span = raw.name.span();
+        let name = raw.name.into_inner();
+        if name.trim().is_empty() {
+            return Err(invalid(
+                name_span,
+                "the alias name is empty; give every [[alias]] a name such as \"shop-tls\"".into(),
+            ));
+        }
+        let line = locate(text, path, name_span.start).line;
+        if let Some(first) = names.insert(name.clone(), line) {
+            return Err(invalid(
+                name_span,
+                format!(
+                    "the alias name \"{name}\" is already used on line {first}; alias names must be unique"
+                ),
+            ));
+        }
+        let address_span = raw.address.span();
+        let text_address = raw.address.into_inner();
+        let address: IpAddr = text_address.trim().parse().map_err(|_| {
+            invalid(
+                address_span.clone(),
+                format!(
+                    "\"{text_address}\" is not an IP address; write one IPv4 or IPv6 address without a prefix length, such as \"192.168.1.100\" or \"2001:db8::1\""
+                ),
+            )
+        })?;
+        if let Some((other, first)) = addresses.insert(address, (name.clone(), line)) {
+            return Err(invalid(
+                address_span,
+                format!(
+                    "address {address} is already documented by alias \"{other}\" on line {first}; document each address once"
+                ),
+            ));
+        }
+        aliases.push(Alias {
+            name,
+            address,
+            owner: raw.owner,
+            purpose: raw.purpose,
+            interface: raw.interface,
+        });
+    }
+    Ok(Config { aliases })
+}
+
+fn locate(text: &str, path: &Path, offset: usize) -> Location {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Location {
+        path: path.to_owned(),
+        line,
+        column,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATH: &str = "/etc/aliasstat/aliases.toml";
+
+    fn error(text: &str) -> String {
+        parse(text, Path::new(PATH)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_the_documented_example() {
+        let text = r#"
+[[alias]]
+name = "shop-tls"
+address = "192.168.1.100"
+owner = "web-team"
+purpose = "IP-based TLS vhost for shop.example"
+interface = "eth0"   # optional: where it is expected
+
+[[alias]]
+name = "dns-v6"
+address = "2001:db8::53"
+"#;
+        let config = parse(text, Path::new(PATH)).unwrap();
+        assert_eq!(
+            config.aliases,
+            [
+                Alias {
+                    name: "shop-tls".into(),
+                    address: "192.168.1.100".parse().unwrap(),
+                    owner: "web-team".into(),
+                    purpose: "IP-based TLS vhost for shop.example".into(),
+                    interface: Some("eth0".into()),
+                },
+                Alias {
+                    name: "dns-v6".into(),
+                    address: "2001:db8::53".parse().unwrap(),
+                    owner: String::new(),
+                    purpose: String::new(),
+                    interface: None,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn every_error_class_names_its_place() {
+        // (file text, expected message)
+        let cases = [
+            (
+                "[[alias]]\nname = \"a\"\naddress = \"10.0.0.1\"\n[[alias]]\nname = \"a\"\naddress = \"10.0.0.2\"\n",
+                format!(
+                    "{PATH}:5:8: the alias name \"a\" is already used on line 2; alias names must be unique"
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"a\"\naddress = \"10.0.0.1\"\n\n[[alias]]\nname = \"b\"\naddress = \"10.0.0.01\"\n",
+                format!(
+                    "{PATH}:7:11: \"10.0.0.01\" is not an IP address; write one IPv4 or IPv6 address without a prefix length, such as \"192.168.1.100\" or \"2001:db8::1\""
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"a\"\naddress = \"2001:db8::1\"\n[[alias]]\nname = \"b\"\naddress = \"2001:DB8:0::1\"\n",
+                format!(
+                    "{PATH}:6:11: address 2001:db8::1 is already documented by alias \"a\" on line 2; document each address once"
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"a\"\naddress = \"10.0.0.1/24\"\n",
+                format!(
+                    "{PATH}:3:11: \"10.0.0.1/24\" is not an IP address; write one IPv4 or IPv6 address without a prefix length, such as \"192.168.1.100\" or \"2001:db8::1\""
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"a\"\naddress = \"10.0.0.1\"\nownr = \"x\"\n",
+                format!(
+                    "{PATH}:4:1: unknown field `ownr`, expected one of `name`, `address`, `owner`, `purpose`, `interface`; see the example in the README"
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"  \"\naddress = \"10.0.0.1\"\n",
+                format!(
+                    "{PATH}:2:8: the alias name is empty; give every [[alias]] a name such as \"shop-tls\""
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"a\"\n",
+                format!("{PATH}:1:1: missing field `address`; see the example in the README"),
+            ),
+            (
+                "[[alias]\nname = \"a\"\n",
+                format!(
+                    "{PATH}:1:9: unclosed array table, expected `]`; see the example in the README"
+                ),
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(error(text), expected, "for:\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_missing_default_file_documents_nothing() {
+        // Only the default path may be missing; this test relies on the
+        // build machine not having one, which a test cannot arrange.
+        if !Path::new(DEFAULT_PATH).exists() {
+            assert_eq!(load(Path::new(DEFAULT_PATH)).unwrap(), Config::default());
+        }
+        let missing = Path::new("/nonexistent/aliases.toml");
+        assert!(matches!(load(missing), Err(ConfigError::Read { .. })));
+    }
+}
