@@ -1,1 +1,58 @@
+//! A network-namespace lab for aliasstat.
+//!
+//! Everything here needs root: it creates network namespaces joined by veth
+//! pairs, mounts a bpffs, runs the `aliasstat` binary inside a namespace and
+//! sends traffic between the namespaces. Every resource is an RAII guard, so
+//! a failing or panicking test still deletes its namespaces (and with them
+//! their veths), stops its daemons and removes its pins.
+//!
+//! The integration tests (`tests/scenarios`) and `cargo xtask demo` are
+//! built from these pieces. Traffic only ever goes between addresses inside
+//! namespaces the lab created.
 
+pub mod bpffs;
+pub mod cmd;
+pub mod daemon;
+pub mod frames;
+pub mod interrupt;
+pub mod link;
+pub mod netns;
+pub mod procnet;
+pub mod snapshot;
+pub mod traffic;
+
+pub use bpffs::BpfDir;
+pub use daemon::{Daemon, Hook, dump};
+pub use link::{Host, Mac, Veth};
+pub use netns::Netns;
+pub use snapshot::{Count, Dir, OtherKind, Snapshot};
+
+/// Removes what earlier runs that were killed before their guards ran left
+/// behind: namespaces and pin directories tagged with a pid that is gone.
+pub fn remove_stale() -> anyhow::Result<()> {
+    netns::remove_stale()?;
+    bpffs::remove_stale()
+}
+
+/// Whether `pid` is a live process; resources are tagged with their
+/// creator's pid so that a later run can tell what is orphaned.
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// A name no other lab resource of this or any live process uses:
+/// `<pid>-<counter>-<role>`.
+fn unique(role: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}-{}-{role}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The pid a [`unique`] name was made by.
+fn owner(name: &str) -> Option<u32> {
+    name.split('-').next()?.parse().ok()
+}

@@ -1,0 +1,303 @@
+//! `aliasstat run` inside a namespace, and `aliasstat dump` beside it.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, ExitStatus, Stdio},
+    sync::{Arc, Mutex, mpsc},
+    thread::{self, JoinHandle},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{BpfDir, Netns, Snapshot, cmd};
+
+/// How long loading and attaching may take before the daemon is declared
+/// stuck. Generous: the verifier is slow on a loaded 2-core machine.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the daemon may take to detach and exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `aliasstat` binary under test: `$ALIASSTAT_BIN` (set by `cargo
+/// xtask test` and `cargo xtask demo`), else the workspace's release build.
+pub fn binary() -> Result<PathBuf> {
+    let path = match std::env::var_os("ALIASSTAT_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/aliasstat"),
+    };
+    if !path.is_file() {
+        bail!(
+            "no aliasstat binary at {}: build it with `cargo xtask build`, or point ALIASSTAT_BIN at one",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Where `aliasstat run` counts ingress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    Tc,
+    Xdp,
+}
+
+impl Hook {
+    fn as_arg(self) -> &'static str {
+        match self {
+            Self::Tc => "tc",
+            Self::Xdp => "xdp",
+        }
+    }
+}
+
+/// What to start `aliasstat run` with.
+#[derive(Debug)]
+pub struct Config<'a> {
+    pub ns: &'a Netns,
+    pub bpffs: &'a BpfDir,
+    pub interfaces: Vec<&'a str>,
+    pub hook: Hook,
+    pub map_capacity: Option<u32>,
+}
+
+impl<'a> Config<'a> {
+    /// TC on `interface`, default capacity.
+    pub fn new(ns: &'a Netns, bpffs: &'a BpfDir, interface: &'a str) -> Self {
+        Self {
+            ns,
+            bpffs,
+            interfaces: vec![interface],
+            hook: Hook::Tc,
+            map_capacity: None,
+        }
+    }
+}
+
+/// A running `aliasstat run`.
+///
+/// [`Daemon::stop`] stops it and checks that it exited cleanly. Dropping a
+/// daemon that was not stopped (a test failed or panicked) stops it too and
+/// prints its log, which is then what explains the failure.
+///
+/// The daemon is also told to exit when the thread that started it ends
+/// (`PR_SET_PDEATHSIG`), so start it from a thread that outlives it.
+pub struct Daemon {
+    label: String,
+    child: Child,
+    log: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+    stopped: bool,
+}
+
+impl Daemon {
+    /// Starts the daemon and waits until it logs that it is ready.
+    pub fn start(config: &Config<'_>) -> Result<Self> {
+        let mut cmd = config.ns.exec(binary()?);
+        cmd.arg("run");
+        for iface in &config.interfaces {
+            cmd.args(["--interface", iface]);
+        }
+        cmd.args(["--hook", config.hook.as_arg()]);
+        if let Some(capacity) = config.map_capacity {
+            cmd.args(["--map-capacity", &capacity.to_string()]);
+        }
+        cmd.arg("--bpffs").arg(config.bpffs.path());
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: prctl is async-signal-safe. If this process dies without
+        // running destructors, the daemon still goes, so its namespace and
+        // attachments do not outlive the run. `ip netns exec` execs (no
+        // fork), so the signal reaches aliasstat itself.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let label = format!("aliasstat in {}", config.ns.name());
+        let shown = cmd::show(&cmd);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("failed to start `{shown}`"))?;
+
+        let log = Arc::new(Mutex::new(String::new()));
+        let (lines, ready) = mpsc::channel();
+        let readers = vec![
+            drain(
+                child.stderr.take().expect("piped"),
+                log.clone(),
+                Some(lines),
+            ),
+            drain(child.stdout.take().expect("piped"), log.clone(), None),
+        ];
+        let mut daemon = Self {
+            label,
+            child,
+            log,
+            readers,
+            stopped: false,
+        };
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            match ready.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if says_ready(&line) => return Ok(daemon),
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = daemon.child.wait()?;
+                    daemon.stopped = true;
+                    daemon.join_readers();
+                    bail!(
+                        "`{shown}` exited ({status}) before it was ready; its log:\n{}",
+                        daemon.log()
+                    );
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    daemon.stopped = true;
+                    let _ = daemon.terminate();
+                    bail!(
+                        "`{shown}` did not log `ready` within {READY_TIMEOUT:?}; its log so far:\n{}",
+                        daemon.log()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Everything the daemon printed so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// SIGTERMs the daemon and fails unless it detaches and exits 0.
+    pub fn stop(mut self) -> Result<()> {
+        self.stopped = true;
+        let status = self.terminate()?;
+        if !status.success() {
+            bail!(
+                "{} exited with {status} after SIGTERM; its log:\n{}",
+                self.label,
+                self.log()
+            );
+        }
+        Ok(())
+    }
+
+    fn terminate(&mut self) -> Result<ExitStatus> {
+        if let Some(status) = self.child.try_wait()? {
+            self.join_readers();
+            return Ok(status);
+        }
+        // SAFETY: plain kill(2) on our own, not yet reaped, child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                self.join_readers();
+                return Ok(status);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        self.child.kill()?;
+        self.child.wait()?;
+        self.join_readers();
+        bail!(
+            "{} was still running {STOP_TIMEOUT:?} after SIGTERM; killed it. Its log:\n{}",
+            self.label,
+            self.log()
+        )
+    }
+
+    fn join_readers(&mut self) {
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        let outcome = match self.terminate() {
+            Ok(status) => status.to_string(),
+            Err(e) => format!("{e:#}"),
+        };
+        eprintln!("--- log of {}, stopped early ({outcome}) ---", self.label);
+        eprintln!("{}", self.log().trim_end());
+        eprintln!("--- end of log ---");
+    }
+}
+
+/// Whether a log line announces that every program is attached. The word
+/// `ready` is the contract; the rest of the line is free.
+fn says_ready(line: &str) -> bool {
+    line.split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|word| word == "ready")
+}
+
+/// Copies `from` line by line into `log`, forwarding lines to `lines`,
+/// until the pipe closes.
+fn drain(
+    from: impl Read + Send + 'static,
+    log: Arc<Mutex<String>>,
+    lines: Option<mpsc::Sender<String>>,
+) -> JoinHandle<()> {
+    thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            {
+                let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+                log.push_str(&line);
+                log.push('\n');
+            }
+            if let Some(lines) = &lines {
+                // The receiver is gone once the daemon is ready.
+                let _ = lines.send(line);
+            }
+        }
+    })
+}
+
+/// `aliasstat dump --json` of the maps pinned in `bpffs`, run inside `ns`
+/// so that interface names resolve where the daemon counted.
+pub fn dump(ns: &Netns, bpffs: &BpfDir) -> Result<Snapshot> {
+    let json = crate::cmd::run(
+        ns.exec(binary()?)
+            .args(["dump", "--json", "--bpffs"])
+            .arg(bpffs.path()),
+    )?;
+    Snapshot::parse(&json)
+        .with_context(|| format!("unexpected `aliasstat dump --json` output: {json}"))
+}
+
+/// `aliasstat dump` in its table form, for people.
+pub fn dump_table(ns: &Netns, bpffs: &BpfDir) -> Result<String> {
+    crate::cmd::run(
+        ns.exec(binary()?)
+            .args(["dump", "--bpffs"])
+            .arg(bpffs.path()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_is_a_word_not_a_substring() {
+        assert!(says_ready(
+            "[INFO aliasstat] ready: counting on vb (tc ingress, tc egress)"
+        ));
+        assert!(says_ready("ready"));
+        assert!(!says_ready("[INFO aliasstat] already pinned"));
+        assert!(!says_ready("readying maps"));
+    }
+}
