@@ -1,6 +1,6 @@
 //! Flags and help text. The doc comments here are the user manual.
 
-use std::path::PathBuf;
+use std::{net::SocketAddr, path::PathBuf};
 
 use aliasstat::loader::Hook;
 use clap::{Args, Parser, Subcommand};
@@ -99,6 +99,29 @@ pub struct RunArgs {
     /// inventory and logs why.
     #[command(flatten)]
     pub config: ConfigArg,
+
+    /// Address and port for /metrics, /api/v1/aliases and /healthz.
+    #[arg(long, value_name = "ADDR:PORT", default_value = aliasstat::http::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// Foreign addresses (neither on this host nor documented, e.g.
+    /// multicast, broadcast, forwarded or scanned) that get per-address
+    /// series, first seen first; the rest are summed per interface into
+    /// aliasstat_foreign_other_*_total. Bounds the series count under a
+    /// scan or a spoofed flood.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_foreign_series: usize,
+
+    /// Simultaneous HTTP connections; more wait in the kernel's backlog.
+    #[arg(long, value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Seconds a client has to send its request headers before the
+    /// connection is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
 }
 
 #[derive(Args)]

@@ -12,8 +12,12 @@ use tokio::{
 };
 
 use crate::{
+    counters::{CountersError, PinnedMaps},
+    foreign::ForeignBudget,
+    http::{self, BindError},
     interfaces::{self, InterfaceError},
-    inventory::{self, Config, ConfigError, HostTable},
+    inventory::{self, ConfigError, HostTable},
+    live::{ConfigStatus, Live},
     loader::{self, Attachment, Hook, LoadError},
 };
 
@@ -25,14 +29,10 @@ pub struct Options {
     pub bpffs: PathBuf,
     /// The alias inventory file.
     pub config: PathBuf,
-}
-
-/// The alias file as last loaded, and how the last (re)load went.
-#[derive(Clone, Debug)]
-pub struct ConfigStatus {
-    pub config: Arc<Config>,
-    pub last_reload_success: bool,
-    pub last_reload: SystemTime,
+    pub listen: std::net::SocketAddr,
+    pub limits: http::Limits,
+    /// Foreign addresses that get series of their own.
+    pub max_foreign_series: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,10 @@ pub enum DaemonError {
     Interfaces(#[from] InterfaceError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Counters(#[from] CountersError),
+    #[error(transparent)]
+    Bind(#[from] BindError),
     #[error("failed to install the {signal} handler")]
     Signal {
         signal: &'static str,
@@ -86,10 +90,26 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     for iface in &interfaces {
         attached.extend(loader::attach(&mut ebpf, iface, opts.hook)?);
     }
+    let live = Arc::new(Live {
+        counters: Box::new(PinnedMaps::open(&opts.bpffs)?),
+        host: host_rx,
+        config: config_rx,
+        attachments: attached,
+        address_capacity: loader::address_capacity(&ebpf)?,
+        foreign: std::sync::Mutex::new(ForeignBudget::new(opts.max_foreign_series)),
+    });
+    let listener = http::bind(opts.listen).await?;
+    tokio::spawn(http::serve(
+        listener,
+        live.clone(),
+        opts.max_foreign_series,
+        opts.limits,
+    ));
     info!(
-        "ready: counting on {}; maps pinned under {}",
-        describe(&attached),
-        opts.bpffs.display()
+        "ready: counting on {}; maps pinned under {}; metrics on http://{}/metrics",
+        describe(&live.attachments),
+        opts.bpffs.display(),
+        opts.listen
     );
 
     let stop = loop {
@@ -236,6 +256,7 @@ mod tests {
     fn describes_attachments_per_interface() {
         let a = |iface: &str, hook, direction| Attachment {
             iface: iface.into(),
+            ifindex: 7,
             hook,
             direction,
         };

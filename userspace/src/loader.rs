@@ -88,6 +88,8 @@ pub enum LoadError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attachment {
     pub iface: String,
+    /// The index at attach time: a re-created interface gets a new one.
+    pub ifindex: u32,
     /// `tc` or `xdp`.
     pub hook: &'static str,
     pub direction: Direction,
@@ -138,6 +140,23 @@ fn warn_on_capacity_mismatch(bpffs: &Path, wanted: u32) {
     }
 }
 
+/// The capacity the address map was created with: a pinned map keeps its
+/// own, whatever --map-capacity says now.
+pub fn address_capacity(ebpf: &Ebpf) -> Result<u32, LoadError> {
+    let map = ebpf
+        .map(ADDRESSES)
+        .ok_or(LoadError::MissingMap { name: ADDRESSES })?;
+    let info = match map {
+        aya::maps::Map::PerCpuHashMap(data) => data.info(),
+        _ => return Err(LoadError::MissingMap { name: ADDRESSES }),
+    };
+    info.map(|i| i.max_entries())
+        .map_err(|source| LoadError::Map {
+            name: ADDRESSES,
+            source,
+        })
+}
+
 /// Attaches counting to `iface`: ingress on `hook`, egress on TC.
 pub fn attach(ebpf: &mut Ebpf, iface: &str, hook: Hook) -> Result<Vec<Attachment>, LoadError> {
     let ifindex = self::index(iface)?;
@@ -148,6 +167,7 @@ pub fn attach(ebpf: &mut Ebpf, iface: &str, hook: Hook) -> Result<Vec<Attachment
             attach_tc(ebpf, iface, TC_INGRESS, TcAttachType::Ingress)?;
             done.push(Attachment {
                 iface: iface.to_owned(),
+                ifindex,
                 hook: "tc",
                 direction: Direction::Rx,
             });
@@ -162,6 +182,7 @@ pub fn attach(ebpf: &mut Ebpf, iface: &str, hook: Hook) -> Result<Vec<Attachment
                 })?;
             done.push(Attachment {
                 iface: iface.to_owned(),
+                ifindex,
                 hook: "xdp",
                 direction: Direction::Rx,
             });
@@ -170,6 +191,7 @@ pub fn attach(ebpf: &mut Ebpf, iface: &str, hook: Hook) -> Result<Vec<Attachment
     attach_tc(ebpf, iface, TC_EGRESS, TcAttachType::Egress)?;
     done.push(Attachment {
         iface: iface.to_owned(),
+        ifindex,
         hook: "tc",
         direction: Direction::Tx,
     });

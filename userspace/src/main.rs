@@ -33,6 +33,12 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 map_capacity: args.map_capacity,
                 bpffs: args.bpffs.bpffs,
                 config: args.config.config,
+                listen: args.listen,
+                limits: aliasstat::http::Limits {
+                    max_connections: args.max_connections as usize,
+                    header_timeout: std::time::Duration::from_secs(args.header_timeout),
+                },
+                max_foreign_series: args.max_foreign_series,
             }))?;
         }
         cli::Command::Dump(args) => {

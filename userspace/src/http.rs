@@ -1,0 +1,189 @@
+//! The HTTP endpoints: `/metrics`, `/api/v1/aliases`, `/healthz` and a
+//! landing page, on hyper's HTTP/1 server.
+//!
+//! Limits keep a misbehaving client from hurting the daemon: a bounded
+//! number of connections, a deadline for request headers, a cap on header
+//! size (431), and no request bodies (413).
+
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::Incoming,
+    header::{self, HeaderValue},
+    server::conn::http1,
+    service::service_fn,
+};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use log::{debug, warn};
+use prometheus::Registry;
+use tokio::{net::TcpListener, sync::Semaphore};
+
+use crate::{aliases, live::Live, metrics};
+
+/// The port registered for aliasstat in the exporters' range.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9864";
+
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+}
+
+/// Largest request head accepted; above it hyper answers 431. Scrapers
+/// send a few hundred bytes.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+struct App {
+    live: Arc<Live>,
+    registry: Registry,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("failed to listen on {addr}; is another exporter using the port? choose one with --listen")]
+pub struct BindError {
+    pub addr: SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
+
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })
+}
+
+/// Serves until the process exits.
+pub async fn serve(listener: TcpListener, live: Arc<Live>, max_foreign: usize, limits: Limits) {
+    let app = Arc::new(App {
+        registry: metrics::registry(live.clone(), max_foreign),
+        live,
+    });
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        // Waiting for a slot before accepting leaves excess connections in
+        // the kernel's backlog instead of holding memory here.
+        let permit = slots.clone().acquire_owned().await.expect("never closed");
+        let (stream, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                warn!("http: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let app = app.clone();
+        let header_timeout = limits.header_timeout;
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(req, app.clone()));
+            let served = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .max_buf_size(MAX_HEAD_BYTES)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = served {
+                debug!("http: connection from {peer}: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn with_type(mut resp: Response<Full<Bytes>>, content_type: &'static str) -> Response<Full<Bytes>> {
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+const LANDING: &str = "<!doctype html>
+<html><head><title>aliasstat</title></head><body>
+<h1>aliasstat</h1>
+<p>Per-address traffic accounting.</p>
+<ul>
+<li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>
+<li><a href=\"/api/v1/aliases\">/api/v1/aliases</a>: the inventory with counts, as JSON</li>
+<li><a href=\"/healthz\">/healthz</a>: 200 while every program is attached</li>
+</ul>
+</body></html>
+";
+
+async fn handle(
+    req: Request<Incoming>,
+    app: Arc<App>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    if has_body {
+        return Ok(text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request bodies are not accepted\n",
+        ));
+    }
+    let path = req.uri().path();
+    if !matches!(path, "/" | "/metrics" | "/healthz" | "/api/v1/aliases") {
+        return Ok(text(StatusCode::NOT_FOUND, "not found; see /\n"));
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return Ok(resp);
+    }
+    let resp = match path {
+        "/" => with_type(text(StatusCode::OK, LANDING), "text/html; charset=utf-8"),
+        "/healthz" => {
+            if app.live.all_attached() {
+                text(StatusCode::OK, "ok\n")
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "a counting program is not attached; see aliasstat_program_attached\n",
+                )
+            }
+        }
+        "/metrics" => {
+            // Reading a large map takes a while; keep it off the runtime
+            // thread that also follows rtnetlink.
+            let app = app.clone();
+            let body = tokio::task::spawn_blocking(move || metrics::encode(&app.registry)).await;
+            match body {
+                Ok(body) => with_type(
+                    text(StatusCode::OK, body),
+                    "text/plain; version=0.0.4; charset=utf-8",
+                ),
+                Err(e) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("scrape failed: {e}\n"),
+                ),
+            }
+        }
+        _ => {
+            let app = app.clone();
+            let rows = tokio::task::spawn_blocking(move || app.live.rows()).await;
+            match rows {
+                Ok(Ok(rows)) => with_type(
+                    text(StatusCode::OK, aliases::json(&rows)),
+                    "application/json",
+                ),
+                Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+            }
+        }
+    };
+    Ok(resp)
+}
