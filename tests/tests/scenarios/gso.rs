@@ -36,8 +36,9 @@ const _: () = assert!(size_of::<__sk_buff>() == 192);
 const _: () = assert!(offset_of!(__sk_buff, gso_segs) == 164);
 const _: () = assert!(offset_of!(__sk_buff, gso_size) == 176);
 
-/// The skb loopback devices get in every namespace; BPF_PROG_TEST_RUN runs
-/// on the caller's loopback unless the context names another device.
+/// Loopback's ifindex in every namespace: BPF_PROG_TEST_RUN hands the
+/// program an skb on the caller's loopback unless the context names another
+/// device.
 const LOOPBACK_IFINDEX: u32 = 1;
 const TCP_TS: L4 = L4::Tcp { header_len: 32 };
 
