@@ -33,6 +33,20 @@ fn server_rx(veth: &Veth, aliases: &udp::Aliases, hook: Hook) -> Result<(Address
         hook,
         ..Config::new(&veth.server.ns, &pins, &veth.server.ifname)
     })?;
+    if hook == Hook::Xdp {
+        // veth has native XDP; the generic fallback would see the same
+        // frames, but say which path this run exercised.
+        let link = veth
+            .server
+            .ns
+            .ip(&["link", "show", "dev", &veth.server.ifname])?;
+        let mode = if link.contains("xdpgeneric") {
+            "generic"
+        } else {
+            "native"
+        };
+        println!("  XDP attached in {mode} mode");
+    }
     let expected = udp::send_plan(veth, aliases)?;
     let snap = dump(&veth.server.ns, &pins)?;
     daemon.stop()?;
