@@ -55,6 +55,12 @@ pub enum Command {
     /// Needs no privileges and no BPF. Exit status: 0 when file and host
     /// agree, 1 when they drift, 2 when the file is invalid.
     Check(CheckArgs),
+    /// Remove every program, link and pinned map aliasstat left under
+    /// --bpffs, and say what was removed.
+    ///
+    /// This drops the counts. Stop `aliasstat run` first: while it runs, its
+    /// open links keep the programs attached until it exits.
+    Detach(DetachArgs),
 }
 
 #[derive(Args)]
@@ -117,6 +123,13 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
+    /// On SIGINT/SIGTERM, detach the programs. By default they stay
+    /// attached through their pinned links and keep counting until the next
+    /// start adopts them, so a restart or upgrade loses no packet; use
+    /// `aliasstat detach` to remove them for good.
+    #[arg(long)]
+    pub detach_on_exit: bool,
+
     /// Seconds a client has to send its request headers before the
     /// connection is closed.
     #[arg(long, value_name = "SECONDS", default_value_t = 10,
@@ -151,4 +164,11 @@ pub struct AliasesArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub config: ConfigArg,
+}
+
+
+#[derive(Args)]
+pub struct DetachArgs {
+    #[command(flatten)]
+    pub bpffs: BpffsArg,
 }

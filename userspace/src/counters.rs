@@ -4,6 +4,7 @@
 //! presents counts, so that presentation is unit-tested without BPF.
 
 use std::{
+    collections::BTreeMap,
     net::IpAddr,
     path::{Path, PathBuf},
 };
@@ -14,17 +15,32 @@ use common::{
     names::{ADDRESSES, OTHER},
 };
 
+use crate::pins;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CountersError {
     #[error(
-        "no pinned map at `{}`: is `aliasstat run` running (or has it run) with this --bpffs?",
+        "no aliasstat maps are pinned under `{}`: is `aliasstat run` running (or has it run) with this --bpffs?",
         path.display()
     )]
-    NotPinned {
+    NotPinned { path: PathBuf },
+    #[error("failed to open the pinned map `{}`", path.display())]
+    Open {
         path: PathBuf,
         #[source]
         source: MapError,
     },
+    #[error("failed to list `{}`", path.display())]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "`{}` holds maps of layout v{found}, made by a newer aliasstat; use that version to read them",
+        path.display()
+    )]
+    NewerLayout { path: PathBuf, found: u32 },
     #[error("pinned map `{}` is not the per-CPU hash aliasstat expects", path.display())]
     WrongMap {
         path: PathBuf,
@@ -64,14 +80,6 @@ pub struct Snapshot {
     pub other: Vec<OtherCount>,
 }
 
-impl Snapshot {
-    fn sort(&mut self) {
-        self.addresses
-            .sort_by_key(|a| (a.ifindex, a.direction, a.address));
-        self.other.sort_by_key(|o| (o.ifindex, o.direction, o.kind));
-    }
-}
-
 /// Where counts come from.
 pub trait CounterSource {
     fn snapshot(&self) -> Result<Snapshot, CountersError>;
@@ -84,25 +92,52 @@ impl CounterSource for Snapshot {
     }
 }
 
-/// The kernel's maps, opened from their pins.
+/// The kernel's maps, opened from their pins: the current layout's, plus
+/// those of older layouts whose counts an upgrade carried over.
 pub struct PinnedMaps {
+    layouts: Vec<LayoutMaps>,
+}
+
+struct LayoutMaps {
     addresses: PerCpuHashMap<MapData, AddrKey, Counters>,
     other: PerCpuHashMap<MapData, OtherKey, Counters>,
 }
 
 impl PinnedMaps {
     pub fn open(bpffs: &Path) -> Result<Self, CountersError> {
-        Ok(Self {
-            addresses: open_map(&bpffs.join(ADDRESSES))?,
-            other: open_map(&bpffs.join(OTHER))?,
-        })
+        let found = pins::layouts(bpffs).map_err(|source| CountersError::Dir {
+            path: bpffs.to_owned(),
+            source,
+        })?;
+        if let Some(&newer) = found.iter().find(|v| !pins::READABLE_LAYOUTS.contains(v)) {
+            return Err(CountersError::NewerLayout {
+                path: bpffs.to_owned(),
+                found: newer,
+            });
+        }
+        if found.is_empty() {
+            return Err(CountersError::NotPinned {
+                path: bpffs.to_owned(),
+            });
+        }
+        let layouts = found
+            .iter()
+            .map(|&v| {
+                let dir = pins::maps_dir(bpffs, v);
+                Ok(LayoutMaps {
+                    addresses: open_map(&dir.join(ADDRESSES))?,
+                    other: open_map(&dir.join(OTHER))?,
+                })
+            })
+            .collect::<Result<_, CountersError>>()?;
+        Ok(Self { layouts })
     }
 }
 
 fn open_map<K: aya::Pod>(
     path: &Path,
 ) -> Result<PerCpuHashMap<MapData, K, Counters>, CountersError> {
-    let data = MapData::from_pin(path).map_err(|source| CountersError::NotPinned {
+    let data = MapData::from_pin(path).map_err(|source| CountersError::Open {
         path: path.to_owned(),
         source,
     })?;
@@ -114,39 +149,53 @@ fn open_map<K: aya::Pod>(
 
 impl CounterSource for PinnedMaps {
     fn snapshot(&self) -> Result<Snapshot, CountersError> {
-        let mut snap = Snapshot::default();
-        for entry in self.addresses.iter() {
-            let (key, values) = entry.map_err(|source| CountersError::Read {
-                name: ADDRESSES,
-                source,
-            })?;
-            // Keys the program never writes (a layout from another version)
-            // are skipped rather than shown as garbage.
-            if let (Some(direction), Some(address)) = (key.dir(), key.ip()) {
-                snap.addresses.push(AddressCount {
-                    ifindex: key.ifindex,
+        // Keys repeat across layouts after an upgrade: sum them.
+        let mut addresses: BTreeMap<(u32, Direction, IpAddr), Counters> = BTreeMap::new();
+        let mut other: BTreeMap<(u32, Direction, OtherKind), Counters> = BTreeMap::new();
+        for layout in &self.layouts {
+            for entry in layout.addresses.iter() {
+                let (key, values) = entry.map_err(|source| CountersError::Read {
+                    name: ADDRESSES,
+                    source,
+                })?;
+                // Keys the program never writes are skipped, not shown as
+                // garbage.
+                if let (Some(direction), Some(address)) = (key.dir(), key.ip()) {
+                    *addresses
+                        .entry((key.ifindex, direction, address))
+                        .or_default() += sum(&values);
+                }
+            }
+            for entry in layout.other.iter() {
+                let (key, values) = entry.map_err(|source| CountersError::Read {
+                    name: OTHER,
+                    source,
+                })?;
+                if let (Some(direction), Some(kind)) = (key.dir(), key.other_kind()) {
+                    *other.entry((key.ifindex, direction, kind)).or_default() += sum(&values);
+                }
+            }
+        }
+        Ok(Snapshot {
+            addresses: addresses
+                .into_iter()
+                .map(|((ifindex, direction, address), counters)| AddressCount {
+                    ifindex,
                     direction,
                     address,
-                    counters: sum(&values),
-                });
-            }
-        }
-        for entry in self.other.iter() {
-            let (key, values) = entry.map_err(|source| CountersError::Read {
-                name: OTHER,
-                source,
-            })?;
-            if let (Some(direction), Some(kind)) = (key.dir(), key.other_kind()) {
-                snap.other.push(OtherCount {
-                    ifindex: key.ifindex,
+                    counters,
+                })
+                .collect(),
+            other: other
+                .into_iter()
+                .map(|((ifindex, direction, kind), counters)| OtherCount {
+                    ifindex,
                     direction,
                     kind,
-                    counters: sum(&values),
-                });
-            }
-        }
-        snap.sort();
-        Ok(snap)
+                    counters,
+                })
+                .collect(),
+        })
     }
 }
 

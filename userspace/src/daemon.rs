@@ -1,7 +1,13 @@
 //! `aliasstat run`: load, attach, follow the host's addresses and the
-//! alias file, forward kernel logs, and wait for a signal to detach.
+//! alias file, forward kernel logs, serve HTTP, and keep the programs
+//! attached until told to stop.
 
-use std::{io, path::PathBuf, sync::Arc, time::SystemTime};
+use std::{
+    io,
+    path::PathBuf,
+    sync::{Arc, RwLock},
+    time::{Duration, SystemTime},
+};
 
 use aya_log::EbpfLogger;
 use log::{error, info, warn};
@@ -12,13 +18,14 @@ use tokio::{
 };
 
 use crate::{
+    attach::{AttachError, Attacher, Attachment},
     counters::{CountersError, PinnedMaps},
     foreign::ForeignBudget,
     http::{self, BindError},
     interfaces::{self, InterfaceError},
     inventory::{self, ConfigError, HostTable},
     live::{ConfigStatus, Live},
-    loader::{self, Attachment, Hook, LoadError},
+    loader::{self, Hook, LoadError},
 };
 
 pub struct Options {
@@ -33,6 +40,9 @@ pub struct Options {
     pub limits: http::Limits,
     /// Foreign addresses that get series of their own.
     pub max_foreign_series: usize,
+    /// Unpin the links on exit so the programs detach, instead of leaving
+    /// them counting for the next start.
+    pub detach_on_exit: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +57,8 @@ pub enum DaemonError {
     Counters(#[from] CountersError),
     #[error(transparent)]
     Bind(#[from] BindError),
+    #[error(transparent)]
+    Attach(#[from] Box<AttachError>),
     #[error("failed to install the {signal} handler")]
     Signal {
         signal: &'static str,
@@ -63,7 +75,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     } else {
         opts.interfaces
     };
-    // Handlers first, so a signal during start-up still detaches cleanly.
+    // Handlers first, so a signal during start-up still stops cleanly.
     let mut sigint = handler(SignalKind::interrupt(), "SIGINT")?;
     let mut sigterm = handler(SignalKind::terminate(), "SIGTERM")?;
     let mut sighup = handler(SignalKind::hangup(), "SIGHUP")?;
@@ -80,21 +92,19 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         last_reload_success: true,
         last_reload: SystemTime::now(),
     });
-    let (host_tx, host_rx) = watch::channel(Arc::new(HostTable::default()));
+    let (host_tx, mut host_rx) = watch::channel(Arc::new(HostTable::default()));
     tokio::spawn(inventory::watch(host_tx));
     tokio::spawn(log_host_changes(host_rx.clone(), config_rx.clone()));
 
     let mut ebpf = loader::load(&opts.bpffs, opts.map_capacity)?;
     forward_kernel_logs(&mut ebpf);
-    let mut attached = Vec::new();
-    for iface in &interfaces {
-        attached.extend(loader::attach(&mut ebpf, iface, opts.hook)?);
-    }
+    let mut attacher = Attacher::new(&opts.bpffs, opts.hook, &interfaces);
+    attacher.reconcile(&mut ebpf).map_err(Box::new)?;
     let live = Arc::new(Live {
         counters: Box::new(PinnedMaps::open(&opts.bpffs)?),
-        host: host_rx,
+        host: host_rx.clone(),
         config: config_rx,
-        attachments: attached,
+        attachments: RwLock::new(attacher.attachments()),
         address_capacity: loader::address_capacity(&ebpf)?,
         foreign: std::sync::Mutex::new(ForeignBudget::new(opts.max_foreign_series)),
     });
@@ -107,23 +117,59 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     ));
     info!(
         "ready: counting on {}; maps pinned under {}; metrics on http://{}/metrics",
-        describe(&live.attachments),
+        describe(&attacher.attachments()),
         opts.bpffs.display(),
         opts.listen
     );
 
+    // Link events come through the host table; the tick also catches an
+    // interface whose index changed between two events we coalesced.
+    let mut tick = tokio::time::interval(RECONCILE_EVERY);
     let stop = loop {
         tokio::select! {
             _ = sigint.recv() => break "SIGINT",
             _ = sigterm.recv() => break "SIGTERM",
             _ = sighup.recv() => reload(&opts.config, &config_tx),
+            changed = host_rx.changed() => {
+                if changed.is_err() {
+                    continue;
+                }
+                host_rx.borrow_and_update();
+                reconcile(&mut attacher, &mut ebpf, &live);
+            }
+            _ = tick.tick() => reconcile(&mut attacher, &mut ebpf, &live),
         }
     };
-    // Dropping the object detaches every program; the pinned maps, and
-    // with them the counts, stay for the next start.
-    drop(ebpf);
-    info!("{stop}: detached from {}", interfaces.join(", "));
+    if opts.detach_on_exit {
+        attacher.unpin_all().map_err(Box::new)?;
+        drop(ebpf);
+        info!("{stop}: detached from {}", interfaces.join(", "));
+    } else {
+        info!(
+            "{stop}: exiting; the programs stay attached through their pinned links and keep counting (`aliasstat detach` removes them)"
+        );
+    }
     Ok(())
+}
+
+const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+
+/// Re-attaches what needs it; a failure is logged and retried on the next
+/// event or tick rather than stopping the daemon.
+fn reconcile(attacher: &mut Attacher, ebpf: &mut aya::Ebpf, live: &Live) {
+    match attacher.reconcile(ebpf) {
+        Ok(false) => {}
+        Ok(true) => {
+            *live
+                .attachments
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = attacher.attachments();
+        }
+        Err(e) => error!(
+            "attaching failed, retrying in {} s: {e}",
+            RECONCILE_EVERY.as_secs()
+        ),
+    }
 }
 
 /// Re-reads the alias file. Counts live in the kernel and are untouched; an
@@ -256,7 +302,7 @@ mod tests {
     fn describes_attachments_per_interface() {
         let a = |iface: &str, hook, direction| Attachment {
             iface: iface.into(),
-            ifindex: 7,
+            ifindex: Some(7),
             hook,
             direction,
         };

@@ -7,6 +7,7 @@
 //! commands of the same names; `interfaces` and `table` are small helpers.
 
 pub mod aliases;
+pub mod attach;
 pub mod check;
 pub mod counters;
 pub mod daemon;
@@ -18,4 +19,5 @@ pub mod inventory;
 pub mod live;
 pub mod loader;
 pub mod metrics;
+pub mod pins;
 pub mod table;

@@ -2,17 +2,17 @@
 //! the host's addresses, the alias file, and what is attached where.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, RwLock},
     time::SystemTime,
 };
 
 use tokio::sync::watch;
 
 use crate::{
+    attach::Attachment,
     counters::{CounterSource, CountersError},
     foreign::ForeignBudget,
     inventory::{self, Config, HostTable, Row},
-    loader::Attachment,
 };
 
 /// The alias file as last loaded, and how the last (re)load went.
@@ -27,22 +27,23 @@ pub struct Live {
     pub counters: Box<dyn CounterSource + Send + Sync>,
     pub host: watch::Receiver<Arc<HostTable>>,
     pub config: watch::Receiver<ConfigStatus>,
-    pub attachments: Vec<Attachment>,
+    /// Every desired attachment, updated as interfaces come and go.
+    pub attachments: RwLock<Vec<Attachment>>,
     /// Capacity of the address map, as created.
     pub address_capacity: u32,
     pub foreign: Mutex<ForeignBudget>,
 }
 
 impl Live {
-    /// Whether `a` is still attached: the interface it was attached to
-    /// still exists under the same index (a deleted interface takes its
-    /// tcx and XDP links with it).
-    pub fn is_attached(&self, a: &Attachment) -> bool {
-        crate::interfaces::index(&a.iface) == Some(a.ifindex)
+    pub fn attachments(&self) -> Vec<Attachment> {
+        self.attachments
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub fn all_attached(&self) -> bool {
-        self.attachments.iter().all(|a| self.is_attached(a))
+        self.attachments().iter().all(Attachment::is_attached)
     }
 
     /// The joined inventory, as `aliasstat aliases` shows it.

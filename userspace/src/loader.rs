@@ -9,14 +9,16 @@ use std::{
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{MapData, MapError, MapInfo, PerCpuHashMap, PerCpuValues},
-    programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode, tc},
+    programs::{ProgramError, SchedClassifier, Xdp, tc},
     util::KernelVersion,
 };
 use common::{
     Counters, Direction, OtherKey, OtherKind,
-    names::{ADDRESSES, OTHER, TC_EGRESS, TC_INGRESS, XDP_INGRESS},
+    names::{ADDRESSES, OTHER},
 };
-use log::warn;
+use log::{info, warn};
+
+use crate::pins;
 
 /// The programs, built by build.rs for the BPF target.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/aliasstat"));
@@ -67,15 +69,11 @@ pub enum LoadError {
         #[source]
         source: MapError,
     },
-    #[error("interface `{iface}` does not exist")]
-    UnknownInterface { iface: String },
-    #[error("failed to attach `{program}` to interface `{iface}`")]
-    Attach {
-        iface: String,
-        program: &'static str,
-        #[source]
-        source: ProgramError,
-    },
+    #[error(
+        "`{}` holds maps of layout v{found}, made by a newer aliasstat than this one (layout v{}); run the newer version, or `aliasstat detach` to start over",
+        path.display(), pins::LAYOUT_VERSION
+    )]
+    NewerLayout { path: PathBuf, found: u32 },
     #[error("failed to add a clsact qdisc to interface `{iface}`")]
     Clsact {
         iface: String,
@@ -84,19 +82,9 @@ pub enum LoadError {
     },
 }
 
-/// One program attached to one interface.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Attachment {
-    pub iface: String,
-    /// The index at attach time: a re-created interface gets a new one.
-    pub ifindex: u32,
-    /// `tc` or `xdp`.
-    pub hook: &'static str,
-    pub direction: Direction,
-}
-
-/// Loads the object with its maps pinned under `bpffs`, reusing maps that
-/// are already pinned there so that counts survive a restart.
+/// Loads the object with its maps pinned under `bpffs`, reusing maps of
+/// this layout that are already pinned there so that counts survive a
+/// restart.
 pub fn load(bpffs: &Path, map_capacity: u32) -> Result<Ebpf, LoadError> {
     std::fs::create_dir_all(bpffs).map_err(|source| LoadError::PinDir {
         path: bpffs.to_owned(),
@@ -107,9 +95,31 @@ pub fn load(bpffs: &Path, map_capacity: u32) -> Result<Ebpf, LoadError> {
             path: bpffs.to_owned(),
         });
     }
-    warn_on_capacity_mismatch(bpffs, map_capacity);
+    let layouts = pins::layouts(bpffs).map_err(|source| LoadError::PinDir {
+        path: bpffs.to_owned(),
+        source,
+    })?;
+    if let Some(&newer) = layouts.iter().find(|&&v| v > pins::LAYOUT_VERSION) {
+        return Err(LoadError::NewerLayout {
+            path: bpffs.to_owned(),
+            found: newer,
+        });
+    }
+    let maps = pins::maps_dir(bpffs, pins::LAYOUT_VERSION);
+    std::fs::create_dir_all(&maps).map_err(|source| LoadError::PinDir {
+        path: maps.clone(),
+        source,
+    })?;
+    if let Some(&older) = layouts.iter().rev().find(|&&v| v < pins::LAYOUT_VERSION) {
+        info!(
+            "maps of layout v{older} under {} are kept as carried-over counts; new counts go to layout v{}",
+            bpffs.display(),
+            pins::LAYOUT_VERSION
+        );
+    }
+    warn_on_capacity_mismatch(&maps, map_capacity);
     EbpfLoader::new()
-        .default_map_pin_directory(bpffs)
+        .default_map_pin_directory(&maps)
         .map_max_entries(ADDRESSES, map_capacity)
         .load(OBJECT)
         .map_err(LoadError::Object)
@@ -127,8 +137,8 @@ fn is_bpffs(path: &Path) -> bool {
 
 /// A pinned map keeps the capacity it was created with; say so rather than
 /// silently ignoring `--map-capacity`.
-fn warn_on_capacity_mismatch(bpffs: &Path, wanted: u32) {
-    let path = bpffs.join(ADDRESSES);
+fn warn_on_capacity_mismatch(maps: &Path, wanted: u32) {
+    let path = maps.join(ADDRESSES);
     if let Ok(info) = MapInfo::from_pin(&path)
         && info.max_entries() != wanted
     {
@@ -157,81 +167,20 @@ pub fn address_capacity(ebpf: &Ebpf) -> Result<u32, LoadError> {
         })
 }
 
-/// Attaches counting to `iface`: ingress on `hook`, egress on TC.
-pub fn attach(ebpf: &mut Ebpf, iface: &str, hook: Hook) -> Result<Vec<Attachment>, LoadError> {
-    let ifindex = self::index(iface)?;
-    create_other_buckets(ebpf, ifindex)?;
-    let mut done = Vec::with_capacity(2);
-    match hook {
-        Hook::Tc => {
-            attach_tc(ebpf, iface, TC_INGRESS, TcAttachType::Ingress)?;
-            done.push(Attachment {
-                iface: iface.to_owned(),
-                ifindex,
-                hook: "tc",
-                direction: Direction::Rx,
-            });
-        }
-        Hook::Xdp => {
-            let prog: &mut Xdp = program(ebpf, XDP_INGRESS)?;
-            prog.attach_to_if_index(ifindex, XdpMode::Default)
-                .map_err(|source| LoadError::Attach {
-                    iface: iface.to_owned(),
-                    program: XDP_INGRESS,
-                    source,
-                })?;
-            done.push(Attachment {
-                iface: iface.to_owned(),
-                ifindex,
-                hook: "xdp",
-                direction: Direction::Rx,
-            });
-        }
-    }
-    attach_tc(ebpf, iface, TC_EGRESS, TcAttachType::Egress)?;
-    done.push(Attachment {
-        iface: iface.to_owned(),
-        ifindex,
-        hook: "tc",
-        direction: Direction::Tx,
-    });
-    Ok(done)
-}
-
-fn index(iface: &str) -> Result<u32, LoadError> {
-    crate::interfaces::index(iface).ok_or_else(|| LoadError::UnknownInterface {
-        iface: iface.to_owned(),
-    })
-}
-
-fn attach_tc(
-    ebpf: &mut Ebpf,
-    iface: &str,
-    name: &'static str,
-    attach_type: TcAttachType,
-) -> Result<(), LoadError> {
-    // tcx (6.6+) needs no qdisc; the netlink fallback needs clsact.
+/// tcx (6.6+) needs no qdisc; the netlink fallback needs clsact.
+pub fn ensure_clsact(iface: &str) -> Result<(), LoadError> {
     let has_tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
-    if !has_tcx {
-        match tc::qdisc_add_clsact(iface) {
-            Ok(()) => {}
-            Err(tc::TcError::IoError(e)) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(source) => {
-                return Err(LoadError::Clsact {
-                    iface: iface.to_owned(),
-                    source,
-                });
-            }
-        }
+    if has_tcx {
+        return Ok(());
     }
-    let prog: &mut SchedClassifier = program(ebpf, name)?;
-    prog.attach(iface, attach_type)
-        .map_err(|source| LoadError::Attach {
+    match tc::qdisc_add_clsact(iface) {
+        Ok(()) => Ok(()),
+        Err(tc::TcError::IoError(e)) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(LoadError::Clsact {
             iface: iface.to_owned(),
-            program: name,
             source,
-        })?;
-    Ok(())
+        }),
+    }
 }
 
 /// The program `name`, loaded into the kernel on first use.
@@ -279,7 +228,7 @@ impl Loadable for Xdp {
 
 /// Creates zeroed `non_ip` and `overflow` entries for `ifindex`, keeping
 /// any that already hold counts, so the kernel side never needs to insert.
-fn create_other_buckets(ebpf: &mut Ebpf, ifindex: u32) -> Result<(), LoadError> {
+pub fn create_other_buckets(ebpf: &mut Ebpf, ifindex: u32) -> Result<(), LoadError> {
     let map_err = |source| LoadError::Map {
         name: OTHER,
         source,

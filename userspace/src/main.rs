@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use aliasstat::{
     aliases, check,
     counters::{CounterSource as _, PinnedMaps},
-    daemon, dump, interfaces, inventory,
+    daemon, dump, interfaces, inventory, pins,
 };
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -39,6 +39,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                     header_timeout: std::time::Duration::from_secs(args.header_timeout),
                 },
                 max_foreign_series: args.max_foreign_series,
+                detach_on_exit: args.detach_on_exit,
             }))?;
         }
         cli::Command::Dump(args) => {
@@ -58,6 +59,22 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", aliases::json(&rows));
             } else {
                 print!("{}", aliases::table(&rows));
+            }
+        }
+        cli::Command::Detach(args) => {
+            let dir = &args.bpffs.bpffs;
+            let removed = pins::remove_all(dir)
+                .with_context(|| format!("failed to remove the pins under {}", dir.display()))?;
+            if removed.is_empty() {
+                println!("nothing pinned under {}", dir.display());
+            }
+            for path in removed {
+                let what = if path.starts_with(pins::links_dir(dir)) {
+                    "link (program detached)"
+                } else {
+                    "map"
+                };
+                println!("removed {what}: {}", path.display());
             }
         }
         cli::Command::Check(args) => {

@@ -2,12 +2,13 @@
 //! the live inventory at scrape time; nothing is accumulated here.
 
 use std::{
+    collections::BTreeMap,
     net::IpAddr,
     sync::Arc,
     time::{Instant, UNIX_EPOCH},
 };
 
-use common::{Direction, OtherKind};
+use common::{Counters, Direction, OtherKind};
 use log::warn;
 use prometheus::{
     GaugeVec, IntCounterVec, IntGaugeVec, Opts,
@@ -278,34 +279,50 @@ impl AliasCollector {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .split(&snap.addresses, is_foreign);
-                let mut known: Vec<IpAddr> = Vec::with_capacity(split.listed.len());
+                // Series are named by interface name, summed over indexes:
+                // an interface deleted and created again continues its
+                // series instead of restarting it.
+                let mut addresses: BTreeMap<(String, IpAddr, Direction), Counters> =
+                    BTreeMap::new();
                 for c in &split.listed {
-                    let iface = host.link_name(c.ifindex);
-                    let addr = c.address.to_string();
-                    let labels = [iface.as_str(), addr.as_str(), alias_of(c.address)];
-                    let (packets, bytes) = match c.direction {
+                    let key = (host.link_name(c.ifindex), c.address, c.direction);
+                    *addresses.entry(key).or_default() += c.counters;
+                }
+                let mut known: Vec<IpAddr> = Vec::with_capacity(addresses.len());
+                for ((iface, address, dir), c) in &addresses {
+                    let addr = address.to_string();
+                    let labels = [iface.as_str(), addr.as_str(), alias_of(*address)];
+                    let (packets, bytes) = match dir {
                         Direction::Rx => (RX_PACKETS, RX_BYTES),
                         Direction::Tx => (TX_PACKETS, TX_BYTES),
                     };
-                    v[packets].set(&labels, c.counters.packets);
-                    v[bytes].set(&labels, c.counters.bytes);
-                    known.push(c.address);
+                    v[packets].set(&labels, c.packets);
+                    v[bytes].set(&labels, c.bytes);
+                    known.push(*address);
                 }
+                let mut buckets: BTreeMap<(String, Direction, usize, usize), Counters> =
+                    BTreeMap::new();
                 for o in &snap.other {
-                    let iface = host.link_name(o.ifindex);
-                    let labels = [iface.as_str(), direction(o.direction)];
-                    let (packets, bytes) = match o.kind {
+                    let families = match o.kind {
                         OtherKind::NonIp => (NON_IP_PACKETS, NON_IP_BYTES),
                         OtherKind::Overflow => (OVERFLOW_PACKETS, OVERFLOW_BYTES),
                     };
-                    v[packets].set(&labels, o.counters.packets);
-                    v[bytes].set(&labels, o.counters.bytes);
+                    let key = (
+                        host.link_name(o.ifindex),
+                        o.direction,
+                        families.0,
+                        families.1,
+                    );
+                    *buckets.entry(key).or_default() += o.counters;
                 }
                 for ((ifindex, dir), c) in &split.other {
-                    let iface = host.link_name(*ifindex);
+                    let key = (host.link_name(*ifindex), *dir, OTHER_PACKETS, OTHER_BYTES);
+                    *buckets.entry(key).or_default() += *c;
+                }
+                for ((iface, dir, packets, bytes), c) in &buckets {
                     let labels = [iface.as_str(), direction(*dir)];
-                    v[OTHER_PACKETS].set(&labels, c.packets);
-                    v[OTHER_BYTES].set(&labels, c.bytes);
+                    v[*packets].set(&labels, c.packets);
+                    v[*bytes].set(&labels, c.bytes);
                 }
                 v[MAP_ENTRIES].set(&["addresses"], snap.addresses.len() as u64);
                 v[MAP_ENTRIES].set(&["other"], snap.other.len() as u64);
@@ -333,9 +350,9 @@ impl AliasCollector {
                 v[PRESENT].set(&[alias.interface.as_deref().unwrap_or(""), &addr, ""], 0);
             }
         }
-        for a in &live.attachments {
+        for a in live.attachments() {
             let labels = [a.iface.as_str(), a.hook, direction(a.direction)];
-            v[ATTACHED].set(&labels, u64::from(live.is_attached(a)));
+            v[ATTACHED].set(&labels, u64::from(a.is_attached()));
         }
         let listed = live
             .foreign
@@ -403,16 +420,15 @@ pub fn encode(registry: &prometheus::Registry) -> Vec<u8> {
 mod tests {
     use std::sync::Mutex;
 
-    use common::Counters;
     use tokio::sync::watch;
 
     use super::*;
     use crate::{
+        attach::Attachment,
         counters::{AddressCount, OtherCount, Snapshot},
         foreign::ForeignBudget,
         inventory::{Alias, Config, HostTable},
         live::ConfigStatus,
-        loader::Attachment,
     };
 
     fn live(counts: Snapshot, config: Config) -> Arc<Live> {
@@ -426,12 +442,12 @@ mod tests {
             counters: Box::new(counts),
             host,
             config,
-            attachments: vec![Attachment {
+            attachments: std::sync::RwLock::new(vec![Attachment {
                 iface: "no-such-if0".into(),
-                ifindex: 99,
+                ifindex: Some(99),
                 hook: "tc",
                 direction: Direction::Rx,
-            }],
+            }]),
             address_capacity: 4,
             foreign: Mutex::new(ForeignBudget::new(1)),
         })

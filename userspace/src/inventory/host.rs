@@ -84,6 +84,9 @@ pub struct HostAddress {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HostTable {
     links: BTreeMap<u32, String>,
+    /// Names of deleted links: their counts outlive them, and a link
+    /// re-created under the same name continues the same series.
+    departed: BTreeMap<u32, String>,
     addresses: BTreeMap<(u32, IpAddr), HostAddress>,
 }
 
@@ -95,7 +98,9 @@ impl HostTable {
             RouteNetlinkMessage::NewLink(link) => self.new_link(link),
             RouteNetlinkMessage::DelLink(link) => {
                 let index = link.header.index;
-                self.links.remove(&index);
+                if let Some(name) = self.links.remove(&index) {
+                    self.departed.insert(index, name);
+                }
                 // The kernel reports the addresses' removal too, but only
                 // for those it still had; dropping them here makes a lost
                 // event harmless.
@@ -184,10 +189,12 @@ impl HostTable {
         self.holders(address).next().is_some()
     }
 
-    /// The name of `index` as last reported, for counts seen on it.
+    /// The name of `index` as last reported, for counts seen on it, also
+    /// after the link was deleted.
     pub fn link_name(&self, index: u32) -> String {
         self.links
             .get(&index)
+            .or_else(|| self.departed.get(&index))
             .cloned()
             .unwrap_or_else(|| crate::interfaces::name(index))
     }
@@ -333,6 +340,7 @@ pub(crate) mod tests {
         };
         t.apply(&RouteNetlinkMessage::DelLink(msg));
         assert_eq!(t.addresses().count(), 0);
+        assert_eq!(t.link_name(3), "new");
     }
 
     #[test]

@@ -1,0 +1,320 @@
+//! Keeping the programs attached to the interfaces the operator named.
+//!
+//! Each attachment is a bpf_link pinned under `<bpffs>/links/<iface>/<hook>`,
+//! so the kernel keeps counting while the daemon is stopped or restarting.
+//! On start an existing pin is adopted and its program replaced atomically
+//! (`bpf_link_update`): every packet runs either the old or the new program,
+//! both writing the same pinned maps, so none is missed or counted twice.
+//! [`Attacher::reconcile`] runs at start and on every link change: it waits
+//! for interfaces that do not exist yet and re-attaches interfaces that
+//! were deleted and created again.
+
+use std::{
+    collections::BTreeMap,
+    fs, io,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    Ebpf,
+    pin::PinError,
+    programs::{
+        ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        links::{FdLink, LinkError, PinnedLink},
+        tc::{SchedClassifierLink, SchedClassifierLinkId},
+        xdp::{XdpLink, XdpLinkId},
+    },
+};
+use common::{
+    Direction,
+    names::{TC_EGRESS, TC_INGRESS, XDP_INGRESS},
+};
+use log::{info, warn};
+
+use crate::{
+    interfaces,
+    loader::{self, Hook, LoadError},
+    pins,
+};
+
+/// One program on one interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    pub iface: String,
+    /// `tc` or `xdp`.
+    pub hook: &'static str,
+    pub direction: Direction,
+    /// The interface index it is attached to; `None` while the interface
+    /// is missing (not created yet, or deleted).
+    pub ifindex: Option<u32>,
+}
+
+impl Attachment {
+    /// Attached, and the interface it is attached to is still the one
+    /// with that name (a deleted interface takes its links with it).
+    pub fn is_attached(&self) -> bool {
+        self.ifindex.is_some() && interfaces::index(&self.iface) == self.ifindex
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("failed to attach `{program}` to interface `{iface}`")]
+    Attach {
+        iface: String,
+        program: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("failed to pin the link of `{program}` on `{iface}` at `{}`", path.display())]
+    Pin {
+        iface: String,
+        program: &'static str,
+        path: PathBuf,
+        #[source]
+        source: PinError,
+    },
+    #[error("failed to take the link of `{program}` on `{iface}`")]
+    Link {
+        iface: String,
+        program: &'static str,
+        #[source]
+        source: LinkError,
+    },
+    #[error("failed to manage link pins under `{}`", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A program slot: which program, on which hook, pinned under which name.
+struct Slot {
+    program: &'static str,
+    hook: &'static str,
+    direction: Direction,
+    pin: &'static str,
+}
+
+const TC_IN: Slot = Slot {
+    program: TC_INGRESS,
+    hook: "tc",
+    direction: Direction::Rx,
+    pin: "tc-ingress",
+};
+const XDP_IN: Slot = Slot {
+    program: XDP_INGRESS,
+    hook: "xdp",
+    direction: Direction::Rx,
+    pin: "xdp-ingress",
+};
+const TC_OUT: Slot = Slot {
+    program: TC_EGRESS,
+    hook: "tc",
+    direction: Direction::Tx,
+    pin: "tc-egress",
+};
+
+pub struct Attacher {
+    bpffs: PathBuf,
+    /// Ingress slot in use, then egress.
+    slots: [&'static Slot; 2],
+    /// Ingress slot not in use: a pin left there by a run with the other
+    /// hook is removed once the new one is attached.
+    unused: &'static Slot,
+    /// Our own fds on the links, by interface; the pins hold the links too.
+    links: BTreeMap<String, Vec<FdLink>>,
+    state: BTreeMap<String, Option<u32>>,
+}
+
+impl Attacher {
+    pub fn new(bpffs: &Path, hook: Hook, interfaces: &[String]) -> Self {
+        let (ingress, unused) = match hook {
+            Hook::Tc => (&TC_IN, &XDP_IN),
+            Hook::Xdp => (&XDP_IN, &TC_IN),
+        };
+        Self {
+            bpffs: bpffs.to_owned(),
+            slots: [ingress, &TC_OUT],
+            unused,
+            links: BTreeMap::new(),
+            state: interfaces.iter().map(|i| (i.clone(), None)).collect(),
+        }
+    }
+
+    /// Every desired attachment, attached or not.
+    pub fn attachments(&self) -> Vec<Attachment> {
+        self.state
+            .iter()
+            .flat_map(|(iface, ifindex)| {
+                self.slots.iter().map(move |s| Attachment {
+                    iface: iface.clone(),
+                    hook: s.hook,
+                    direction: s.direction,
+                    ifindex: *ifindex,
+                })
+            })
+            .collect()
+    }
+
+    /// Brings every named interface that exists to attached, and notes
+    /// those that went away. Returns whether anything changed.
+    pub fn reconcile(&mut self, ebpf: &mut Ebpf) -> Result<bool, AttachError> {
+        let mut changed = false;
+        let names: Vec<String> = self.state.keys().cloned().collect();
+        for iface in names {
+            let now = interfaces::index(&iface);
+            let before = self.state[&iface];
+            if now == before {
+                continue;
+            }
+            changed = true;
+            match now {
+                None => {
+                    self.links.remove(&iface);
+                    if before.is_some() {
+                        warn!("interface {iface} is gone; waiting for it to come back");
+                    } else {
+                        warn!("interface {iface} does not exist yet; waiting for it");
+                    }
+                }
+                Some(ifindex) => {
+                    loader::create_other_buckets(ebpf, ifindex)?;
+                    let mut links = Vec::with_capacity(self.slots.len());
+                    for slot in self.slots {
+                        links.push(self.attach(ebpf, &iface, ifindex, slot)?);
+                    }
+                    self.remove_pin(&iface, self.unused)?;
+                    self.links.insert(iface.clone(), links);
+                    info!("attached to {iface} (ifindex {ifindex})");
+                }
+            }
+            self.state.insert(iface, now);
+        }
+        Ok(changed)
+    }
+
+    fn attach(
+        &self,
+        ebpf: &mut Ebpf,
+        iface: &str,
+        ifindex: u32,
+        slot: &Slot,
+    ) -> Result<FdLink, AttachError> {
+        let path = pins::link(&self.bpffs, iface, slot.pin);
+        let attach_err = |source| AttachError::Attach {
+            iface: iface.to_owned(),
+            program: slot.program,
+            source,
+        };
+        let link_err = |source| AttachError::Link {
+            iface: iface.to_owned(),
+            program: slot.program,
+            source,
+        };
+        // Adopt a live pinned link: swap its program in place.
+        if let Ok(pinned) = PinnedLink::from_pin(&path) {
+            let adopted = match slot.hook {
+                "xdp" => adopt_xdp(loader::program(ebpf, slot.program)?, pinned),
+                _ => adopt_tc(loader::program(ebpf, slot.program)?, pinned),
+            };
+            match adopted {
+                Ok(link) => return Ok(link),
+                // A link whose interface was deleted cannot be updated.
+                Err(e) => {
+                    info!("replacing stale link pin {}: {e}", path.display());
+                    self.remove_file(&path)?;
+                }
+            }
+        }
+        let fd = match slot.hook {
+            "xdp" => {
+                let prog: &mut Xdp = loader::program(ebpf, slot.program)?;
+                let id: XdpLinkId = prog
+                    .attach_to_if_index(ifindex, XdpMode::Default)
+                    .map_err(attach_err)?;
+                FdLink::try_from(prog.take_link(id).map_err(attach_err)?).map_err(link_err)?
+            }
+            _ => {
+                let attach_type = match slot.direction {
+                    Direction::Rx => TcAttachType::Ingress,
+                    Direction::Tx => TcAttachType::Egress,
+                };
+                loader::ensure_clsact(iface)?;
+                let prog: &mut SchedClassifier = loader::program(ebpf, slot.program)?;
+                let id: SchedClassifierLinkId =
+                    prog.attach(iface, attach_type).map_err(attach_err)?;
+                let link = prog.take_link(id).map_err(attach_err)?;
+                match FdLink::try_from(link) {
+                    Ok(fd) => fd,
+                    // The pre-6.6 netlink attachment cannot be pinned: it
+                    // lives as long as the qdisc, and this process.
+                    Err(_) => return Err(link_err(LinkError::InvalidLink)),
+                }
+            }
+        };
+        let dir = path.parent().expect("link pins live in a directory");
+        fs::create_dir_all(dir).map_err(|source| AttachError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let pinned = fd.pin(&path).map_err(|source| AttachError::Pin {
+            iface: iface.to_owned(),
+            program: slot.program,
+            path: path.clone(),
+            source,
+        })?;
+        Ok(FdLink::from(pinned))
+    }
+
+    fn remove_pin(&self, iface: &str, slot: &Slot) -> Result<(), AttachError> {
+        self.remove_file(&pins::link(&self.bpffs, iface, slot.pin))
+    }
+
+    fn remove_file(&self, path: &Path) -> Result<(), AttachError> {
+        match fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(AttachError::Io {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Unpins every link so that they detach when this process exits.
+    pub fn unpin_all(&mut self) -> Result<(), AttachError> {
+        for iface in self.state.keys() {
+            for slot in self.slots {
+                self.remove_pin(iface, slot)?;
+            }
+        }
+        self.links.clear();
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum AdoptError {
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error(transparent)]
+    Program(#[from] ProgramError),
+}
+
+/// Points a pinned TC link at `prog`, atomically.
+fn adopt_tc(prog: &mut SchedClassifier, pinned: PinnedLink) -> Result<FdLink, AdoptError> {
+    let link = SchedClassifierLink::try_from(FdLink::from(pinned))?;
+    let id = prog.attach_to_link(link)?;
+    Ok(FdLink::try_from(prog.take_link(id)?)?)
+}
+
+/// Points a pinned XDP link at `prog`, atomically.
+fn adopt_xdp(prog: &mut Xdp, pinned: PinnedLink) -> Result<FdLink, AdoptError> {
+    let link = XdpLink::try_from(FdLink::from(pinned))?;
+    let id = prog.attach_to_link(link)?;
+    Ok(FdLink::try_from(prog.take_link(id)?)?)
+}
