@@ -1,6 +1,6 @@
 //! Flags and help text. The doc comments here are the user manual.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use aliasstat::loader::Hook;
 use clap::{Args, Parser, Subcommand};
@@ -55,6 +55,21 @@ pub enum Command {
     /// Needs no privileges and no BPF. Exit status: 0 when file and host
     /// agree, 1 when they drift, 2 when the file is invalid.
     Check(CheckArgs),
+    /// Live traffic per address, like top: which address, owned by whom,
+    /// is taking the traffic right now.
+    ///
+    /// Reads a running `aliasstat run` over HTTP (no root needed) and shows
+    /// one row per address: alias, address, interface, state, owner, rx and
+    /// tx per second over the last --interval, and the counters' totals.
+    /// Undocumented addresses with traffic show in yellow, traffic for
+    /// absent or foreign addresses in red, both marked with `!`. Keys: r t
+    /// a n sort by rx, tx, total, name; i inverts; / filters; b switches
+    /// bits/packets; p pauses; ? helps; q quits. If the daemon goes away,
+    /// top says so and reconnects by itself.
+    ///
+    /// When stdout is not a terminal, or with --once or --json, prints two
+    /// samples' rates once and exits, in raw numbers (bits/s, packets/s).
+    Top(TopArgs),
     /// Remove every program, link and pinned map aliasstat left under
     /// --bpffs, and say what was removed.
     ///
@@ -166,6 +181,29 @@ pub struct CheckArgs {
     pub config: ConfigArg,
 }
 
+#[derive(Args)]
+pub struct TopArgs {
+    /// Where `aliasstat run` serves its API: http://HOST:PORT of its
+    /// --listen. Use an ssh tunnel for another host's loopback.
+    #[arg(long, value_name = "URL", default_value = aliasstat::top::DEFAULT_URL)]
+    pub url: String,
+
+    /// Time between samples; rates are averaged over it. 1s, 500ms, 2.5s
+    /// or 1m; from 100ms to 1h.
+    #[arg(long, value_name = "DURATION", default_value = "1s",
+          value_parser = aliasstat::top::parse_interval)]
+    pub interval: Duration,
+
+    /// Take two samples one --interval apart, print their rates as a
+    /// table, and exit. The default when stdout is not a terminal.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Like --once, but print `{"interval_seconds":…,"aliases":[…]}` with
+    /// bits_per_second, packets_per_second, bytes and packets for rx and tx.
+    #[arg(long)]
+    pub json: bool,
+}
 
 #[derive(Args)]
 pub struct DetachArgs {

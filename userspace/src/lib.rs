@@ -21,3 +21,4 @@ pub mod loader;
 pub mod metrics;
 pub mod pins;
 pub mod table;
+pub mod top;

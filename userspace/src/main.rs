@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use aliasstat::{
     aliases, check,
     counters::{CounterSource as _, PinnedMaps},
-    daemon, dump, interfaces, inventory, pins,
+    daemon, dump, interfaces, inventory, pins, top,
 };
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -90,6 +90,12 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             print!("{report}");
             return Ok(ExitCode::from(code));
         }
+        cli::Command::Top(args) => top::run(&top::Options {
+            url: args.url,
+            interval: args.interval,
+            once: args.once,
+            json: args.json,
+        })?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,595 @@
+//! Draws a [`Top`] with ratatui: a three-line header, the table, a status
+//! line and a footer of keys, with the help screen over the table.
+
+use std::time::Duration;
+
+use ratatui::{
+    Frame,
+    layout::{Constraint, Layout, Rect},
+    style::{Color, Modifier, Style},
+    text::{Line as Text, Span},
+    widgets::{Block, Cell, Clear, Paragraph, Row, Table, Wrap},
+};
+
+use super::state::{Attention, Line, Link, Mode, Rate, Sort, Top, Unit, totals};
+
+/// `1.64 Mbit/s`: three significant digits and an SI prefix, so that
+/// columns stay narrow and a glance gives the order of magnitude.
+fn si(value: f64, unit: &str) -> String {
+    const PREFIXES: [&str; 7] = ["", "k", "M", "G", "T", "P", "E"];
+    let mut v = value;
+    let mut i = 0;
+    while v >= 999.5 && i < PREFIXES.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    let digits = if (i == 0 && v.fract() == 0.0) || v >= 99.95 {
+        0
+    } else if v >= 9.995 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.digits$} {}{unit}", PREFIXES[i])
+}
+
+fn interval(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+fn rate(r: Option<Rate>, unit: Unit) -> String {
+    match (r, unit) {
+        (None, _) => "-".into(),
+        (Some(r), Unit::Bits) => si(r.bits, "bit/s"),
+        (Some(r), Unit::Packets) => si(r.packets, "pkt/s"),
+    }
+}
+
+fn total(c: super::client::Counts, unit: Unit) -> String {
+    match unit {
+        Unit::Bits => si(c.bytes as f64, "B"),
+        Unit::Packets => si(c.packets as f64, "pkt"),
+    }
+}
+
+const fn attention_style(a: Attention) -> Style {
+    match a {
+        Attention::Undocumented => Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        Attention::NotHere => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+    }
+}
+
+pub fn draw(frame: &mut Frame, top: &Top) {
+    // A daemon that went away gets two lines: what happened matters more
+    // than a row of the table.
+    let status_height = if matches!(top.link, Link::Down { .. }) {
+        2
+    } else {
+        1
+    };
+    let [header, table, status, footer] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Fill(1),
+        Constraint::Length(status_height),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    frame.render_widget(Paragraph::new(header_lines(top)), header);
+    draw_table(frame, top, table);
+    frame.render_widget(
+        Paragraph::new(status_line(top)).wrap(Wrap { trim: true }),
+        status,
+    );
+    frame.render_widget(Paragraph::new(footer_line(top)), footer);
+    if top.mode == Mode::Help {
+        draw_help(frame, top, table);
+    }
+}
+
+fn header_lines(top: &Top) -> Vec<Text<'static>> {
+    let bold = Style::new().add_modifier(Modifier::BOLD);
+    let s = &top.source;
+    let mut first = vec![
+        Span::styled("aliasstat top", bold),
+        Span::raw(format!(
+            " · {} · {} · every {}",
+            s.host,
+            s.url,
+            interval(s.interval)
+        )),
+    ];
+    if top.paused() {
+        first.push(Span::styled(
+            "  PAUSED",
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ));
+    }
+
+    let counting = match &top.attachments {
+        None => "? (read from /metrics once the daemon answers)".to_owned(),
+        Some(a) if a.is_empty() => "no program attached".to_owned(),
+        Some(attachments) => {
+            // "eth0 (tc rx, tc tx)", one group per interface in the
+            // daemon's order.
+            let mut groups: Vec<(&str, Vec<String>)> = Vec::new();
+            for a in attachments {
+                let dir = if a.direction == "receive" { "rx" } else { "tx" };
+                let hook = if a.attached {
+                    format!("{} {dir}", a.hook)
+                } else {
+                    format!("{} {dir} DETACHED", a.hook)
+                };
+                match groups.iter_mut().find(|(i, _)| *i == a.interface) {
+                    Some((_, hooks)) => hooks.push(hook),
+                    None => groups.push((&a.interface, vec![hook])),
+                }
+            }
+            groups
+                .iter()
+                .map(|(i, hooks)| format!("{i} ({})", hooks.join(", ")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+
+    let lines = top.lines();
+    let sum = totals(lines);
+    let unit = top.view.unit;
+    let arrow = match (top.view.sort == Sort::Name, top.view.reverse) {
+        (false, false) | (true, true) => "↓",
+        _ => "↑",
+    };
+    let mut third = vec![
+        Span::styled("total", bold),
+        Span::raw(format!(
+            " rx {}  tx {}",
+            rate(sum.map(|r| r.rx), unit),
+            rate(sum.map(|r| r.tx), unit)
+        )),
+        Span::raw(format!(
+            " · {} of {} addresses · sort {} {arrow}",
+            top.shown().len(),
+            lines.len(),
+            top.view.sort.as_str()
+        )),
+    ];
+    if !top.view.filter.is_empty() {
+        third.push(Span::raw(format!(" · filter \"{}\"", top.view.filter)));
+    }
+    vec![
+        Text::from(first),
+        Text::from(vec![
+            Span::styled("counting on", bold),
+            Span::raw(format!(" {counting}")),
+        ]),
+        Text::from(third),
+    ]
+}
+
+/// The columns; spare width is left at the right.
+const TITLES: [&str; 10] = [
+    "",
+    "NAME",
+    "ADDRESS",
+    "INTERFACE",
+    "STATE",
+    "OWNER",
+    "RX",
+    "TX",
+    "RX TOTAL",
+    "TX TOTAL",
+];
+/// Numbers are right-aligned so that magnitudes line up.
+const RIGHT: [bool; 10] = [
+    false, false, false, false, false, false, true, true, true, true,
+];
+/// What a narrow terminal keeps: the owner and the totals give way to
+/// the rates.
+const NARROW: [usize; 7] = [0, 1, 2, 3, 4, 6, 7];
+
+fn cells(line: &Line, unit: Unit) -> [String; 10] {
+    let e = &line.entry;
+    let dash = || "-".to_owned();
+    [
+        if line.attention().is_some() { "!" } else { " " }.to_owned(),
+        line.name(),
+        e.address.to_string(),
+        e.interface.clone().unwrap_or_else(dash),
+        e.state.to_string(),
+        e.owner
+            .clone()
+            .filter(|o| !o.is_empty())
+            .unwrap_or_else(dash),
+        rate(line.rates.map(|r| r.rx), unit),
+        rate(line.rates.map(|r| r.tx), unit),
+        total(e.rx, unit),
+        total(e.tx, unit),
+    ]
+}
+
+fn draw_table(frame: &mut Frame, top: &Top, area: Rect) {
+    let unit = top.view.unit;
+    let shown = top.shown();
+    let rows: Vec<([String; 10], Option<Attention>)> = shown
+        .iter()
+        .map(|l| (cells(l, unit), l.attention()))
+        .collect();
+    let mut widths: [usize; 10] = TITLES.map(str::len);
+    for (cells, _) in &rows {
+        for (w, c) in widths.iter_mut().zip(cells) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    // Wide enough for "undocumented" and "99.9 Mbit/s" whatever is shown,
+    // so that columns do not jump as rates change or the filter narrows.
+    widths[4] = widths[4].max(12);
+    for w in &mut widths[6..8] {
+        *w = (*w).max(11);
+    }
+    widths[1] = widths[1].min(24);
+    widths[5] = widths[5].min(16);
+    let spacing = 1;
+    let wide: usize = widths.iter().map(|w| w + spacing).sum();
+    let columns: Vec<usize> = if wide <= usize::from(area.width) {
+        (0..10).collect()
+    } else {
+        NARROW.to_vec()
+    };
+
+    let cell = |i: usize, text: String| {
+        if RIGHT[i] {
+            Cell::from(Text::from(text).right_aligned())
+        } else {
+            Cell::from(text)
+        }
+    };
+    let header = Row::new(columns.iter().map(|&i| cell(i, TITLES[i].to_owned())))
+        .style(Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD));
+    let body = rows.into_iter().map(|(cells, attention)| {
+        let row = Row::new(columns.iter().map(|&i| cell(i, cells[i].clone())));
+        match attention {
+            Some(a) => row.style(attention_style(a)),
+            None => row,
+        }
+    });
+    let constraints = columns
+        .iter()
+        .map(|&i| Constraint::Length(widths[i] as u16));
+    let table = Table::new(body, constraints)
+        .header(header)
+        .column_spacing(spacing as u16);
+    frame.render_widget(table, area);
+    if shown.is_empty() && !top.lines().is_empty() {
+        let note = Rect {
+            y: area.y + 1,
+            height: 1,
+            ..area
+        };
+        frame.render_widget(
+            Paragraph::new(format!(
+                " no address matches \"{}\"; Esc clears the filter",
+                top.view.filter
+            )),
+            note,
+        );
+    }
+}
+
+fn status_line(top: &Top) -> Text<'static> {
+    let every = interval(top.source.interval);
+    match &top.link {
+        Link::Connecting => Text::raw(format!("connecting to {} …", top.source.url)),
+        Link::Down { error, failures } => Text::styled(
+            format!(
+                "daemon unreachable, retrying every {every} ({failures} failed{}): {error}",
+                if top.lines().is_empty() {
+                    ""
+                } else {
+                    "; rows are from before"
+                }
+            ),
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ),
+        Link::Up if top.paused() => Text::styled(
+            "paused: rows frozen, sampling goes on; p resumes",
+            Style::new().fg(Color::Yellow),
+        ),
+        Link::Up if top.lines().iter().all(|l| l.rates.is_none()) => {
+            Text::raw(format!("first sample read; rates follow in {every}"))
+        }
+        Link::Up => {
+            let mut spans = Vec::new();
+            // The legend explains what is on screen, so only shown rows count.
+            let lines = top.shown();
+            if lines
+                .iter()
+                .any(|l| l.attention() == Some(Attention::Undocumented))
+            {
+                spans.push(Span::styled(
+                    "! undocumented address with traffic  ",
+                    attention_style(Attention::Undocumented),
+                ));
+            }
+            if lines
+                .iter()
+                .any(|l| l.attention() == Some(Attention::NotHere))
+            {
+                spans.push(Span::styled(
+                    "! traffic for an address not on this host",
+                    attention_style(Attention::NotHere),
+                ));
+            }
+            Text::from(spans)
+        }
+    }
+}
+
+fn footer_line(top: &Top) -> Text<'static> {
+    let key = Style::new().add_modifier(Modifier::REVERSED);
+    if top.mode == Mode::Filter {
+        return Text::from(vec![
+            Span::styled("filter", key),
+            Span::raw(format!(" {}_  ", top.view.filter)),
+            Span::styled("Enter", key),
+            Span::raw(" keep  "),
+            Span::styled("Esc", key),
+            Span::raw(" clear"),
+        ]);
+    }
+    let keys = [
+        ("q", "quit"),
+        ("?", "help"),
+        ("/", "filter"),
+        ("r t a n", "sort"),
+        ("i", "invert"),
+        ("b", "bits/pkts"),
+        ("p", if top.paused() { "resume" } else { "pause" }),
+    ];
+    let spans = keys
+        .iter()
+        .flat_map(|(k, what)| [Span::styled(*k, key), Span::raw(format!(" {what}  "))]);
+    Text::from(spans.collect::<Vec<_>>())
+}
+
+const HELP: &[(&str, &str)] = &[
+    ("r", "sort by received rate (rx: packets to the address)"),
+    (
+        "t",
+        "sort by transmitted rate (tx: packets from the address)",
+    ),
+    ("a", "sort by rx + tx, the default"),
+    ("n", "sort by name: aliases A-Z, then bare addresses"),
+    ("i", "invert the order"),
+    ("b", "switch rates between bits/s and packets/s"),
+    (
+        "/",
+        "filter: rows whose name, address, interface, state or owner contain the text",
+    ),
+    ("Esc", "clear the filter"),
+    ("p", "pause the display (sampling goes on); p again resumes"),
+    ("q", "quit (Ctrl-C too)"),
+];
+
+fn draw_help(frame: &mut Frame, top: &Top, over: Rect) {
+    let area = over.centered(
+        Constraint::Percentage(90),
+        Constraint::Length(HELP.len() as u16 + 10),
+    );
+    let bold = Style::new().add_modifier(Modifier::BOLD);
+    let mut text: Vec<Text> = HELP
+        .iter()
+        .map(|(k, what)| {
+            Text::from(vec![
+                Span::styled(format!(" {k:<4}"), bold),
+                Span::raw(*what),
+            ])
+        })
+        .collect();
+    text.extend([
+        Text::raw(""),
+        Text::raw(format!(
+            " RX and TX are per second over the last {}; the totals are the daemon's counters.",
+            interval(top.source.interval)
+        )),
+        Text::raw(" Bytes count the IP header and payload; a GSO packet counts as the packets it stands for."),
+        Text::raw(" documented: in the alias file and here; undocumented: here, not in the file;"),
+        Text::raw(" absent: in the file, not here; foreign: neither (broadcast, multicast, strays)."),
+        Text::from(vec![
+            Span::styled(" ! yellow", attention_style(Attention::Undocumented)),
+            Span::raw(": undocumented address with traffic  "),
+            Span::styled("! red", attention_style(Attention::NotHere)),
+            Span::raw(": traffic for an absent or foreign address"),
+        ]),
+        Text::raw(" q quits; any other key closes this help."),
+    ]);
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(text)
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(" aliasstat top: keys ")),
+        area,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use insta::assert_snapshot;
+    use ratatui::{
+        Terminal,
+        backend::TestBackend,
+        crossterm::event::{KeyCode, KeyEvent},
+    };
+
+    use super::*;
+    use crate::{
+        inventory::State,
+        top::{
+            client::Attached,
+            state::{Sample, Source, tests::entry},
+        },
+    };
+
+    #[test]
+    fn si_prefixes() {
+        let cases = [
+            (0.0, "0 bit/s"),
+            (3.0, "3 bit/s"),
+            (0.5, "0.50 bit/s"),
+            (999.0, "999 bit/s"),
+            (999.6, "1.00 kbit/s"),
+            (1_644_800.0, "1.64 Mbit/s"),
+            (411_200.0, "411 kbit/s"),
+            (12_345.0, "12.3 kbit/s"),
+            (99_960.0, "100 kbit/s"),
+            (9.6e18, "9.60 Ebit/s"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(si(v, "bit/s"), want, "{v}");
+        }
+    }
+
+    /// A daemon on host `web-01` with five addresses, sampled twice one
+    /// second apart: the fixed input of every screen below.
+    fn fixture() -> Top {
+        let mut top = Top::new(Source {
+            host: "web-01".into(),
+            url: "http://127.0.0.1:9864".into(),
+            interval: Duration::from_secs(1),
+        });
+        top.on_attachments(vec![
+            Attached {
+                interface: "eth0".into(),
+                hook: "tc".into(),
+                direction: "receive".into(),
+                attached: true,
+            },
+            Attached {
+                interface: "eth0".into(),
+                hook: "tc".into(),
+                direction: "transmit".into(),
+                attached: true,
+            },
+        ]);
+        let t0 = Instant::now();
+        let rows = |k: u64| {
+            vec![
+                entry(
+                    "192.0.2.10",
+                    Some("api"),
+                    State::Documented,
+                    (k * 200, k * 205_600),
+                    (k * 180, k * 1_234_560),
+                ),
+                entry(
+                    "192.0.2.11",
+                    Some("mail"),
+                    State::Documented,
+                    (k * 50, k * 51_400),
+                    (k * 50, k * 3_000),
+                ),
+                entry(
+                    "192.0.2.12",
+                    Some("vip-db"),
+                    State::Absent,
+                    (k * 3, k * 180),
+                    (0, 0),
+                ),
+                entry(
+                    "192.0.2.77",
+                    None,
+                    State::Undocumented,
+                    (k * 20, k * 1_600),
+                    (k * 20, k * 1_600),
+                ),
+                entry(
+                    "2001:db8::53",
+                    Some("dns6"),
+                    State::Documented,
+                    (0, 0),
+                    (0, 0),
+                ),
+            ]
+        };
+        for k in 1..=2 {
+            top.on_sample(Ok(Sample {
+                at: t0 + Duration::from_secs(k),
+                entries: rows(k),
+            }));
+        }
+        top
+    }
+
+    fn screen(top: &Top) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(120, 16)).unwrap();
+        terminal.draw(|f| draw(f, top)).unwrap();
+        terminal.backend().to_string()
+    }
+
+    fn press(top: &mut Top, keys: &str) {
+        for c in keys.chars() {
+            top.on_key(KeyEvent::from(KeyCode::Char(c)));
+        }
+    }
+
+    #[test]
+    fn main_view() {
+        assert_snapshot!(screen(&fixture()));
+    }
+
+    #[test]
+    fn sorted_by_name_in_packets() {
+        let mut top = fixture();
+        press(&mut top, "nb");
+        assert_snapshot!(screen(&top));
+    }
+
+    #[test]
+    fn filtered() {
+        let mut top = fixture();
+        press(&mut top, "/team-");
+        assert_snapshot!("filter_typing", screen(&top));
+        top.on_key(KeyEvent::from(KeyCode::Enter));
+        assert_snapshot!("filter_kept", screen(&top));
+    }
+
+    #[test]
+    fn paused() {
+        let mut top = fixture();
+        press(&mut top, "p");
+        assert_snapshot!(screen(&top));
+    }
+
+    #[test]
+    fn help() {
+        let mut top = fixture();
+        press(&mut top, "?");
+        let mut terminal = Terminal::new(TestBackend::new(120, 30)).unwrap();
+        terminal.draw(|f| draw(f, &top)).unwrap();
+        assert_snapshot!(terminal.backend().to_string());
+    }
+
+    #[test]
+    fn daemon_down_and_narrow() {
+        let mut top = fixture();
+        top.on_sample(Err("cannot connect to http://127.0.0.1:9864/api/v1/aliases: Connection refused (os error 111)".into()));
+        let mut terminal = Terminal::new(TestBackend::new(80, 12)).unwrap();
+        terminal.draw(|f| draw(f, &top)).unwrap();
+        assert_snapshot!(terminal.backend().to_string());
+    }
+
+    #[test]
+    fn connecting() {
+        let top = Top::new(Source {
+            host: "web-01".into(),
+            url: "http://127.0.0.1:9864".into(),
+            interval: Duration::from_millis(500),
+        });
+        assert_snapshot!(screen(&top));
+    }
+}
