@@ -39,7 +39,7 @@ pub fn frame<C: Frame + EbpfContext>(ctx: &C, dir: Direction) {
         Seen::V4(addr, wire) => (AddrKey::ipv4(ifindex, dir, addr), wire),
         Seen::V6(addr, wire) => (AddrKey::ipv6(ifindex, dir, addr), wire),
         Seen::NonIp => {
-            let wire = Counters::new(1, u64::from(ctx.len()));
+            let wire = Counters::new(1, u64::from(ctx.wire_len()));
             other(OtherKey::new(ifindex, dir, OtherKind::NonIp), wire);
             return;
         }

@@ -17,6 +17,9 @@ pub trait Frame {
     fn gso(&self) -> (u32, u32);
     /// The interface the frame is crossing.
     fn ifindex(&self) -> u32;
+    /// Wire bytes of the frame: [`Frame::len`] plus a VLAN tag the driver
+    /// moved out of the data (TC sees accelerated tags in skb metadata).
+    fn wire_len(&self) -> u32;
 }
 
 #[inline(always)]
@@ -54,6 +57,13 @@ impl Frame for TcContext {
         // SAFETY: as above.
         unsafe { (*self.skb.skb).ifindex }
     }
+
+    #[inline(always)]
+    fn wire_len(&self) -> u32 {
+        // SAFETY: as above.
+        let tagged = unsafe { (*self.skb.skb).vlan_present } != 0;
+        self.len() + if tagged { 4 } else { 0 }
+    }
 }
 
 impl Frame for XdpContext {
@@ -76,5 +86,11 @@ impl Frame for XdpContext {
     #[inline(always)]
     fn ifindex(&self) -> u32 {
         self.ingress_ifindex() as u32
+    }
+
+    #[inline(always)]
+    fn wire_len(&self) -> u32 {
+        // XDP sees the frame as it came off the wire, tags included.
+        self.len()
     }
 }

@@ -108,6 +108,17 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         address_capacity: loader::address_capacity(&ebpf)?,
         foreign: std::sync::Mutex::new(ForeignBudget::new(opts.max_foreign_series)),
     });
+    // Ready means the inventory is known too: wait for the first dump
+    // (a few milliseconds; bounded so a stuck netlink cannot hold start-up).
+    if tokio::time::timeout(FIRST_DUMP_WAIT, host_rx.changed())
+        .await
+        .is_err()
+    {
+        warn!(
+            "no address dump from rtnetlink after {} s; serving without it for now",
+            FIRST_DUMP_WAIT.as_secs()
+        );
+    }
     let listener = http::bind(opts.listen).await?;
     tokio::spawn(http::serve(
         listener,
@@ -153,6 +164,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
 }
 
 const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+const FIRST_DUMP_WAIT: Duration = Duration::from_secs(5);
 
 /// Re-attaches what needs it; a failure is logged and retried on the next
 /// event or tick rather than stopping the daemon.
