@@ -17,7 +17,10 @@ use crate::{cmd, workspace};
 /// Debian packages the root-only tests and the demo run: `ip` for the
 /// namespaces, `nft` for the firewall cases, tmux for the demo's panes, and
 /// prometheus for `promtool check metrics`.
-const ROOT_PACKAGES: &[&str] = &["iproute2", "nftables", "tmux", "prometheus"];
+/// The root tests and the dashboard checks use these: ip and nft for the
+/// lab, tmux to drive `aliasstat top`, Prometheus and promtool for the rules
+/// and dashboards, jq and curl for dashboards/check.sh.
+const ROOT_PACKAGES: &[&str] = &["iproute2", "nftables", "tmux", "prometheus", "jq", "curl"];
 
 /// Pinned so a new release cannot drop the `llvm-<major>` feature under CI.
 /// Raise it when the nightly moves to an LLVM this version does not support.

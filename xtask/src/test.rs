@@ -1,7 +1,7 @@
 //! `cargo xtask test`: the whole suite, unit tests first, then the root-only
 //! integration tests against the release binary.
 
-use std::ffi::OsString;
+use std::{ffi::OsString, process::Command};
 
 use anyhow::{Result, bail};
 
@@ -40,5 +40,9 @@ pub fn run(args: TestArgs) -> Result<()> {
             .env("ALIASSTAT_BIN", &binary)
             .args(["test", "--release", "-p", "lab", "--"])
             .args(&args.harness_args),
-    )
+    )?;
+
+    // promtool check/test of the alert rules, and every dashboard query
+    // against a real Prometheus.
+    cmd::run(Command::new("bash").arg(workspace::root().join("dashboards/check.sh")))
 }
