@@ -105,17 +105,9 @@ fn ipv4<F: Frame>(frame: &F, l3: usize, available: u32, dir: Direction) -> Seen 
         return Seen::NonIp;
     }
     let len = ip_len(tot_len, available, is_gso);
-    let wire = if is_gso {
-        let l4 = seg_l4_len(frame, l3 + hdr_len as usize, h.protocol);
-        wire_count(len, hdr_len + l4, gso_size, gso_segs)
-    } else {
-        Counters::new(1, u64::from(len))
-    };
-    let addr = match dir {
-        Direction::Rx => h.daddr,
-        Direction::Tx => h.saddr,
-    };
-    Seen::V4(addr, wire)
+    let l4 = l3 + hdr_len as usize;
+    let wire = wire(frame, len, l4, hdr_len, h.protocol, (gso_size, gso_segs));
+    Seen::V4(pick(dir, h.saddr, h.daddr), wire)
 }
 
 #[inline(always)]
@@ -133,19 +125,45 @@ fn ipv6<F: Frame>(frame: &F, l3: usize, available: u32, dir: Direction) -> Seen 
         available,
         is_gso,
     );
-    let wire = if is_gso {
-        // Extension headers are not walked: behind one, only the fixed
-        // header is taken as repeated per segment.
-        let l4 = seg_l4_len(frame, l3 + IPV6_HLEN as usize, h.next_header);
-        wire_count(len, IPV6_HLEN + l4, gso_size, gso_segs)
-    } else {
-        Counters::new(1, u64::from(len))
-    };
-    let addr = match dir {
-        Direction::Rx => h.daddr,
-        Direction::Tx => h.saddr,
-    };
-    Seen::V6(addr, wire)
+    // Extension headers are not walked: behind one, only the fixed header
+    // is taken as repeated per segment.
+    let l4 = l3 + IPV6_HLEN as usize;
+    let wire = wire(
+        frame,
+        len,
+        l4,
+        IPV6_HLEN,
+        h.next_header,
+        (gso_size, gso_segs),
+    );
+    Seen::V6(pick(dir, h.saddr, h.daddr), wire)
+}
+
+/// Ingress counts the destination, egress the source.
+#[inline(always)]
+fn pick<T>(dir: Direction, saddr: T, daddr: T) -> T {
+    match dir {
+        Direction::Rx => daddr,
+        Direction::Tx => saddr,
+    }
+}
+
+/// The wire packets and bytes of one IP packet of `len` bytes. Only an
+/// aggregate needs its transport header, read at `l4`.
+#[inline(always)]
+fn wire<F: Frame>(
+    frame: &F,
+    len: u32,
+    l4: usize,
+    ip_hdr_len: u32,
+    protocol: u8,
+    (gso_size, gso_segs): (u32, u32),
+) -> Counters {
+    if gso_size == 0 {
+        return Counters::new(1, u64::from(len));
+    }
+    let seg_hdr_len = ip_hdr_len + seg_l4_len(frame, l4, protocol);
+    wire_count(len, seg_hdr_len, gso_size, gso_segs)
 }
 
 /// Transport header bytes each segment of an aggregate repeats.

@@ -69,25 +69,15 @@ impl ForeignBudget {
         let key = |c: &AddressCount| AddrKey::new(c.ifindex, c.direction, c.address);
         let live: HashSet<AddrKey> = counts.iter().map(key).collect();
 
-        let gone: Vec<(AddrKey, Counters)> = self
-            .listed
-            .iter()
-            .filter(|(k, _)| !live.contains(k))
-            .map(|(k, c)| (*k, *c))
-            .collect();
+        let gone: Vec<(AddrKey, Counters)> =
+            self.listed.extract_if(|k, _| !live.contains(k)).collect();
         for (k, last) in gone {
-            self.listed.remove(&k);
             self.retire(k);
             self.freeze(&k, last);
         }
-        let gone: Vec<(AddrKey, Counters)> = self
-            .unlisted
-            .iter()
-            .filter(|(k, _)| !live.contains(k))
-            .map(|(k, c)| (*k, *c))
-            .collect();
+        let gone: Vec<(AddrKey, Counters)> =
+            self.unlisted.extract_if(|k, _| !live.contains(k)).collect();
         for (k, last) in gone {
-            self.unlisted.remove(&k);
             self.freeze(&k, last);
         }
 
