@@ -95,7 +95,9 @@ pub fn remove_all(bpffs: &Path) -> io::Result<Vec<PathBuf>> {
     }
     for layout in layouts(bpffs)? {
         let dir = maps_dir(bpffs, layout);
-        let mut maps: Vec<PathBuf> = fs::read_dir(&dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+        let mut maps: Vec<PathBuf> = fs::read_dir(&dir)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
         maps.sort();
         for path in maps {
             fs::remove_file(&path)?;
