@@ -34,6 +34,10 @@ pub enum OtherKind {
     /// IP packets whose address could not get an entry because
     /// [`crate::names::ADDRESSES`] was full. Counted in IP-layer bytes.
     Overflow = 1,
+    /// Counts of foreign addresses whose idle entries user space removed
+    /// from [`crate::names::ADDRESSES`] to make room. Only user space writes
+    /// this bucket.
+    Evicted = 2,
 }
 
 /// Key of the per-address map.

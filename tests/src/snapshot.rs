@@ -65,6 +65,8 @@ pub enum Dir {
 pub enum OtherKind {
     NonIp,
     Overflow,
+    /// Idle foreign entries the daemon moved out of the address map.
+    Evicted,
 }
 
 /// The whole JSON document. Unknown fields are errors: the shape is a

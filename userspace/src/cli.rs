@@ -133,6 +133,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub max_foreign_series: usize,
 
+    /// Seconds after which a foreign address (neither on this host nor
+    /// documented) with no new traffic is removed from the map, its counts
+    /// moving to aliasstat_foreign_other_*_total, so scans and floods cannot
+    /// fill the map for good. 0 never evicts.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub foreign_idle: u64,
+
     /// Simultaneous HTTP connections; more wait in the kernel's backlog.
     #[arg(long, value_name = "N", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..))]

@@ -20,6 +20,7 @@ use tokio::{
 use crate::{
     attach::{AttachError, Attacher, Attachment},
     counters::{CountersError, PinnedMaps},
+    evict,
     foreign::ForeignBudget,
     http::{self, BindError},
     interfaces::{self, InterfaceError},
@@ -43,6 +44,8 @@ pub struct Options {
     /// Unpin the links on exit so the programs detach, instead of leaving
     /// them counting for the next start.
     pub detach_on_exit: bool,
+    /// Evict foreign entries unchanged for this long; `None` never does.
+    pub foreign_idle: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +62,8 @@ pub enum DaemonError {
     Bind(#[from] BindError),
     #[error(transparent)]
     Attach(#[from] Box<AttachError>),
+    #[error(transparent)]
+    Evict(#[from] evict::EvictError),
     #[error("failed to install the {signal} handler")]
     Signal {
         signal: &'static str,
@@ -136,6 +141,16 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     // Link events come through the host table; the tick also catches an
     // interface whose index changed between two events we coalesced.
     let mut tick = tokio::time::interval(RECONCILE_EVERY);
+    let mut janitor = opts
+        .foreign_idle
+        .map(|idle| Janitor::new(&opts.bpffs, idle))
+        .transpose()?;
+    // Idle is judged at this granularity: a tenth of the idle time, within
+    // [1 s, 60 s]. Without eviction the branch below is disabled.
+    let sweep_every = opts.foreign_idle.map_or(RECONCILE_EVERY, |idle| {
+        (idle / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
+    });
+    let mut sweep = tokio::time::interval(sweep_every);
     let stop = loop {
         tokio::select! {
             _ = sigint.recv() => break "SIGINT",
@@ -149,6 +164,11 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
                 reconcile(&mut attacher, &mut ebpf, &live);
             }
             _ = tick.tick() => reconcile(&mut attacher, &mut ebpf, &live),
+            _ = sweep.tick(), if janitor.is_some() => {
+                if let Some(j) = janitor.as_mut() {
+                    j.sweep(&live);
+                }
+            }
         }
     };
     if opts.detach_on_exit {
@@ -164,6 +184,67 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
 }
 
 const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+
+/// Evicts idle foreign entries (see [`crate::evict`]).
+struct Janitor {
+    maps: evict::Maps,
+    tracker: evict::IdleTracker,
+    idle: Duration,
+}
+
+impl Janitor {
+    fn new(bpffs: &std::path::Path, idle: Duration) -> Result<Self, DaemonError> {
+        Ok(Self {
+            maps: evict::Maps::open(bpffs)?,
+            tracker: evict::IdleTracker::default(),
+            idle,
+        })
+    }
+
+    fn sweep(&mut self, live: &Live) {
+        // Holding the budget keeps scrapes out while entries move.
+        let mut budget = live
+            .foreign
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let snap = match live.counters.snapshot() {
+            Ok(snap) => snap,
+            Err(e) => {
+                warn!("eviction skipped: {e}");
+                return;
+            }
+        };
+        let host = live.host.borrow().clone();
+        let config = live.config.borrow().config.clone();
+        let is_foreign = |a| inventory::state(&host, &config, a) == inventory::State::Foreign;
+        let idle = self.tracker.idle(
+            &snap.addresses,
+            std::time::Instant::now(),
+            self.idle,
+            is_foreign,
+        );
+        let mut evicted = 0;
+        for key in &idle {
+            match self.maps.evict(key) {
+                Ok(true) => {
+                    budget.evicted(key);
+                    evicted += 1;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    warn!("eviction stopped: {e}");
+                    break;
+                }
+            }
+        }
+        if evicted > 0 {
+            info!(
+                "evicted {evicted} foreign addresses idle for {} s; their counts are in aliasstat_foreign_other_*_total",
+                self.idle.as_secs()
+            );
+        }
+    }
+}
 const FIRST_DUMP_WAIT: Duration = Duration::from_secs(5);
 
 /// Re-attaches what needs it; a failure is logged and retried on the next

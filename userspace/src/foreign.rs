@@ -117,6 +117,17 @@ impl ForeignBudget {
         split
     }
 
+    /// `k`'s entry was evicted and its counts moved to the evicted bucket,
+    /// which the exporter adds to "other": forget it without freezing, or
+    /// they would count twice. A listed key is retired: if its address comes
+    /// back, it goes to "other" rather than restart its series lower.
+    pub fn evicted(&mut self, k: &AddrKey) {
+        if self.listed.remove(k).is_some() {
+            self.retire(*k);
+        }
+        self.unlisted.remove(k);
+    }
+
     fn freeze(&mut self, k: &AddrKey, last: Counters) {
         let Some(direction) = k.dir() else { return };
         add(self.frozen.entry((k.ifindex, direction)).or_default(), last);
@@ -228,6 +239,28 @@ mod tests {
         let s = scrape(&mut b, &[count("224.0.0.1", 1)]);
         assert_eq!(listed(&s), []);
         assert_eq!(seen, [5, 5, 7, 8]);
+    }
+
+    #[test]
+    fn an_evicted_key_is_forgotten_without_freezing() {
+        let mut b = ForeignBudget::new(1);
+        b.split(&[count("224.0.0.1", 3), count("224.0.0.2", 4)], foreign);
+        b.evicted(&AddrKey::new(
+            2,
+            Direction::Rx,
+            "224.0.0.1".parse().unwrap(),
+        ));
+        b.evicted(&AddrKey::new(
+            2,
+            Direction::Rx,
+            "224.0.0.2".parse().unwrap(),
+        ));
+        // Their counts now live in the evicted bucket, not in "other".
+        let s = b.split(&[], foreign);
+        assert_eq!(other(&s), 0);
+        // The listed one was retired: back again, it goes to "other".
+        let s = b.split(&[count("224.0.0.1", 1)], foreign);
+        assert_eq!((listed(&s), other(&s)), (vec![], 1));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod check;
 pub mod counters;
 pub mod daemon;
 pub mod dump;
+pub mod evict;
 pub mod foreign;
 pub mod http;
 pub mod interfaces;

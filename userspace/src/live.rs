@@ -10,9 +10,9 @@ use tokio::sync::watch;
 
 use crate::{
     attach::Attachment,
-    counters::{CounterSource, CountersError},
-    foreign::ForeignBudget,
-    inventory::{self, Config, HostTable, Row},
+    counters::{CounterSource, CountersError, Snapshot},
+    foreign::{ForeignBudget, Split},
+    inventory::{self, Config, HostTable, Row, State},
 };
 
 /// The alias file as last loaded, and how the last (re)load went.
@@ -44,6 +44,23 @@ impl Live {
 
     pub fn all_attached(&self) -> bool {
         self.attachments().iter().all(Attachment::is_attached)
+    }
+
+    /// One consistent read for the exporter: the counters, and which
+    /// addresses get series of their own. The budget's lock is held across
+    /// both, so an eviction never falls between the read and the split.
+    pub fn split(&self) -> Result<(Snapshot, Split), CountersError> {
+        let mut budget = self
+            .foreign
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let snap = self.counters.snapshot()?;
+        let host = self.host.borrow().clone();
+        let config = self.config.borrow().config.clone();
+        let split = budget.split(&snap.addresses, |a| {
+            inventory::state(&host, &config, a) == State::Foreign
+        });
+        Ok((snap, split))
     }
 
     /// The joined inventory, as `aliasstat aliases` shows it.

@@ -240,7 +240,7 @@ pub fn create_other_buckets(ebpf: &mut Ebpf, ifindex: u32) -> Result<(), LoadErr
         PerCpuHashMap::try_from(map).map_err(map_err)?;
     let cpus = aya::util::nr_cpus().map_err(|(_, e)| map_err(MapError::IoError(e)))?;
     for direction in Direction::ALL {
-        for kind in OtherKind::ALL {
+        for kind in OtherKind::KERNEL {
             let zeros = PerCpuValues::try_from(vec![Counters::default(); cpus])
                 .map_err(|e| map_err(MapError::IoError(e)))?;
             let key = OtherKey::new(ifindex, direction, kind);

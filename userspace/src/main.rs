@@ -40,6 +40,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 },
                 max_foreign_series: args.max_foreign_series,
                 detach_on_exit: args.detach_on_exit,
+                foreign_idle: (args.foreign_idle > 0)
+                    .then(|| std::time::Duration::from_secs(args.foreign_idle)),
             }))?;
         }
         cli::Command::Dump(args) => {

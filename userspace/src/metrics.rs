@@ -140,7 +140,7 @@ const FAMILIES: [Family; 22] = [
     ),
     counter(
         "aliasstat_foreign_other_packets_total",
-        "Packets of foreign addresses (neither on this host nor documented) that have no series of their own because --max-foreign-series was reached, summed per interface and direction.",
+        "Packets of foreign addresses (neither on this host nor documented) without a series of their own, summed per interface and direction: those beyond --max-foreign-series, and those evicted after --foreign-idle without traffic.",
         BUCKET,
     ),
     counter(
@@ -271,14 +271,8 @@ impl AliasCollector {
         let config = &status.config;
         let alias_of = |a: IpAddr| config.alias(a).map_or("", |a| a.name.as_str());
 
-        match live.counters.snapshot() {
-            Ok(snap) => {
-                let is_foreign = |a: IpAddr| !host.holds(a) && config.alias(a).is_none();
-                let split = live
-                    .foreign
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .split(&snap.addresses, is_foreign);
+        match live.split() {
+            Ok((snap, split)) => {
                 // Series are named by interface name, summed over indexes:
                 // an interface deleted and created again continues its
                 // series instead of restarting it.
@@ -306,6 +300,9 @@ impl AliasCollector {
                     let families = match o.kind {
                         OtherKind::NonIp => (NON_IP_PACKETS, NON_IP_BYTES),
                         OtherKind::Overflow => (OVERFLOW_PACKETS, OVERFLOW_BYTES),
+                        // Idle foreign entries folded away: still foreign
+                        // traffic without a series of its own.
+                        OtherKind::Evicted => (OTHER_PACKETS, OTHER_BYTES),
                     };
                     let key = (
                         host.link_name(o.ifindex),

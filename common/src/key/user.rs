@@ -39,12 +39,14 @@ impl fmt::Display for Direction {
 }
 
 impl OtherKind {
-    pub const ALL: [Self; 2] = [Self::NonIp, Self::Overflow];
+    /// The buckets the kernel side writes.
+    pub const KERNEL: [Self; 2] = [Self::NonIp, Self::Overflow];
 
     pub const fn from_u8(v: u8) -> Option<Self> {
         match v {
             0 => Some(Self::NonIp),
             1 => Some(Self::Overflow),
+            2 => Some(Self::Evicted),
             _ => None,
         }
     }
@@ -53,6 +55,7 @@ impl OtherKind {
         match self {
             Self::NonIp => "non_ip",
             Self::Overflow => "overflow",
+            Self::Evicted => "evicted",
         }
     }
 }

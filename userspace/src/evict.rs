@@ -1,0 +1,251 @@
+//! Evicting idle foreign addresses from the address map.
+//!
+//! A scan or a flood to many addresses fills the map with entries nobody
+//! will look at again, and a full map sends new addresses, aliases
+//! included, to the overflow bucket. So an entry for a foreign address (not
+//! on this host, not documented) that has not changed for `--foreign-idle`
+//! is removed, and its counts are added to the interface's `evicted`
+//! bucket, which `aliasstat_foreign_other_*_total` includes: every exported
+//! counter stays monotonic and no count is dropped. Only user space writes
+//! that bucket, so its read-modify-write cannot race the programs.
+//!
+//! The entry is read and deleted in one `BPF_MAP_LOOKUP_AND_DELETE_ELEM`.
+//! A packet for that address arriving in the microseconds between a
+//! program's lookup and its add could still be lost; an address idle for
+//! minutes makes that a remote chance, and a packet after the delete simply
+//! creates a new entry.
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    time::{Duration, Instant},
+};
+
+use aya::maps::{Map, MapData, MapError, PerCpuHashMap, PerCpuValues};
+use common::{
+    AddrKey, Counters, OtherKey, OtherKind,
+    names::{ADDRESSES, OTHER},
+};
+
+use crate::{counters::AddressCount, pins};
+
+/// When each entry last changed, to tell idle entries from busy ones.
+#[derive(Default)]
+pub struct IdleTracker {
+    last: HashMap<AddrKey, (Counters, Instant)>,
+}
+
+impl IdleTracker {
+    /// Records `counts` as seen at `now` and returns the foreign entries
+    /// unchanged for at least `idle`. Entries no longer in `counts` are
+    /// forgotten.
+    pub fn idle(
+        &mut self,
+        counts: &[AddressCount],
+        now: Instant,
+        idle: Duration,
+        is_foreign: impl Fn(IpAddr) -> bool,
+    ) -> Vec<AddrKey> {
+        let mut seen = HashMap::with_capacity(counts.len());
+        let mut found = Vec::new();
+        for c in counts {
+            let key = AddrKey::new(c.ifindex, c.direction, c.address);
+            let since = match self.last.get(&key) {
+                Some(&(before, since)) if before == c.counters => since,
+                _ => now,
+            };
+            if is_foreign(c.address) && now.duration_since(since) >= idle {
+                found.push(key);
+            }
+            seen.insert(key, (c.counters, since));
+        }
+        self.last = seen;
+        found
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvictError {
+    #[error("failed to open `{}` for eviction", path.display())]
+    Open {
+        path: std::path::PathBuf,
+        #[source]
+        source: MapError,
+    },
+    #[error("failed to remove an idle entry from {ADDRESSES}")]
+    Take(#[source] std::io::Error),
+    #[error("failed to add evicted counts to {OTHER}")]
+    Fold(#[source] MapError),
+}
+
+/// The current layout's maps, opened for eviction.
+pub struct Maps {
+    addresses: MapData,
+    other: PerCpuHashMap<MapData, OtherKey, Counters>,
+    /// Older layouts' address maps: a key that also lives there is left
+    /// alone, since its series is the sum of both.
+    carried: Vec<PerCpuHashMap<MapData, AddrKey, Counters>>,
+    cpus: usize,
+}
+
+impl Maps {
+    pub fn open(bpffs: &std::path::Path) -> Result<Self, EvictError> {
+        let open = |layout: u32, name: &str| {
+            let path = pins::maps_dir(bpffs, layout).join(name);
+            MapData::from_pin(&path).map_err(|source| EvictError::Open { path, source })
+        };
+        let current = pins::LAYOUT_VERSION;
+        let other_path = pins::maps_dir(bpffs, current).join(OTHER);
+        let mut carried = Vec::new();
+        for layout in pins::READABLE_LAYOUTS.filter(|&v| v < current) {
+            if let Ok(data) = open(layout, ADDRESSES) {
+                carried.push(typed(data).map_err(|source| EvictError::Open {
+                    path: pins::maps_dir(bpffs, layout).join(ADDRESSES),
+                    source,
+                })?);
+            }
+        }
+        Ok(Self {
+            addresses: open(current, ADDRESSES)?,
+            other: typed(open(current, OTHER)?).map_err(|source| EvictError::Open {
+                path: other_path,
+                source,
+            })?,
+            carried,
+            cpus: aya::util::nr_cpus().map_err(|(_, e)| EvictError::Fold(MapError::IoError(e)))?,
+        })
+    }
+
+    fn in_carried(&self, key: &AddrKey) -> bool {
+        self.carried.iter().any(|m| m.get(key, 0).is_ok())
+    }
+
+    /// Removes `key` and moves its counts to its interface's evicted
+    /// bucket. `Ok(false)` when there was nothing to remove.
+    pub fn evict(&mut self, key: &AddrKey) -> Result<bool, EvictError> {
+        if self.in_carried(key) {
+            return Ok(false);
+        }
+        let Some(direction) = key.dir() else {
+            return Ok(false);
+        };
+        let Some(taken) =
+            lookup_and_delete(&self.addresses, key, self.cpus).map_err(EvictError::Take)?
+        else {
+            return Ok(false);
+        };
+        let bucket = OtherKey::new(key.ifindex, direction, OtherKind::Evicted);
+        let mut slots = match self.other.get(&bucket, 0) {
+            Ok(values) => values.iter().copied().collect::<Vec<_>>(),
+            Err(MapError::KeyNotFound) => vec![Counters::default(); self.cpus],
+            Err(e) => return Err(EvictError::Fold(e)),
+        };
+        slots[0] += taken;
+        let values =
+            PerCpuValues::try_from(slots).map_err(|e| EvictError::Fold(MapError::IoError(e)))?;
+        self.other
+            .insert(bucket, values, 0)
+            .map_err(EvictError::Fold)?;
+        Ok(true)
+    }
+}
+
+/// `BPF_MAP_LOOKUP_AND_DELETE_ELEM` (Linux 5.14+ for per-CPU hashes) on
+/// the address map: the entry's per-CPU counters, summed, and the entry
+/// gone, in one call. `None` when the key was not there.
+fn lookup_and_delete(
+    map: &MapData,
+    key: &AddrKey,
+    cpus: usize,
+) -> std::io::Result<Option<Counters>> {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+
+    const BPF_MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long = 21;
+    /// The `elem` member of `union bpf_attr`.
+    #[repr(C)]
+    struct ElemAttr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    // One slot per possible CPU; Counters is already a multiple of 8 bytes.
+    let mut values = vec![Counters::default(); cpus];
+    let mut attr = ElemAttr {
+        map_fd: map.fd().as_fd().as_raw_fd() as u32,
+        _pad: 0,
+        key: std::ptr::from_ref(key) as u64,
+        value: values.as_mut_ptr() as u64,
+        flags: 0,
+    };
+    // SAFETY: `attr` points at a key of the map's key size and a buffer of
+    // `cpus` values of its value size, both alive for the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_LOOKUP_AND_DELETE_ELEM,
+            std::ptr::from_mut(&mut attr),
+            size_of::<ElemAttr>(),
+        )
+    };
+    if rc == 0 {
+        return Ok(Some(values.into_iter().sum()));
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::ENOENT) {
+        Ok(None)
+    } else {
+        Err(e)
+    }
+}
+
+fn typed<K: aya::Pod>(data: MapData) -> Result<PerCpuHashMap<MapData, K, Counters>, MapError> {
+    PerCpuHashMap::try_from(Map::PerCpuHashMap(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use common::Direction;
+
+    use super::*;
+
+    fn count(ip: &str, packets: u64) -> AddressCount {
+        AddressCount {
+            ifindex: 2,
+            direction: Direction::Rx,
+            address: ip.parse().unwrap(),
+            counters: Counters::new(packets, packets * 60),
+        }
+    }
+
+    #[test]
+    fn only_foreign_entries_unchanged_for_the_whole_period_are_idle() {
+        let idle = Duration::from_secs(600);
+        let t0 = Instant::now();
+        let host = |ip: IpAddr| ip.to_string() != "10.0.0.1";
+        let mut t = IdleTracker::default();
+        let first = [
+            count("10.0.0.1", 1),
+            count("224.0.0.1", 1),
+            count("224.0.0.2", 1),
+        ];
+        assert_eq!(t.idle(&first, t0, idle, host), []);
+        // 224.0.0.2 keeps moving; the host's own address is never evicted.
+        let later = [
+            count("10.0.0.1", 1),
+            count("224.0.0.1", 1),
+            count("224.0.0.2", 2),
+        ];
+        assert_eq!(t.idle(&later, t0 + idle / 2, idle, host), []);
+        let key = |ip: &str| AddrKey::new(2, Direction::Rx, ip.parse().unwrap());
+        assert_eq!(t.idle(&later, t0 + idle, idle, host), [key("224.0.0.1")]);
+        assert_eq!(
+            t.idle(&later, t0 + idle * 3 / 2, idle, host),
+            [key("224.0.0.1"), key("224.0.0.2")]
+        );
+        // An entry that went away and came back starts over.
+        assert_eq!(t.idle(&[], t0 + idle * 2, idle, host), []);
+        assert_eq!(t.idle(&later, t0 + idle * 3, idle, host), []);
+    }
+}
