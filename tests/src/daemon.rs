@@ -2,6 +2,7 @@
 
 use std::{
     io::{BufRead, BufReader, Read},
+    net::SocketAddr,
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, ExitStatus, Stdio},
@@ -60,6 +61,11 @@ pub struct Config<'a> {
     pub interfaces: Vec<&'a str>,
     pub hook: Hook,
     pub map_capacity: Option<u32>,
+    /// `--config`; the daemon's default path when unset.
+    pub config: Option<&'a Path>,
+    /// `--listen`; the daemon's default when unset. Each namespace has its
+    /// own ports, so the default only clashes within one namespace.
+    pub listen: Option<SocketAddr>,
 }
 
 impl<'a> Config<'a> {
@@ -71,6 +77,8 @@ impl<'a> Config<'a> {
             interfaces: vec![interface],
             hook: Hook::Tc,
             map_capacity: None,
+            config: None,
+            listen: None,
         }
     }
 }
@@ -104,6 +112,12 @@ impl Daemon {
             cmd.args(["--map-capacity", &capacity.to_string()]);
         }
         cmd.arg("--bpffs").arg(config.bpffs.path());
+        if let Some(file) = config.config {
+            cmd.arg("--config").arg(file);
+        }
+        if let Some(listen) = config.listen {
+            cmd.args(["--listen", &listen.to_string()]);
+        }
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
@@ -174,6 +188,42 @@ impl Daemon {
     /// Everything the daemon printed so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sends SIGHUP: the daemon reloads its alias file.
+    pub fn hangup(&self) -> Result<()> {
+        // SAFETY: plain kill(2) on our own child, which is not reaped
+        // before `stop` or drop.
+        if unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGHUP) } != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("failed to send SIGHUP to {}", self.label));
+        }
+        Ok(())
+    }
+
+    /// Waits for the first log line past byte `since` of [`Daemon::log`]
+    /// that contains `needle`, for at most `within`, and returns it.
+    pub fn wait_for_line(&self, since: usize, needle: &str, within: Duration) -> Result<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let log = self.log();
+            if let Some(line) = log
+                .get(since..)
+                .unwrap_or_default()
+                .lines()
+                .find(|line| line.contains(needle))
+            {
+                return Ok(line.to_owned());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} did not log `{needle}` within {within:?}; its log since then:\n{}",
+                    self.label,
+                    log.get(since..).unwrap_or_default()
+                );
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// SIGTERMs the daemon and fails unless it detaches and exits 0.

@@ -10,14 +10,20 @@
 //! built from these pieces. Traffic only ever goes between addresses inside
 //! namespaces the lab created.
 
+pub mod aliases;
 pub mod bpffs;
 pub mod cmd;
 pub mod daemon;
 pub mod frames;
+pub mod http;
 pub mod interrupt;
+pub mod lan;
 pub mod link;
 pub mod netns;
+pub mod prereq;
 pub mod procnet;
+pub mod prometheus;
+pub mod scratch;
 pub mod snapshot;
 pub mod traffic;
 
