@@ -2,25 +2,30 @@
 //! network-namespace lab.
 //!
 //! A "server" namespace holds a primary IPv4 address, a secondary one, a
-//! labelled alias and an IPv6 address on one veth; a "client" namespace on
-//! the other end sends UDP to each at its own rate, bursts of TCP, and ARP
-//! and LLDP frames, while `aliasstat run` counts on the server's veth and
-//! `aliasstat dump` shows the counts every second. Everything the lab made
-//! goes away on exit, Ctrl-C included.
+//! labelled alias and an IPv6 address on one veth, and an alias file that
+//! documents three of them plus a VIP the server does not hold; a "client"
+//! namespace on the other end sends UDP to each at its own rate, bursts of
+//! TCP, and ARP and LLDP frames. `aliasstat run` counts on the server's veth
+//! while the demo shows `aliasstat dump` every second, then the inventory
+//! (`aliasstat aliases`) and a few lines of `/metrics`, and on a terminal
+//! ends in `aliasstat top` over the same live traffic. Everything the lab
+//! made goes away on exit, Ctrl-C included.
 
 use std::{
     io::{IsTerminal as _, Write as _},
     net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::atomic::{AtomicBool, Ordering},
     thread,
     time::{Duration, Instant},
 };
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use lab::{
     BpfDir, Daemon, Veth,
     daemon::{self, Config},
-    frames, interrupt,
+    frames, http, interrupt,
     link::Ipv6,
+    scratch::Scratch,
     traffic::{self, PacketSocket},
 };
 
@@ -90,6 +95,37 @@ const ALIASES: [Alias; 4] = [
 const CLIENT_V4: &str = "10.80.0.1";
 const CLIENT_V6: &str = "fd00:80::1";
 
+/// Documents three of the server's four addresses (10.80.0.3 stays
+/// undocumented) and a standby VIP the server does not hold (absent).
+const INVENTORY: &str = r#"[[alias]]
+name = "shop-tls"
+address = "10.80.0.2"
+owner = "web-team"
+purpose = "IP-based TLS vhost for shop.example"
+
+[[alias]]
+name = "api"
+address = "10.80.0.4"
+owner = "api-team"
+purpose = "public API"
+interface = "lab-srv"
+
+[[alias]]
+name = "dns-v6"
+address = "fd00:80::2"
+owner = "infra"
+purpose = "resolver"
+
+[[alias]]
+name = "vip-standby"
+address = "10.80.0.50"
+owner = "ha-team"
+purpose = "keepalived VIP, held by the peer"
+"#;
+
+/// Where the daemon serves HTTP inside the server namespace.
+const LISTEN: &str = "127.0.0.1:9864";
+
 pub fn run(args: DemoArgs) -> Result<()> {
     if !setup::is_root() {
         bail!(
@@ -133,8 +169,16 @@ fn demo(args: &DemoArgs) -> Result<()> {
     // left to ARP, which then shows up in `non_ip` like on a real network.
     veth.know_each_other(&[client_v6], &server_v6)?;
 
+    // The daemon serves HTTP on the server's loopback.
+    veth.server.ns.ip(&["link", "set", "lo", "up"])?;
     let pins = BpfDir::new("demo")?;
-    let daemon = Daemon::start(&Config::new(&veth.server.ns, &pins, &veth.server.ifname))?;
+    let scratch = Scratch::new("demo")?;
+    let inventory = scratch.write("aliases.toml", INVENTORY)?;
+    let listen: SocketAddr = LISTEN.parse()?;
+    let mut config = Config::new(&veth.server.ns, &pins, &veth.server.ifname);
+    config.config = Some(&inventory);
+    config.listen = Some(listen);
+    let daemon = Daemon::start(&config)?;
     let header = format!(
         "server netns {}:\n{}aliasstat counts on {}, maps pinned under {}; \
          client netns {} sends for {} s (Ctrl-C stops)\n",
@@ -147,9 +191,16 @@ fn demo(args: &DemoArgs) -> Result<()> {
         veth.client.ns.name(),
         args.seconds,
     );
-    let shown = send_and_show(&veth, &pins, &header, args.seconds);
-    // On Ctrl-C the daemon got SIGINT too and has detached by itself.
-    shown.and_then(|()| daemon.stop())?;
+    let client = Client::new(&veth)?;
+    send_and_show(&client, &veth, &pins, &header, args.seconds)?;
+    if !interrupt::interrupted() {
+        show_inventory(&veth, &pins, &inventory, listen)?;
+    }
+    if !interrupt::interrupted() && std::io::stdout().is_terminal() {
+        top_over_live_traffic(&client, &veth, listen)?;
+    }
+    // On Ctrl-C the daemon got SIGINT too and has stopped by itself.
+    daemon.stop()?;
     if interrupt::interrupted() {
         println!("interrupted: removing the lab");
     } else {
@@ -158,10 +209,85 @@ fn demo(args: &DemoArgs) -> Result<()> {
     Ok(())
 }
 
+/// `aliasstat aliases`, then the metrics URL and the lines of one alias.
+fn show_inventory(
+    veth: &Veth,
+    pins: &BpfDir,
+    inventory: &std::path::Path,
+    listen: SocketAddr,
+) -> Result<()> {
+    let table = lab::cmd::run(
+        veth.server
+            .ns
+            .exec(daemon::binary()?)
+            .arg("aliases")
+            .arg("--bpffs")
+            .arg(pins.path())
+            .arg("--config")
+            .arg(inventory),
+    )?;
+    println!(
+        "aliasstat aliases (inventory {}):\n{table}",
+        inventory.display()
+    );
+    let metrics = http::get(&veth.server.ns, listen, "/metrics")?;
+    println!(
+        "metrics: http://{listen}/metrics inside netns {} (`ip netns exec {} curl -s http://{listen}/metrics`); the lines of alias \"shop-tls\":",
+        veth.server.ns.name(),
+        veth.server.ns.name()
+    );
+    for line in metrics.text()?.lines().filter(|l| l.contains("shop-tls")) {
+        println!("  {line}");
+    }
+    println!();
+    Ok(())
+}
+
+/// Runs `aliasstat top` in the server namespace, on this terminal, while
+/// the client keeps sending; returns when the user quits it.
+fn top_over_live_traffic(client: &Client, veth: &Veth, listen: SocketAddr) -> Result<()> {
+    println!("starting aliasstat top over the live traffic; press q to quit it");
+    thread::sleep(Duration::from_secs(2));
+    let stop = AtomicBool::new(false);
+    thread::scope(|s| {
+        let sender = s.spawn(|| -> Result<()> {
+            for tick in (0..TICKS_PER_SECOND).cycle() {
+                if stop.load(Ordering::Relaxed) || interrupt::interrupted() {
+                    break;
+                }
+                let started = Instant::now();
+                client.udp_tick(tick)?;
+                if tick == 0 {
+                    client.tcp_burst(veth)?;
+                    client.frames()?;
+                }
+                thread::sleep(TICK.saturating_sub(started.elapsed()));
+            }
+            Ok(())
+        });
+        let top = veth
+            .server
+            .ns
+            .exec(daemon::binary()?)
+            .args(["top", "--url", &format!("http://{listen}")])
+            .status()
+            .context("failed to run aliasstat top");
+        stop.store(true, Ordering::Relaxed);
+        let sent = sender.join().expect("the sender thread does not panic");
+        top?;
+        sent
+    })
+}
+
 /// Sends traffic for `seconds`, printing `aliasstat dump` after each;
 /// returns early on Ctrl-C.
-fn send_and_show(veth: &Veth, pins: &BpfDir, header: &str, seconds: u32) -> Result<()> {
-    let client = Client::new(veth)?;
+fn send_and_show(
+    client: &Client,
+    veth: &Veth,
+    pins: &BpfDir,
+    header: &str,
+    seconds: u32,
+) -> Result<()> {
     // On a terminal the table updates in place; in a log, each one follows
     // the last.
     let redraw = std::io::stdout().is_terminal();
