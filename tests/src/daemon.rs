@@ -83,6 +83,19 @@ impl<'a> Config<'a> {
     }
 }
 
+/// How to start `aliasstat run` beyond its [`Config`]: for tests of
+/// upgrades, privileges and flags the lab does not model.
+#[derive(Debug, Default)]
+pub struct Launch {
+    /// Instead of [`binary`].
+    pub binary: Option<PathBuf>,
+    /// Runs the binary through this command line, e.g. `setpriv` with its
+    /// flags; it must exec the binary so that the pid stays aliasstat's.
+    pub wrapper: Vec<std::ffi::OsString>,
+    /// Flags appended after those of the [`Config`].
+    pub args: Vec<std::ffi::OsString>,
+}
+
 /// A running `aliasstat run`.
 ///
 /// [`Daemon::stop`] stops it and checks that it exited cleanly. Dropping a
@@ -102,7 +115,23 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon and waits until it logs that it is ready.
     pub fn start(config: &Config<'_>) -> Result<Self> {
-        let mut cmd = config.ns.exec(binary()?);
+        Self::start_with(config, &Launch::default())
+    }
+
+    /// [`Daemon::start`], with another binary, a wrapper or more flags.
+    pub fn start_with(config: &Config<'_>, launch: &Launch) -> Result<Self> {
+        let binary = match &launch.binary {
+            Some(path) => path.clone(),
+            None => binary()?,
+        };
+        let mut cmd = match launch.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = config.ns.exec(program);
+                cmd.args(args).arg(&binary);
+                cmd
+            }
+            None => config.ns.exec(&binary),
+        };
         cmd.arg("run");
         for iface in &config.interfaces {
             cmd.args(["--interface", iface]);
@@ -118,6 +147,7 @@ impl Daemon {
         if let Some(listen) = config.listen {
             cmd.args(["--listen", &listen.to_string()]);
         }
+        cmd.args(&launch.args);
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
@@ -224,6 +254,27 @@ impl Daemon {
             }
             thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// The daemon's process id: `ip netns exec` and the wrappers exec, so
+    /// it is aliasstat's own.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the daemon has exited, and how.
+    pub fn exited(&mut self) -> Result<Option<ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
+    /// SIGKILLs the daemon, as the OOM killer or a crash would stop it:
+    /// no handler runs, nothing is unpinned. Returns its log.
+    pub fn kill(mut self) -> Result<String> {
+        self.stopped = true;
+        self.child.kill()?;
+        self.child.wait()?;
+        self.join_readers();
+        Ok(self.log())
     }
 
     /// SIGTERMs the daemon and fails unless it detaches and exits 0.

@@ -25,6 +25,7 @@ pub mod procnet;
 pub mod prometheus;
 pub mod scratch;
 pub mod snapshot;
+pub mod stress;
 pub mod traffic;
 
 pub use bpffs::BpfDir;

@@ -42,6 +42,19 @@ pub struct TcpBulk {
 /// ACK of the receiver's FIN), so everything the sender sent has crossed the
 /// receiver's ingress hooks.
 pub fn tcp_bulk(sender: &Netns, receiver: &Netns, to: SocketAddr, total: u64) -> Result<TcpBulk> {
+    tcp_bulk_paced(sender, receiver, to, total, Duration::ZERO)
+}
+
+/// [`tcp_bulk`] that sleeps `pause` after every 64 KiB written, so that
+/// the transfer lasts long enough for a test to act in the middle of it
+/// (kill or upgrade the daemon) at a rate far below what the veth carries.
+pub fn tcp_bulk_paced(
+    sender: &Netns,
+    receiver: &Netns,
+    to: SocketAddr,
+    total: u64,
+    pause: Duration,
+) -> Result<TcpBulk> {
     let listener = receiver
         .enter(|| TcpListener::bind(to))?
         .with_context(|| format!("failed to listen on {to} in {}", receiver.name()))?;
@@ -60,6 +73,9 @@ pub fn tcp_bulk(sender: &Netns, receiver: &Netns, to: SocketAddr, total: u64) ->
         let n = left.min(chunk.len() as u64) as usize;
         stream.write_all(&chunk[..n])?;
         left -= n as u64;
+        if !pause.is_zero() {
+            thread::sleep(pause);
+        }
     }
     stream.shutdown(Shutdown::Write)?;
     // The receiver closes once it has read everything; the sender's stack
