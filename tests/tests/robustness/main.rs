@@ -56,6 +56,7 @@ const TESTS: &[Test] = &[
         "unprivileged_check_and_top",
         privileges::unprivileged_clients,
     ),
+    ("systemd_unit_verifies", privileges::unit_verifies),
     ("http_concurrent_scrapers", http_abuse::concurrent_scrapers),
     ("http_slowloris", http_abuse::slowloris),
     ("http_huge_header", http_abuse::huge_header),

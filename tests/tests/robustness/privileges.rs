@@ -13,7 +13,7 @@ use std::{
 
 use anyhow::{Context, Result, bail, ensure};
 use lab::{
-    BpfDir, Count, Daemon, Dir, Veth,
+    BpfDir, Count, Daemon, Dir, Hook, Veth,
     daemon::{Config, Launch, binary},
     dump,
     link::Ipv6,
@@ -153,9 +153,25 @@ pub fn counts_with_listed_caps() -> Result<Outcome> {
         &lab.rx(&pins)?,
     )?;
     daemon.stop()?;
+    // And ingress on XDP instead (`--hook xdp` in ExecStart): another
+    // program type and attach path under the same capabilities.
+    let daemon = Daemon::start_with(
+        &Config {
+            hook: Hook::Xdp,
+            ..Config::new(&lab.veth.server.ns, &pins, &lab.veth.server.ifname)
+        },
+        &launch,
+    )?;
+    let third = lab.batch(40002)?;
+    check_eq(
+        "rx under the unit's capabilities, then on XDP",
+        &(first + second + third),
+        &lab.rx(&pins)?,
+    )?;
+    daemon.stop()?;
     println!(
-        "  attached, counted {} exactly, restarted and adopted its links",
-        first + second
+        "  attached, counted {} exactly, restarted and adopted its links, switched ingress to XDP",
+        first + second + third
     );
     Ok(Outcome::Passed)
 }
@@ -398,4 +414,42 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// `systemd-analyze verify` of the shipped unit, with ExecStart pointing
+/// at the binary under test (the unit names /usr/local/bin/aliasstat,
+/// which a build machine does not have). Skipped without systemd's tools.
+pub fn unit_verifies() -> Result<Outcome> {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Ok(Outcome::Skipped(
+            "systemd-analyze is not installed".to_owned(),
+        ));
+    }
+    let text = std::fs::read_to_string(unit_file())?;
+    let binary = binary()?;
+    let text = text.replace("/usr/local/bin/aliasstat", &binary.to_string_lossy());
+    // systemd-analyze takes the unit's name from the file name.
+    let dir = std::env::temp_dir().join(format!("aslab-{}-unit", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let unit = dir.join("aliasstat.service");
+    std::fs::write(&unit, text)?;
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit)
+        .output();
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = out?;
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify: {}\n{said}",
+        out.status
+    );
+    println!("  systemd-analyze verify: clean");
+    Ok(Outcome::Passed)
 }
