@@ -338,11 +338,12 @@ impl Drop for Daemon {
     }
 }
 
-/// Whether a log line announces that every program is attached. The word
-/// `ready` is the contract; the rest of the line is free.
+/// Whether a log line announces that every program is attached: the
+/// message (after env_logger's `[… module] ` prefix) starts with `ready:`.
+/// A path or name that merely contains the word does not count.
 fn says_ready(line: &str) -> bool {
-    line.split(|c: char| !c.is_ascii_alphanumeric())
-        .any(|word| word == "ready")
+    let message = line.split_once("] ").map_or(line, |(_, m)| m);
+    message.starts_with("ready:")
 }
 
 /// Copies `from` line by line into `log`, forwarding lines to `lines`,
@@ -397,8 +398,10 @@ mod tests {
         assert!(says_ready(
             "[INFO aliasstat] ready: counting on vb (tc ingress, tc egress)"
         ));
-        assert!(says_ready("ready"));
         assert!(!says_ready("[INFO aliasstat] already pinned"));
-        assert!(!says_ready("readying maps"));
+        assert!(!says_ready("[INFO aliasstat] readying maps"));
+        assert!(!says_ready(
+            "[INFO aliasstat] 2 documented aliases from /tmp/ready/aliases.toml"
+        ));
     }
 }
