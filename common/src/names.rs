@@ -28,3 +28,22 @@ pub const OTHER_CAPACITY: u32 = 4096;
 
 /// How often, at most, the kernel side logs that [`ADDRESSES`] is full.
 pub const FULL_LOG_INTERVAL_NS: u64 = 60 * 1_000_000_000;
+
+// Benchmark-only programs (`cargo xtask bench`). They live in the same
+// object so that they are built by the same compiler from the same parser,
+// but the daemon never loads or attaches them.
+
+/// Returns at once, as TC: the cost of the hook and the test harness alone.
+pub const BENCH_EMPTY_TC: &str = "bench_empty_tc";
+/// Returns at once, as XDP.
+pub const BENCH_EMPTY_XDP: &str = "bench_empty_xdp";
+/// Only moves the frame to its next benchmark key (TC): the key-generation
+/// cost that is subtracted from [`BENCH_KEYED_TC`].
+pub const BENCH_REKEY_TC: &str = "bench_rekey_tc";
+/// Only moves the frame to its next benchmark key (XDP).
+pub const BENCH_REKEY_XDP: &str = "bench_rekey_xdp";
+/// Counts like [`TC_INGRESS`], then moves the frame to its next key, so
+/// that repeated runs on one frame cycle through many addresses.
+pub const BENCH_KEYED_TC: &str = "bench_keyed_tc";
+/// Counts like [`XDP_INGRESS`], then moves the frame to its next key.
+pub const BENCH_KEYED_XDP: &str = "bench_keyed_xdp";

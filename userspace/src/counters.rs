@@ -2,20 +2,42 @@
 //!
 //! [`CounterSource`] is the seam between the kernel and everything that
 //! presents counts, so that presentation is unit-tested without BPF.
+//!
+//! Maps are read in batches of [`BATCH_ENTRIES`] (`BPF_MAP_LOOKUP_BATCH`,
+//! see [`crate::sys`]): one system call per batch instead of two per entry,
+//! which is what keeps a scrape of a large map cheap. Kernels without batch
+//! operations get the per-key iteration instead.
 
 use std::{
     collections::BTreeMap,
     net::IpAddr,
+    os::fd::AsFd as _,
     path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
 };
 
-use aya::maps::{Map, MapData, MapError, PerCpuHashMap, PerCpuValues};
+use aya::maps::{IterableMap as _, Map, MapData, MapError, PerCpuHashMap, PerCpuValues};
 use common::{
     AddrKey, Counters, Direction, OtherKey, OtherKind,
     names::{ADDRESSES, OTHER},
 };
+use log::info;
 
-use crate::pins;
+use crate::{
+    pins,
+    sys::{self, Batch, BatchCursor, SysError},
+};
+
+/// Entries asked for per `BPF_MAP_LOOKUP_BATCH` call. Large enough that a
+/// million-entry map takes a few hundred calls, small enough that the
+/// buffers (about 100 KiB of keys, 32 B of values per CPU per entry) stay
+/// in cache.
+pub const BATCH_ENTRIES: usize = 4096;
+
+// A per-CPU batch buffer pads each CPU's value to 8 bytes; `Counters` has
+// only `u64` fields, so its slots are exactly `Counters` and the buffer is
+// read as a `[Counters]`.
+const _: () = assert!(size_of::<Counters>().is_multiple_of(8));
 
 #[derive(Debug, thiserror::Error)]
 pub enum CountersError {
@@ -53,6 +75,27 @@ pub enum CountersError {
         #[source]
         source: MapError,
     },
+    #[error("failed to read map `{name}` in batches")]
+    ReadBatch {
+        name: &'static str,
+        #[source]
+        source: SysError,
+    },
+    #[error("failed to count the possible CPUs from `{path}`")]
+    Cpus {
+        path: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How [`PinnedMaps`] reads a map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadMethod {
+    /// `BPF_MAP_LOOKUP_BATCH`, [`BATCH_ENTRIES`] entries per call.
+    Batched,
+    /// aya's iterator: `GET_NEXT_KEY` and `LOOKUP_ELEM` for every entry.
+    PerKey,
 }
 
 /// Packets and bytes seen for one address on one interface, one direction.
@@ -96,6 +139,10 @@ impl CounterSource for Snapshot {
 /// those of older layouts whose counts an upgrade carried over.
 pub struct PinnedMaps {
     layouts: Vec<LayoutMaps>,
+    /// Per-CPU slots in each value: the kernel's possible CPUs.
+    cpus: usize,
+    /// Cleared for good once the kernel says it has no batch operations.
+    batch_works: AtomicBool,
 }
 
 struct LayoutMaps {
@@ -130,51 +177,36 @@ impl PinnedMaps {
                 })
             })
             .collect::<Result<_, CountersError>>()?;
-        Ok(Self { layouts })
+        let cpus =
+            aya::util::nr_cpus().map_err(|(path, source)| CountersError::Cpus { path, source })?;
+        Ok(Self {
+            layouts,
+            cpus,
+            batch_works: AtomicBool::new(true),
+        })
     }
-}
 
-fn open_map<K: aya::Pod>(
-    path: &Path,
-) -> Result<PerCpuHashMap<MapData, K, Counters>, CountersError> {
-    let data = MapData::from_pin(path).map_err(|source| CountersError::Open {
-        path: path.to_owned(),
-        source,
-    })?;
-    PerCpuHashMap::try_from(Map::PerCpuHashMap(data)).map_err(|source| CountersError::WrongMap {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-impl CounterSource for PinnedMaps {
-    fn snapshot(&self) -> Result<Snapshot, CountersError> {
+    /// A snapshot read with `method` only, never falling back: for the
+    /// benchmarks and for tests that compare the two.
+    pub fn snapshot_by(&self, method: ReadMethod) -> Result<Snapshot, CountersError> {
         // Keys repeat across layouts after an upgrade: sum them.
         let mut addresses: BTreeMap<(u32, Direction, IpAddr), Counters> = BTreeMap::new();
         let mut other: BTreeMap<(u32, Direction, OtherKind), Counters> = BTreeMap::new();
         for layout in &self.layouts {
-            for entry in layout.addresses.iter() {
-                let (key, values) = entry.map_err(|source| CountersError::Read {
-                    name: ADDRESSES,
-                    source,
-                })?;
-                // Keys the program never writes are skipped, not shown as
-                // garbage.
+            // Keys the program never writes are skipped, not shown as
+            // garbage.
+            self.read(&layout.addresses, ADDRESSES, method, |key, counters| {
                 if let (Some(direction), Some(address)) = (key.dir(), key.ip()) {
                     *addresses
                         .entry((key.ifindex, direction, address))
-                        .or_default() += sum(&values);
+                        .or_default() += counters;
                 }
-            }
-            for entry in layout.other.iter() {
-                let (key, values) = entry.map_err(|source| CountersError::Read {
-                    name: OTHER,
-                    source,
-                })?;
+            })?;
+            self.read(&layout.other, OTHER, method, |key, counters| {
                 if let (Some(direction), Some(kind)) = (key.dir(), key.other_kind()) {
-                    *other.entry((key.ifindex, direction, kind)).or_default() += sum(&values);
+                    *other.entry((key.ifindex, direction, kind)).or_default() += counters;
                 }
-            }
+            })?;
         }
         Ok(Snapshot {
             addresses: addresses
@@ -196,6 +228,102 @@ impl CounterSource for PinnedMaps {
                 })
                 .collect(),
         })
+    }
+
+    /// Calls `each` with every entry of `map` and its per-CPU sum.
+    fn read<K: aya::Pod + bytemuck::Pod>(
+        &self,
+        map: &PerCpuHashMap<MapData, K, Counters>,
+        name: &'static str,
+        method: ReadMethod,
+        mut each: impl FnMut(K, Counters),
+    ) -> Result<(), CountersError> {
+        match method {
+            ReadMethod::PerKey => {
+                for entry in map.iter() {
+                    let (key, values) =
+                        entry.map_err(|source| CountersError::Read { name, source })?;
+                    each(key, sum(&values));
+                }
+                Ok(())
+            }
+            ReadMethod::Batched => read_batched(map.map(), self.cpus, &mut each)
+                .map_err(|source| CountersError::ReadBatch { name, source }),
+        }
+    }
+}
+
+/// Reads every entry of a per-CPU hash of `K` to [`Counters`] with
+/// `BPF_MAP_LOOKUP_BATCH`.
+fn read_batched<K: bytemuck::Pod>(
+    map: &MapData,
+    cpus: usize,
+    each: &mut impl FnMut(K, Counters),
+) -> Result<(), SysError> {
+    let key_size = size_of::<K>();
+    let value_size = sys::batch_value_size(size_of::<Counters>(), Some(cpus));
+    let mut entries = BATCH_ENTRIES;
+    let mut keys = vec![K::zeroed(); entries];
+    let mut values = vec![Counters::default(); entries * cpus];
+    let mut cursor = BatchCursor::new(key_size);
+    loop {
+        let batch = sys::lookup_batch(
+            map.fd().as_fd(),
+            &mut cursor,
+            key_size,
+            value_size,
+            bytemuck::cast_slice_mut(&mut keys),
+            bytemuck::cast_slice_mut(&mut values),
+        )?;
+        let (count, done) = match batch {
+            Batch::More { count } => (count, false),
+            Batch::Done { count } => (count, true),
+            // One hash bucket holds more than `entries` keys: only with a
+            // pathological hash, but then grow rather than fail.
+            Batch::TooSmall => {
+                entries *= 2;
+                keys.resize(entries, K::zeroed());
+                values.resize(entries * cpus, Counters::default());
+                continue;
+            }
+        };
+        for (key, slots) in keys.iter().zip(values.chunks_exact(cpus)).take(count) {
+            each(*key, slots.iter().copied().sum());
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+fn open_map<K: aya::Pod>(
+    path: &Path,
+) -> Result<PerCpuHashMap<MapData, K, Counters>, CountersError> {
+    let data = MapData::from_pin(path).map_err(|source| CountersError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    PerCpuHashMap::try_from(Map::PerCpuHashMap(data)).map_err(|source| CountersError::WrongMap {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+impl CounterSource for PinnedMaps {
+    fn snapshot(&self) -> Result<Snapshot, CountersError> {
+        if self.batch_works.load(Ordering::Relaxed) {
+            match self.snapshot_by(ReadMethod::Batched) {
+                Err(CountersError::ReadBatch {
+                    source: e @ SysError::Unsupported { .. },
+                    ..
+                }) => {
+                    info!("reading the maps one key at a time: {e}");
+                    self.batch_works.store(false, Ordering::Relaxed);
+                }
+                read => return read,
+            }
+        }
+        self.snapshot_by(ReadMethod::PerKey)
     }
 }
 

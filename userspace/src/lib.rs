@@ -21,5 +21,6 @@ pub mod live;
 pub mod loader;
 pub mod metrics;
 pub mod pins;
+pub mod sys;
 pub mod table;
 pub mod top;

@@ -1,5 +1,6 @@
 //! `cargo xtask`: everything that needs more than a plain `cargo build`.
 
+mod bench;
 mod build;
 mod cmd;
 mod demo;
@@ -37,6 +38,10 @@ enum Command {
     Lint,
     /// Build aliasstat and show it counting traffic in a network-namespace lab.
     Demo(demo::DemoArgs),
+    /// Measure what aliasstat costs (per packet, live throughput against
+    /// nftables, scrape time and memory) and write the tables, with the
+    /// machine they were measured on, to BENCHMARKS.md. Needs root.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,6 +50,7 @@ fn main() -> anyhow::Result<()> {
         Command::Build(args) => build::run(args),
         Command::Test(args) => test::run(args),
         Command::Lint => lint::run(),
+        Command::Bench(args) => bench::run(args),
         Command::Demo(args) => {
             setup::run()?;
             build::build(build::Profile::Release)?;

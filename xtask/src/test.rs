@@ -42,6 +42,12 @@ pub fn run(args: TestArgs) -> Result<()> {
             .args(&args.harness_args),
     )?;
 
+    // Every benchmark once at a tiny size, so that none of them rots; no
+    // number is checked. A run filtered to some scenarios skips it.
+    if args.harness_args.is_empty() {
+        crate::bench::run(crate::bench::BenchArgs { quick: true })?;
+    }
+
     // promtool check/test of the alert rules, and every dashboard query
     // against a real Prometheus.
     cmd::run(Command::new("bash").arg(workspace::root().join("dashboards/check.sh")))

@@ -1,0 +1,413 @@
+//! The half of `cargo xtask bench` that needs aya and the aliasstat
+//! library: xtask cannot depend on them (building aliasstat needs the
+//! bpf-linker that `cargo xtask setup` installs), so it builds this target
+//! and runs it. Needs root. Every subcommand prints one JSON object.
+//!
+//! ```text
+//! probe testrun --repeat R --trials T    per-packet cost (BPF_PROG_TEST_RUN)
+//! probe fill --bpffs DIR --entries N --ifindex I
+//! probe read --bpffs DIR --trials T      one snapshot, batched vs per key
+//! probe hold-xdp --iface IF              attach the empty XDP program
+//!                                        until stdin closes
+//! ```
+
+use std::{
+    collections::HashMap,
+    io::Read as _,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    time::Instant,
+};
+
+use aliasstat::{
+    counters::{PinnedMaps, ReadMethod},
+    loader, pins,
+    sys::{self, batch_value_size},
+};
+use anyhow::{Context as _, Result, bail, ensure};
+use aya::{
+    EbpfLoader,
+    maps::{MapData, PerCpuHashMap},
+    programs::{Program, SchedClassifier, TestRun as _, TestRunOptions, Xdp, XdpMode},
+};
+use common::{
+    AddrKey, Counters, Direction,
+    names::{
+        ADDRESSES, BENCH_EMPTY_TC, BENCH_EMPTY_XDP, BENCH_KEYED_TC, BENCH_KEYED_XDP,
+        BENCH_REKEY_TC, BENCH_REKEY_XDP, TC_INGRESS, XDP_INGRESS,
+    },
+};
+use lab::{
+    BpfDir,
+    frames::{ETH_HLEN, L4, ip_frame},
+};
+use serde_json::{Value, json};
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let Some(command) = args.next() else {
+        bail!("usage: probe testrun|fill|read|hold-xdp ...; run it through `cargo xtask bench`");
+    };
+    let flags = Flags::parse(args)?;
+    let out = match command.as_str() {
+        "testrun" => testrun(flags.num("repeat")?, flags.num("trials")?)?,
+        "fill" => fill(
+            flags.get("bpffs")?,
+            flags.num("entries")?,
+            flags.num("ifindex")?,
+        )?,
+        "read" => read(flags.get("bpffs")?, flags.num("trials")?)?,
+        "hold-xdp" => hold_xdp(flags.get("iface")?)?,
+        // `cargo bench` runs bench targets with `--bench`: say where to go.
+        _ => bail!("unknown subcommand `{command}`; run the benchmarks with `cargo xtask bench`"),
+    };
+    println!("{out}");
+    Ok(())
+}
+
+/// `--name value` pairs.
+struct Flags(HashMap<String, String>);
+
+impl Flags {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Self> {
+        let mut flags = HashMap::new();
+        while let Some(flag) = args.next() {
+            let name = flag
+                .strip_prefix("--")
+                .with_context(|| format!("expected a --flag, got `{flag}`"))?;
+            let value = args
+                .next()
+                .with_context(|| format!("{flag} needs a value"))?;
+            flags.insert(name.to_owned(), value);
+        }
+        Ok(Self(flags))
+    }
+
+    fn get(&self, name: &str) -> Result<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .with_context(|| format!("--{name} is required"))
+    }
+
+    fn num<T: std::str::FromStr>(&self, name: &str) -> Result<T> {
+        let value = self.get(name)?;
+        value
+            .parse()
+            .ok()
+            .with_context(|| format!("--{name}: `{value}` is not a number"))
+    }
+}
+
+/// Runs this thread on `cpu` only, so a series of runs is not spread over
+/// CPUs with different cache contents.
+fn pin_to(cpu: usize) -> Result<()> {
+    // SAFETY: a zeroed cpu_set_t is the empty set; `cpu` is a CPU number
+    // from the possible range, far below CPU_SETSIZE.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("failed to pin to CPU {cpu}"));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Per-packet cost under BPF_PROG_TEST_RUN.
+
+/// Distinct keys per keyed case; powers of two, since the frame carries
+/// `keys - 1` as its mask (see ebpf-prog/src/bench.rs).
+const KEY_SETS: [u32; 3] = [1, 1024, 65536];
+/// Room for every case's keys at once (both families' 64k, 1k, hot keys).
+const TESTRUN_CAPACITY: u32 = 262_144;
+/// UDP payload of the test frames: 60-byte IPv4 frames, the Ethernet
+/// minimum, so the figures are for the smallest (costliest per byte)
+/// packets. IPv6 frames are 20 bytes longer.
+const PAYLOAD: usize = 18;
+
+#[derive(Clone, Copy)]
+enum Hook {
+    Tc,
+    Xdp,
+}
+
+impl Hook {
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Tc => "tc",
+            Self::Xdp => "xdp",
+        }
+    }
+
+    const fn programs(self) -> [&'static str; 4] {
+        match self {
+            Self::Tc => [BENCH_EMPTY_TC, TC_INGRESS, BENCH_REKEY_TC, BENCH_KEYED_TC],
+            Self::Xdp => [
+                BENCH_EMPTY_XDP,
+                XDP_INGRESS,
+                BENCH_REKEY_XDP,
+                BENCH_KEYED_XDP,
+            ],
+        }
+    }
+}
+
+/// One line of the table: a hook, a family and a key count, and the
+/// programs whose per-run times are collected for it.
+struct Case {
+    hook: Hook,
+    family: u8,
+    /// `None`: one hot key through the real program.
+    keys: Option<u32>,
+    frame: Vec<u8>,
+    /// Program name and its per-trial nanoseconds per run.
+    times: Vec<(&'static str, Vec<u64>)>,
+}
+
+/// The destination the runs count: `10.<net>.0.0` or `fd00:<net>::`, whose
+/// low 16 bits the keyed programs step through.
+fn frame(family: u8, net: u8, mask: u16) -> Vec<u8> {
+    let (src, dst): (IpAddr, IpAddr) = match family {
+        4 => (
+            Ipv4Addr::new(10, 75, 0, 1).into(),
+            Ipv4Addr::new(10, net, 0, 0).into(),
+        ),
+        _ => (
+            Ipv6Addr::new(0xfd00, 0x75, 0, 0, 0, 0, 0, 1).into(),
+            Ipv6Addr::new(0xfd00, u16::from(net), 0, 0, 0, 0, 0, 0).into(),
+        ),
+    };
+    let mut f = ip_frame(
+        [2, 0, 0, 0, 0, 1],
+        [2, 0, 0, 0, 0, 2],
+        src,
+        dst,
+        L4::Udp,
+        PAYLOAD,
+    );
+    // Where the keyed programs find the mask: the IPv4 identification, or
+    // the low half of the IPv6 flow label.
+    let at = if family == 4 {
+        ETH_HLEN + 4
+    } else {
+        ETH_HLEN + 2
+    };
+    f[at..at + 2].copy_from_slice(&mask.to_be_bytes());
+    f
+}
+
+fn testrun(repeat: u32, trials: usize) -> Result<Value> {
+    ensure!(
+        repeat > 0 && trials > 0,
+        "--repeat and --trials must be positive"
+    );
+    // The last CPU: xtask and the shell tend to run on the first.
+    let cpus = aya::util::nr_cpus().map_err(|(path, e)| anyhow::anyhow!("{path}: {e}"))?;
+    pin_to(cpus - 1)?;
+
+    let pins = BpfDir::new("bench")?;
+    let maps = pins::maps_dir(pins.path(), pins::LAYOUT_VERSION);
+    std::fs::create_dir_all(&maps)?;
+    let mut ebpf = EbpfLoader::new()
+        .default_map_pin_directory(&maps)
+        .map_max_entries(ADDRESSES, TESTRUN_CAPACITY)
+        .load(loader::OBJECT)
+        .context("failed to load the eBPF object")?;
+    for hook in [Hook::Tc, Hook::Xdp] {
+        for name in hook.programs() {
+            let program = ebpf
+                .program_mut(name)
+                .with_context(|| format!("no program {name} in the object"))?;
+            match program {
+                Program::SchedClassifier(p) => p.load(),
+                Program::Xdp(p) => p.load(),
+                _ => bail!("{name} is neither TC nor XDP"),
+            }
+            .with_context(|| format!("failed to load {name}"))?;
+        }
+    }
+
+    let mut cases = Vec::new();
+    for hook in [Hook::Tc, Hook::Xdp] {
+        let [empty, real, rekey, keyed] = hook.programs();
+        for family in [4u8, 6] {
+            cases.push(Case {
+                hook,
+                family,
+                keys: None,
+                frame: frame(family, 76, 0),
+                times: vec![(empty, vec![]), (real, vec![])],
+            });
+            for (i, keys) in KEY_SETS.into_iter().enumerate() {
+                let mask = u16::try_from(keys - 1).context("key sets fit 16 bits")?;
+                cases.push(Case {
+                    hook,
+                    family,
+                    keys: Some(keys),
+                    frame: frame(family, 77 + i as u8, mask),
+                    times: vec![(empty, vec![]), (rekey, vec![]), (keyed, vec![])],
+                });
+            }
+        }
+    }
+
+    // Warm-up: one pass over each key set creates its entries, so the
+    // measured runs are the steady state (lookup hit, add in place) and
+    // not the first-packet inserts.
+    for case in &cases {
+        let keys = case.keys.unwrap_or(1);
+        for &(name, _) in &case.times {
+            run(&ebpf, name, &case.frame, keys)?;
+        }
+    }
+    // Trials interleave the cases, so a slow patch of the machine touches
+    // every case rather than one.
+    for _ in 0..trials {
+        for case in &mut cases {
+            for (name, times) in &mut case.times {
+                times.push(run(&ebpf, name, &case.frame, repeat)?);
+            }
+        }
+    }
+    let filled = ebpf_entries(&ebpf)?;
+    let rows: Vec<Value> = cases
+        .iter()
+        .map(|c| {
+            let times: serde_json::Map<String, Value> = c
+                .times
+                .iter()
+                .map(|(name, t)| ((*name).to_owned(), json!(t)))
+                .collect();
+            json!({
+                "hook": c.hook.name(),
+                "family": c.family,
+                "keys": c.keys,
+                "frame_bytes": c.frame.len(),
+                "ns": times,
+            })
+        })
+        .collect();
+    Ok(json!({ "repeat": repeat, "trials": trials, "map_entries": filled, "rows": rows }))
+}
+
+/// Runs program `name` `repeat` times on `frame`; the kernel's average
+/// nanoseconds per run (it truncates to whole nanoseconds).
+fn run(ebpf: &aya::Ebpf, name: &str, frame: &[u8], repeat: u32) -> Result<u64> {
+    let opts = TestRunOptions {
+        data_in: Some(frame),
+        repeat,
+        ..TestRunOptions::default()
+    };
+    let result = match ebpf.program(name) {
+        Some(Program::SchedClassifier(p)) => SchedClassifier::test_run(p, opts),
+        Some(Program::Xdp(p)) => Xdp::test_run(p, opts),
+        _ => bail!("no TC or XDP program {name}"),
+    }
+    .with_context(|| format!("BPF_PROG_TEST_RUN of {name}"))?;
+    Ok(result.duration.as_nanos() as u64)
+}
+
+/// Entries in the object's address map: a check that the keyed runs
+/// really spread over their key sets.
+fn ebpf_entries(ebpf: &aya::Ebpf) -> Result<usize> {
+    let map = ebpf.map(ADDRESSES).context("no address map")?;
+    let map: PerCpuHashMap<&MapData, AddrKey, Counters> = PerCpuHashMap::try_from(map)?;
+    Ok(map.keys().filter(Result::is_ok).count())
+}
+
+// ---------------------------------------------------------------------------
+// Userspace: fill a daemon's pinned map, time one read of it.
+
+/// The `i`th filler address: `100.64.0.0/10` (shared address space, never
+/// routed here) holds 4M of them.
+fn filler(i: u32) -> [u8; 4] {
+    (u32::from(Ipv4Addr::new(100, 64, 0, 0)) + i).to_be_bytes()
+}
+
+fn fill(bpffs: &str, entries: u32, ifindex: u32) -> Result<Value> {
+    ensure!(
+        entries < 1 << 22,
+        "--entries must stay within 100.64.0.0/10"
+    );
+    let path = pins::maps_dir(bpffs.as_ref(), pins::LAYOUT_VERSION).join(ADDRESSES);
+    let map = MapData::from_pin(&path).with_context(|| format!("open {}", path.display()))?;
+    let cpus = aya::util::nr_cpus().map_err(|(path, e)| anyhow::anyhow!("{path}: {e}"))?;
+    let started = Instant::now();
+    let value_size = batch_value_size(size_of::<Counters>(), Some(cpus));
+    // Chunks keep the buffers small; each CPU slot gets its own count so
+    // that a read which mixed up slots would be caught.
+    const CHUNK: u32 = 65_536;
+    let mut at = 0;
+    while at < entries {
+        let end = entries.min(at + CHUNK);
+        let keys: Vec<AddrKey> = (at..end)
+            .map(|i| AddrKey::ipv4(ifindex, Direction::Rx, filler(i)))
+            .collect();
+        let values: Vec<Counters> = (at..end)
+            .flat_map(|i| {
+                (0..cpus as u64).map(move |cpu| Counters::new(cpu + 1, u64::from(i % 1500) + 60))
+            })
+            .collect();
+        let written = sys::update_batch(
+            std::os::fd::AsFd::as_fd(map.fd()),
+            size_of::<AddrKey>(),
+            value_size,
+            bytemuck::cast_slice(&keys),
+            bytemuck::cast_slice(&values),
+            0,
+        )
+        .with_context(|| format!("fill {}", path.display()))?;
+        ensure!(
+            written == keys.len(),
+            "wrote {written} of {} entries",
+            keys.len()
+        );
+        at = end;
+    }
+    Ok(json!({ "filled": entries, "seconds": started.elapsed().as_secs_f64() }))
+}
+
+fn read(bpffs: &str, trials: usize) -> Result<Value> {
+    let maps = PinnedMaps::open(bpffs.as_ref())?;
+    let (mut batched, mut per_key) = (Vec::new(), Vec::new());
+    let mut entries = 0;
+    for _ in 0..trials {
+        let started = Instant::now();
+        let a = maps.snapshot_by(ReadMethod::Batched)?;
+        batched.push(started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        let b = maps.snapshot_by(ReadMethod::PerKey)?;
+        per_key.push(started.elapsed().as_secs_f64());
+        ensure!(a == b, "the batched and the per-key snapshot differ");
+        entries = a.addresses.len() + a.other.len();
+    }
+    Ok(json!({ "entries": entries, "batched": batched, "per_key": per_key }))
+}
+
+// ---------------------------------------------------------------------------
+// The live benchmark's empty-XDP baseline.
+
+/// Attaches the empty XDP program to `iface` (in the caller's namespace),
+/// says so on stdout, and detaches when stdin closes.
+fn hold_xdp(iface: &str) -> Result<Value> {
+    // The object's maps want a pin directory; the empty program uses none.
+    let pins = BpfDir::new("bench-xdp")?;
+    let mut ebpf = EbpfLoader::new()
+        .default_map_pin_directory(pins.path())
+        .load(loader::OBJECT)
+        .context("failed to load the eBPF object")?;
+    let xdp: &mut Xdp = ebpf
+        .program_mut(BENCH_EMPTY_XDP)
+        .context("no empty XDP program")?
+        .try_into()?;
+    xdp.load()?;
+    // The daemon's mode too: the kernel picks native XDP on a veth.
+    xdp.attach(iface, XdpMode::Default)
+        .with_context(|| format!("attach {BENCH_EMPTY_XDP} to {iface}"))?;
+    println!("{}", json!({ "attached": iface }));
+    // Blocks until xtask is done with this baseline and closes the pipe.
+    std::io::stdin().read_to_end(&mut Vec::new())?;
+    Ok(json!({ "detached": iface }))
+}

@@ -1,0 +1,248 @@
+//! `cargo xtask bench`: what aliasstat costs, each figure against a
+//! baseline measured in the same run.
+//!
+//! 1. [`packet`]: nanoseconds per packet under BPF_PROG_TEST_RUN, against
+//!    empty TC and XDP programs, for one hot key and for 1k and 64k keys.
+//! 2. [`live`]: packets per second through a veth with nothing, aliasstat
+//!    or nftables accounting on the receiving end.
+//! 3. [`scrape`]: a `/metrics` scrape, one map read (batched and per key)
+//!    and the daemon's memory, for 1k to 1M map entries.
+//!
+//! Prints the tables and writes them into BENCHMARKS.md between its
+//! markers; `--quick` runs everything at a tiny size for the test suite and
+//! leaves BENCHMARKS.md alone. Needs root. Nothing here asserts a time:
+//! the verdicts against the targets are reported, not enforced.
+
+mod live;
+mod packet;
+mod scrape;
+mod stats;
+mod tools;
+
+use std::fmt::Write as _;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{
+    build::{self, Profile},
+    setup, workspace,
+};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Run every benchmark at a tiny size (a few seconds in all), to check
+    /// that they still work; the numbers mean nothing. Writes
+    /// target/bench-quick.md instead of BENCHMARKS.md.
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// Sizes and repetitions of one run.
+pub struct Plan {
+    /// BPF_PROG_TEST_RUN repetitions per measurement.
+    repeat: u32,
+    /// Trials per figure; the median is reported.
+    trials: usize,
+    /// Seconds of flood per live trial.
+    seconds: f64,
+    /// Addresses in the nftables rulesets; the first and last are compared
+    /// with aliasstat.
+    nft_sizes: Vec<usize>,
+    /// Entries in the address map for the userspace costs.
+    map_sizes: Vec<u32>,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                repeat: 10_000,
+                trials: 1,
+                seconds: 0.2,
+                nft_sizes: vec![10, 1000],
+                map_sizes: vec![100, 1000],
+            }
+        } else {
+            Self {
+                repeat: 1_000_000,
+                trials: 5,
+                seconds: 2.0,
+                nft_sizes: vec![10, 100, 1000],
+                map_sizes: vec![1_000, 10_000, 100_000, 1_000_000],
+            }
+        }
+    }
+}
+
+/// A figure against its target.
+pub struct Verdict {
+    what: String,
+    value: f64,
+    target: f64,
+    unit: &'static str,
+    /// `true`: the value must not exceed the target.
+    at_most: bool,
+}
+
+impl Verdict {
+    fn at_most(what: &str, value: f64, target: f64, unit: &'static str) -> Self {
+        Self {
+            what: what.to_owned(),
+            value,
+            target,
+            unit,
+            at_most: true,
+        }
+    }
+
+    fn at_least(what: &str, value: f64, target: f64, unit: &'static str) -> Self {
+        Self {
+            at_most: false,
+            ..Self::at_most(what, value, target, unit)
+        }
+    }
+
+    fn met(&self) -> bool {
+        if self.at_most {
+            self.value <= self.target
+        } else {
+            self.value >= self.target
+        }
+    }
+
+    fn row(&self) -> String {
+        let (sign, verdict) = match (self.at_most, self.met()) {
+            (true, true) => ("≤", "met".to_owned()),
+            (false, true) => ("≥", "met".to_owned()),
+            (true, false) => (
+                "≤",
+                format!(
+                    "**missed** by {:.2} {}",
+                    self.value - self.target,
+                    self.unit
+                ),
+            ),
+            (false, false) => (
+                "≥",
+                format!(
+                    "**missed** by {:.2} {}",
+                    self.target - self.value,
+                    self.unit
+                ),
+            ),
+        };
+        format!(
+            "| {} | {sign} {} {} | {:.2} {} | {verdict} |",
+            self.what, self.target, self.unit, self.value, self.unit
+        )
+    }
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    if !setup::is_root() {
+        bail!(
+            "not root: the benchmarks load BPF programs and create network namespaces; \
+             run `sudo -E env \"PATH=$PATH\" cargo xtask bench`"
+        );
+    }
+    setup::run()?;
+    let aliasstat = build::build(Profile::Release)?;
+    let tools = tools::Tools::build(aliasstat.clone())?;
+    let plan = Plan::new(args.quick);
+    lab::remove_stale()?;
+    lab::bpffs::mount()?;
+    // The lab's daemon guard runs this binary; set before any thread runs.
+    // SAFETY: xtask is single-threaded here, so nothing reads the
+    // environment concurrently.
+    unsafe { std::env::set_var("ALIASSTAT_BIN", &aliasstat) };
+
+    let machine = tools::Machine::probe();
+    println!("bench: per-packet cost (BPF_PROG_TEST_RUN)");
+    let packet = packet::run(&tools, &plan)?;
+    println!("{}", packet.table());
+    println!("bench: live throughput over a veth");
+    let live = live::run(&tools, &plan)?;
+    println!("{}", live.table());
+    println!("bench: userspace (scrape, map read, memory)");
+    let userspace = scrape::run(&tools, &plan)?;
+    println!("{}", userspace.table());
+
+    let mut verdicts = packet.verdicts();
+    verdicts.extend(live.verdicts());
+    verdicts.extend(userspace.verdicts());
+    let report = report(&machine, &packet, &live, &userspace, &verdicts, args.quick);
+    println!("{report}");
+
+    if args.quick {
+        let path = workspace::root().join("target/bench-quick.md");
+        std::fs::write(&path, &report)
+            .with_context(|| format!("could not write {}", path.display()))?;
+        println!(
+            "bench: quick run, tables in {} (BENCHMARKS.md left alone)",
+            path.display()
+        );
+    } else {
+        let path = workspace::root().join("BENCHMARKS.md");
+        let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
+        std::fs::write(&path, stats::splice(&old, &report))
+            .with_context(|| format!("could not write {}", path.display()))?;
+        println!("bench: tables written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn report(
+    machine: &tools::Machine,
+    packet: &packet::PacketCost,
+    live: &live::Throughput,
+    userspace: &scrape::Userspace,
+    verdicts: &[Verdict],
+    quick: bool,
+) -> String {
+    let mut r = String::new();
+    if quick {
+        r.push_str("**Quick run: tiny sizes, one trial; the numbers mean nothing.**\n\n");
+    }
+    let _ = writeln!(r, "### Machine\n\n{}", machine.table());
+    let _ = writeln!(
+        r,
+        "### Targets\n\n| figure | target | measured | verdict |\n|---|---|---|---|"
+    );
+    for v in verdicts {
+        let _ = writeln!(r, "{}", v.row());
+    }
+    let _ = writeln!(
+        r,
+        "\n### 1. Per-packet cost (BPF_PROG_TEST_RUN)\n\n{}",
+        packet.table()
+    );
+    let _ = writeln!(
+        r,
+        "### 2. Live throughput (UDP flood over a veth)\n\n{}",
+        live.table()
+    );
+    let _ = writeln!(
+        r,
+        "### 3. Userspace: scrape, map read, memory\n\n{}",
+        userspace.table()
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_say_by_how_much() {
+        let missed = Verdict::at_most("x", 38.0, 30.0, "ns");
+        assert!(!missed.met());
+        assert_eq!(
+            missed.row(),
+            "| x | ≤ 30 ns | 38.00 ns | **missed** by 8.00 ns |"
+        );
+        let met = Verdict::at_least("y", 97.5, 95.0, "%");
+        assert!(met.met());
+        assert_eq!(met.row(), "| y | ≥ 95 % | 97.50 % | met |");
+    }
+}

@@ -1,0 +1,179 @@
+//! Per-packet cost under BPF_PROG_TEST_RUN, from `probe testrun`.
+
+use std::fmt::Write as _;
+
+use anyhow::{Context as _, Result};
+use serde_json::Value;
+
+use super::{Plan, Verdict, stats::median, tools::Tools};
+
+/// One row: a hook, family and key count, with medians in nanoseconds.
+pub struct Row {
+    pub hook: String,
+    pub family: u64,
+    /// `None`: one hot key through the real program.
+    pub keys: Option<u64>,
+    pub empty: f64,
+    /// Median over trials of (program − its baseline in the same trial).
+    pub over: f64,
+}
+
+pub struct PacketCost {
+    pub rows: Vec<Row>,
+    pub repeat: u64,
+    pub trials: u64,
+    pub map_entries: u64,
+}
+
+pub fn run(tools: &Tools, plan: &Plan) -> Result<PacketCost> {
+    let out = tools.probe(&[
+        "testrun",
+        "--repeat",
+        &plan.repeat.to_string(),
+        "--trials",
+        &plan.trials.to_string(),
+    ])?;
+    parse(&out)
+}
+
+fn parse(out: &Value) -> Result<PacketCost> {
+    let mut rows = Vec::new();
+    for row in out["rows"].as_array().context("probe: no rows")? {
+        let ns = row["ns"]
+            .as_object()
+            .context("probe: a row without times")?;
+        let times = |pred: &dyn Fn(&str) -> bool| -> Result<Vec<f64>> {
+            let (_, v) = ns
+                .iter()
+                .find(|(k, _)| pred(k))
+                .context("probe: a program is missing from a row")?;
+            Ok(v.as_array()
+                .context("probe: times are not a list")?
+                .iter()
+                .filter_map(Value::as_f64)
+                .collect())
+        };
+        let empty = times(&|k| k.contains("empty"))?;
+        let keys = row["keys"].as_u64();
+        // Hot key: the real program against the empty one. Keyed: the
+        // counting-and-rekeying program against the rekeying one, so that
+        // only the counting is left.
+        let (program, baseline) = match keys {
+            None => (times(&|k| k.starts_with("aliasstat"))?, empty.clone()),
+            Some(_) => (
+                times(&|k| k.contains("keyed"))?,
+                times(&|k| k.contains("rekey"))?,
+            ),
+        };
+        let paired: Vec<f64> = program.iter().zip(&baseline).map(|(p, b)| p - b).collect();
+        rows.push(Row {
+            hook: row["hook"].as_str().unwrap_or("?").to_owned(),
+            family: row["family"].as_u64().unwrap_or(0),
+            keys,
+            empty: median(&empty).context("probe: no trials")?,
+            over: median(&paired).context("probe: no trials")?,
+        });
+    }
+    Ok(PacketCost {
+        rows,
+        repeat: out["repeat"].as_u64().unwrap_or(0),
+        trials: out["trials"].as_u64().unwrap_or(0),
+        map_entries: out["map_entries"].as_u64().unwrap_or(0),
+    })
+}
+
+impl PacketCost {
+    pub fn table(&self) -> String {
+        let mut t = String::from(
+            "| hook | family | distinct keys | empty program | aliasstat | over empty | × empty |\n\
+             |---|---|---|---|---|---|---|\n",
+        );
+        for r in &self.rows {
+            let keys = match r.keys {
+                None => "1 (real program)".to_owned(),
+                Some(1) => "1 (keyed method)".to_owned(),
+                Some(k) => super::stats::count(k as f64),
+            };
+            let total = r.empty + r.over;
+            let _ = writeln!(
+                t,
+                "| {} | IPv{} | {keys} | {:.0} ns | {total:.0} ns | **{:.0} ns** | {:.2} |",
+                r.hook,
+                r.family,
+                r.empty,
+                r.over,
+                total / r.empty
+            );
+        }
+        let _ = writeln!(
+            t,
+            "\n{} runs per measurement, median of {} trials; the address map held {} entries.",
+            super::stats::count(self.repeat as f64),
+            self.trials,
+            super::stats::count(self.map_entries as f64)
+        );
+        t
+    }
+
+    /// The worst "over empty" among rows matching `keys`, for the targets.
+    pub fn worst(&self, keys: Option<u64>) -> Option<f64> {
+        self.rows
+            .iter()
+            .filter(|r| r.keys == keys)
+            .map(|r| r.over)
+            .reduce(f64::max)
+    }
+
+    pub fn verdicts(&self) -> Vec<Verdict> {
+        let mut v = Vec::new();
+        if let Some(hot) = self.worst(None) {
+            v.push(Verdict::at_most(
+                "per packet over empty, one hot key (worst of TC/XDP, v4/v6)",
+                hot,
+                30.0,
+                "ns",
+            ));
+        }
+        if let Some(many) = self.worst(Some(65536)) {
+            v.push(Verdict::at_most(
+                "per packet over empty, 64k keys (worst of TC/XDP, v4/v6)",
+                many,
+                45.0,
+                "ns",
+            ));
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn keyed_rows_subtract_the_rekeying_baseline_per_trial() {
+        let out = json!({
+            "repeat": 1000, "trials": 3, "map_entries": 10,
+            "rows": [
+                {"hook": "tc", "family": 4, "keys": null,
+                 "ns": {"bench_empty_tc": [30, 31, 30], "aliasstat_tc_ingress": [70, 72, 69]}},
+                {"hook": "xdp", "family": 6, "keys": 1024,
+                 "ns": {"bench_empty_xdp": [20, 20, 20], "bench_rekey_xdp": [25, 30, 25],
+                        "bench_keyed_xdp": [75, 80, 90]}},
+            ]
+        });
+        let cost = parse(&out).unwrap();
+        assert_eq!(cost.rows[0].empty, 30.0);
+        // Per-trial differences 40, 41, 39.
+        assert_eq!(cost.rows[0].over, 40.0);
+        // Per-trial differences 50, 50, 65.
+        assert_eq!(cost.rows[1].over, 50.0);
+        assert_eq!(cost.worst(Some(1024)), Some(50.0));
+        assert!(
+            cost.table()
+                .contains("| xdp | IPv6 | 1\u{2009}024 | 20 ns | 70 ns | **50 ns** | 3.50 |")
+        );
+    }
+}

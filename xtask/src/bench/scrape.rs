@@ -1,0 +1,334 @@
+//! Userspace cost: a real `aliasstat run` whose pinned address map is
+//! filled with N entries, scraped over HTTP; its memory; and one read of
+//! the map, batched and per key, by `probe read`.
+
+use std::{
+    fmt::Write as _,
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    net::{SocketAddr, TcpStream},
+    os::unix::process::CommandExt as _,
+    process::{Child, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use lab::{BpfDir, Veth, link::Ipv6};
+
+use super::{
+    Plan, Verdict,
+    stats::{count, median, mib, seconds},
+    tools::{Tools, arg},
+};
+
+/// The daemon listens on loopback inside its namespace.
+const LISTEN: &str = "127.0.0.1:9864";
+/// Start-up includes the verifier and, for a large map, creating it.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Room left in the map for whatever the veth sees besides the filler.
+const SLACK: u32 = 1024;
+
+pub struct Row {
+    pub entries: u32,
+    /// Client-side wall time of `GET /metrics`, median.
+    pub scrape: f64,
+    /// The daemon's own `aliasstat_scrape_duration_seconds` (the collector,
+    /// before text encoding), median.
+    pub collect: f64,
+    pub body_bytes: usize,
+    pub read_batched: f64,
+    pub read_per_key: f64,
+    /// VmRSS after the scrapes, and its peak (VmHWM).
+    pub rss: f64,
+    pub rss_idle: f64,
+    pub rss_peak: f64,
+}
+
+pub struct Userspace {
+    pub rows: Vec<Row>,
+    pub trials: usize,
+}
+
+pub fn run(tools: &Tools, plan: &Plan) -> Result<Userspace> {
+    let mut rows = Vec::new();
+    for &entries in &plan.map_sizes {
+        rows.push(size(tools, plan, entries).with_context(|| format!("with {entries} entries"))?);
+    }
+    Ok(Userspace {
+        rows,
+        trials: plan.trials,
+    })
+}
+
+fn size(tools: &Tools, plan: &Plan, entries: u32) -> Result<Row> {
+    let veth = Veth::new(Ipv6::Off)?;
+    veth.server.ns.ip(&["link", "set", "lo", "up"])?;
+    let pins = BpfDir::new("bench")?;
+    // Every entry gets its own series (none is left to the foreign budget),
+    // so the scrape is the full cost of N series.
+    let capacity = entries + SLACK;
+    let daemon = Daemon::start(tools, &veth, &pins, capacity)?;
+    let rss_idle = daemon.memory()?.0;
+    let filled = tools.probe(&[
+        "fill",
+        "--bpffs",
+        arg(pins.path()),
+        "--entries",
+        &entries.to_string(),
+        "--ifindex",
+        &veth.server.ifindex()?.to_string(),
+    ])?;
+    ensure!(
+        filled["filled"].as_u64() == Some(u64::from(entries)),
+        "fill: {filled}"
+    );
+
+    let addr: SocketAddr = LISTEN.parse()?;
+    // The first scrape also sizes the daemon's series budget; the steady
+    // state is what Prometheus sees every interval.
+    scrape(&veth, addr)?;
+    let (mut wall, mut collect) = (Vec::new(), Vec::new());
+    let mut body_bytes = 0;
+    for _ in 0..plan.trials {
+        let (elapsed, body) = scrape(&veth, addr)?;
+        ensure!(
+            body.contains("aliasstat_receive_packets_total"),
+            "the scrape has no address series"
+        );
+        wall.push(elapsed);
+        collect.push(scrape_duration(&body).context("no aliasstat_scrape_duration_seconds")?);
+        body_bytes = body.len();
+    }
+    let (rss, rss_peak) = daemon.memory()?;
+    daemon.stop()?;
+
+    let read = tools.probe(&[
+        "read",
+        "--bpffs",
+        arg(pins.path()),
+        "--trials",
+        &plan.trials.to_string(),
+    ])?;
+    let times = |key: &str| -> Vec<f64> {
+        read[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
+            .unwrap_or_default()
+    };
+    Ok(Row {
+        entries,
+        scrape: median(&wall).context("no scrapes")?,
+        collect: median(&collect).context("no scrapes")?,
+        body_bytes,
+        read_batched: median(&times("batched")).context("probe read: no times")?,
+        read_per_key: median(&times("per_key")).context("probe read: no times")?,
+        rss,
+        rss_idle,
+        rss_peak,
+    })
+}
+
+/// `GET /metrics` from inside the namespace: (seconds to the last byte,
+/// body).
+fn scrape(veth: &Veth, addr: SocketAddr) -> Result<(f64, String)> {
+    let started = Instant::now();
+    let mut stream = veth
+        .server
+        .ns
+        .enter(|| TcpStream::connect(addr))?
+        .with_context(|| format!("connect to {addr}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let text = String::from_utf8(response).context("a non-UTF-8 response")?;
+    let (head, body) = text.split_once("\r\n\r\n").context("no HTTP head")?;
+    ensure!(head.starts_with("HTTP/1.1 200"), "GET /metrics: {head}");
+    // hyper sends a body of known length whole; no chunked decoding needed.
+    Ok((elapsed, body.to_owned()))
+}
+
+fn scrape_duration(body: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix("aliasstat_scrape_duration_seconds "))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// An `aliasstat run` with the flags the benchmark needs, which the lab's
+/// daemon guard does not take.
+struct Daemon {
+    child: Child,
+}
+
+impl Daemon {
+    fn start(tools: &Tools, veth: &Veth, pins: &BpfDir, capacity: u32) -> Result<Self> {
+        let mut cmd = veth.server.ns.exec(&tools.aliasstat);
+        cmd.args(["run", "--interface", &veth.server.ifname])
+            .args(["--map-capacity", &capacity.to_string()])
+            .args(["--max-foreign-series", &capacity.to_string()])
+            .args(["--listen", LISTEN])
+            .arg("--bpffs")
+            .arg(pins.path())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // SAFETY: prctl is async-signal-safe. The daemon goes if xtask dies
+        // before its guard runs; `ip netns exec` execs, so the signal
+        // reaches aliasstat itself.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().context("could not start aliasstat run")?;
+        let stderr = child.stderr.take().context("stderr is piped")?;
+        let (lines, ready) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                // Nobody listens after `ready`; the rest is drained.
+                let _ = lines.send(line);
+            }
+        });
+        let mut daemon = Self { child };
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut log = String::new();
+        loop {
+            match ready.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                // The word, as the lab's guard reads it ("already" is not it).
+                Ok(line)
+                    if line
+                        .split(|c: char| !c.is_ascii_alphanumeric())
+                        .any(|w| w == "ready") =>
+                {
+                    return Ok(daemon);
+                }
+                Ok(line) => {
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+                Err(_) => {
+                    let _ = daemon.terminate();
+                    bail!("aliasstat run was not ready within {READY_TIMEOUT:?}; its log:\n{log}");
+                }
+            }
+        }
+    }
+
+    /// (VmRSS, VmHWM) in bytes.
+    fn memory(&self) -> Result<(f64, f64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib = |name: &str| -> Option<f64> {
+            let v = status.lines().find_map(|l| l.strip_prefix(name))?;
+            v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()
+        };
+        match (kib("VmRSS:"), kib("VmHWM:")) {
+            (Some(rss), Some(hwm)) => Ok((rss * 1024.0, hwm * 1024.0)),
+            _ => bail!("no VmRSS/VmHWM in /proc/{}/status", self.child.id()),
+        }
+    }
+
+    fn stop(mut self) -> Result<()> {
+        let status = self.terminate()?;
+        ensure!(status.success(), "aliasstat run exited with {status}");
+        Ok(())
+    }
+
+    fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        if let Some(status) = self.child.try_wait()? {
+            return Ok(status);
+        }
+        // SAFETY: kill(2) on our own child, which is not reaped yet.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child.kill()?;
+        bail!("aliasstat run ignored SIGTERM for 30 s; killed it")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.terminate();
+    }
+}
+
+impl Userspace {
+    pub fn table(&self) -> String {
+        let mut t = String::from(
+            "| map entries | scrape (HTTP, whole) | of which collecting | /metrics size | map read, batched | map read, per key | batched speed-up | daemon RSS idle → after scrapes (peak) |\n\
+             |---|---|---|---|---|---|---|---|\n",
+        );
+        for r in &self.rows {
+            let _ = writeln!(
+                t,
+                "| {} | **{}** | {} | {} | **{}** | {} | {:.1}× | {} → **{}** ({}) |",
+                count(f64::from(r.entries)),
+                seconds(r.scrape),
+                seconds(r.collect),
+                mib(r.body_bytes as f64),
+                seconds(r.read_batched),
+                seconds(r.read_per_key),
+                r.read_per_key / r.read_batched,
+                mib(r.rss_idle),
+                mib(r.rss),
+                mib(r.rss_peak)
+            );
+        }
+        let _ = writeln!(
+            t,
+            "\nMedian of {} trials after one warm-up scrape.",
+            self.trials
+        );
+        t
+    }
+
+    fn row(&self, entries: u32) -> Option<&Row> {
+        self.rows.iter().find(|r| r.entries == entries)
+    }
+
+    pub fn verdicts(&self) -> Vec<Verdict> {
+        let mut v = Vec::new();
+        if let Some(r) = self.row(10_000) {
+            v.push(Verdict::at_most(
+                "scrape of 10k entries",
+                r.scrape * 1e3,
+                5.0,
+                "ms",
+            ));
+            v.push(Verdict::at_most(
+                "daemon RSS at 10k entries, after scrapes",
+                r.rss / (1024.0 * 1024.0),
+                20.0,
+                "MiB",
+            ));
+        }
+        if let Some(r) = self.row(1_000_000) {
+            v.push(Verdict::at_most("scrape of 1M entries", r.scrape, 0.5, "s"));
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_daemons_own_scrape_duration() {
+        let body = "# HELP x\naliasstat_scrape_duration_seconds 0.0125\nother 1\n";
+        assert_eq!(scrape_duration(body), Some(0.0125));
+        assert_eq!(scrape_duration("other 1\n"), None);
+    }
+}
