@@ -82,6 +82,8 @@ pub struct Verdict {
     unit: &'static str,
     /// `true`: the value must not exceed the target.
     at_most: bool,
+    /// Set when the measurement cannot decide: said instead of met/missed.
+    undecided: Option<String>,
 }
 
 impl Verdict {
@@ -92,7 +94,13 @@ impl Verdict {
             target,
             unit,
             at_most: true,
+            undecided: None,
         }
+    }
+
+    fn undecided(mut self, why: String) -> Self {
+        self.undecided = Some(why);
+        self
     }
 
     fn at_least(what: &str, value: f64, target: f64, unit: &'static str) -> Self {
@@ -111,7 +119,7 @@ impl Verdict {
     }
 
     fn row(&self) -> String {
-        let (sign, verdict) = match (self.at_most, self.met()) {
+        let (sign, mut verdict) = match (self.at_most, self.met()) {
             (true, true) => ("≤", "met".to_owned()),
             (false, true) => ("≥", "met".to_owned()),
             (true, false) => (
@@ -131,6 +139,9 @@ impl Verdict {
                 ),
             ),
         };
+        if let Some(why) = &self.undecided {
+            verdict = format!("undecided: {why}");
+        }
         format!(
             "| {} | {sign} {} {} | {:.2} {} | {verdict} |",
             self.what, self.target, self.unit, self.value, self.unit
