@@ -136,6 +136,39 @@ pub fn run() -> Result<Outcome> {
         );
         rss.push(kib);
     }
+    // One more round with the daemon stopped (SIGSTOP) during each burst,
+    // as a loaded host may deschedule it: a thousand events cannot wait in
+    // its netlink socket's receive buffer, the kernel drops the rest and
+    // reports ENOBUFS, and the daemon has to start over from a dump.
+    for (batch, want, what) in [(&add, ADDRESSES, "additions"), (&del, 0, "removals")] {
+        let paused = Paused::new(daemon.pid())?;
+        stress::ip_batch(&veth.server.ns, batch)?;
+        drop(paused);
+        let seen = stress::poll(
+            FOLLOW,
+            &format!("the daemon to see all {what} made while it was stopped"),
+            || Ok(held(&veth, listen).ok().filter(|&n| n == want)),
+            || format!("{:?} of {want} flapping addresses", held(&veth, listen)),
+        );
+        if let Err(e) = seen {
+            return Err(e.context(format!(
+                "after an overflow of its netlink socket; its log says:\n{}",
+                daemon
+                    .log()
+                    .lines()
+                    .filter(|l| !l.contains("] address "))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )));
+        }
+        println!("  {ADDRESSES} {what} while the daemon was stopped: all seen once it ran again");
+    }
+    ensure!(
+        daemon.exited()?.is_none(),
+        "the daemon exited:\n{}",
+        daemon.log()
+    );
+
     ensure!(stream.is_running(), "the background stream stopped");
     let tally = stream.finish()?;
     println!("  background stream: {tally:?}");
@@ -190,4 +223,29 @@ fn held(veth: &Veth, listen: SocketAddr) -> Result<usize> {
             |a| matches!(a, IpAddr::V4(v4) if v4.octets()[..2] == [10, 95] && v4.octets()[2] >= 1),
         )
         .count())
+}
+
+/// A process stopped with SIGSTOP until this guard is dropped (SIGCONT),
+/// so that a failing test never leaves the daemon frozen.
+struct Paused(libc::pid_t);
+
+impl Paused {
+    fn new(pid: u32) -> Result<Self> {
+        let pid = pid as libc::pid_t;
+        // SAFETY: kill(2) on our own child, which is not reaped while the
+        // Daemon guard lives.
+        ensure!(
+            unsafe { libc::kill(pid, libc::SIGSTOP) } == 0,
+            "SIGSTOP: {}",
+            std::io::Error::last_os_error()
+        );
+        Ok(Self(pid))
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        // SAFETY: as in `new`.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
 }
