@@ -2,8 +2,9 @@
 # template variables the way Grafana's Prometheus data source would, so the
 # result can be sent to a real Prometheus.
 #
-# Used by check.sh; meant to be reused as is by a later integration test
-# (`jq -c --argjson scenario "$S" -f dashboards/queries.jq dashboard.json`).
+# Used by check.sh, and as is by the lab's dashboard test
+# (tests/tests/dashboards.rs), which runs the queries against two live
+# daemons: `jq -c --argjson scenario "$S" -f dashboards/queries.jq FILE`.
 #
 # Input: one dashboard JSON. Argument $scenario:
 #   {
@@ -21,11 +22,13 @@
 #
 # Output: one object per expression:
 #   {"dashboard", "source": "panel"|"variable", "title", "refId", "instant",
-#    "raw", "expr"}
+#    "raw", "expr", "label"}
 # instant is true for a target Grafana runs as an instant query (tables, bar
 # gauges, stats) and for variables; false for a range query (time series).
 # A "variable" row is the series selector inside label_values(...) or
 # query_result(...); label_values(label) without a selector yields nothing.
+# label is the label whose values become the variable's options (null for
+# a panel and for query_result), so a caller can list them as Grafana would.
 # An expr that still contains "$" names a variable the scenario lacks: the
 # caller should treat that as a failure.
 
@@ -63,16 +66,16 @@ def substitute($b):
       | .targets[]
       | select(.expr? | type == "string")
       | {dashboard: $dashboard, source: "panel", title: $title, refId: .refId,
-         instant: (.instant == true and .range != true), raw: .expr}),
+         instant: (.instant == true and .range != true), raw: .expr, "label": null}),
     # Query variables: the selector inside label_values() / query_result().
     (.templating.list[]?
       | select(.type == "query")
       | .name as $name
       | (.query | if type == "object" then .query else . end) as $q
-      | ( ($q | capture("^\\s*label_values\\((?<sel>.*),\\s*[a-zA-Z_][a-zA-Z0-9_]*\\s*\\)\\s*$")? | .sel)
-          // ($q | capture("^\\s*query_result\\((?<sel>.*)\\)\\s*$")? | .sel) ) as $sel
-      | select($sel != null)
+      | ( ($q | capture("^\\s*label_values\\((?<sel>.*),\\s*(?<label>[a-zA-Z_][a-zA-Z0-9_]*)\\s*\\)\\s*$")?)
+          // ($q | capture("^\\s*query_result\\((?<sel>.*)\\)\\s*$")?) ) as $m
+      | select($m.sel != null)
       | {dashboard: $dashboard, source: "variable", title: ("$" + $name), refId: "",
-         instant: true, raw: $sel})
+         instant: true, raw: $m.sel, "label": $m.label})
   )
 | .expr = (.raw | substitute($b))

@@ -126,18 +126,38 @@ impl<'a> Prometheus<'a> {
     /// Starts Prometheus in `ns` with one job, `job`, scraping `targets`
     /// (addresses on `ns`'s loopback), and waits until it is ready.
     pub fn start(ns: &'a Netns, job: &str, targets: &[SocketAddr]) -> Result<Self> {
+        Self::start_with_rules(ns, job, targets, &[])
+    }
+
+    /// [`Prometheus::start`], also loading `rule_files` (recording and
+    /// alerting rules, absolute paths), evaluated every second.
+    pub fn start_with_rules(
+        ns: &'a Netns,
+        job: &str,
+        targets: &[SocketAddr],
+        rule_files: &[&Path],
+    ) -> Result<Self> {
         ensure!(
             Path::new(PROMETHEUS).is_file(),
             "no Prometheus at {PROMETHEUS}: install Debian's `prometheus` package (`cargo xtask setup` does)"
         );
         let dir = Scratch::new("prom")?;
         let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let rules: String = rule_files
+            .iter()
+            .map(|f| format!("  - '{}'\n", f.display()))
+            .collect();
+        let rules = if rules.is_empty() {
+            rules
+        } else {
+            format!("rule_files:\n{rules}")
+        };
         // A 1 s interval keeps the tests short; the timeout may not exceed it.
         let config = dir.write(
             "prometheus.yml",
             &format!(
                 "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: [{}]\n",
+                 {rules}scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: [{}]\n",
                 targets.join(", ")
             ),
         )?;
@@ -180,6 +200,11 @@ impl<'a> Prometheus<'a> {
         };
         prometheus.wait_ready()?;
         Ok(prometheus)
+    }
+
+    /// Where its HTTP API listens, inside its namespace.
+    pub fn web(&self) -> SocketAddr {
+        self.web
     }
 
     /// Prometheus's own log so far.
