@@ -128,6 +128,9 @@ pub struct Attacher {
     /// Our own fds on the links, by interface; the pins hold the links too.
     links: BTreeMap<String, Vec<FdLink>>,
     state: BTreeMap<String, Option<u32>>,
+    /// Until the first reconcile: interfaces missing then are announced as
+    /// awaited even though nothing changed for them.
+    first: bool,
 }
 
 impl Attacher {
@@ -142,6 +145,7 @@ impl Attacher {
             unused,
             links: BTreeMap::new(),
             state: interfaces.iter().map(|i| (i.clone(), None)).collect(),
+            first: true,
         }
     }
 
@@ -168,7 +172,7 @@ impl Attacher {
         for iface in names {
             let now = interfaces::index(&iface);
             let before = self.state[&iface];
-            if now == before {
+            if now == before && !(self.first && now.is_none()) {
                 continue;
             }
             changed = true;
@@ -194,6 +198,7 @@ impl Attacher {
             }
             self.state.insert(iface, now);
         }
+        self.first = false;
         Ok(changed)
     }
 

@@ -361,28 +361,30 @@ fn forward_kernel_logs(ebpf: &mut aya::Ebpf) {
 }
 
 /// `vb (tc ingress, tc egress), eth0 (…)`
-fn describe(attached: &[Attachment]) -> String {
-    let mut out: Vec<String> = Vec::new();
-    let mut last: Option<&str> = None;
-    for a in attached {
-        let hook = format!(
-            "{} {}",
-            a.hook,
-            match a.direction {
-                common::Direction::Rx => "ingress",
-                common::Direction::Tx => "egress",
-            }
-        );
-        if last == Some(a.iface.as_str()) {
-            if let Some(entry) = out.last_mut() {
-                entry.insert_str(entry.len() - 1, &format!(", {hook}"));
-            }
-        } else {
-            out.push(format!("{} ({hook})", a.iface));
-            last = Some(&a.iface);
+fn describe(attachments: &[Attachment]) -> String {
+    // (interface, hooks, present), in the order given.
+    let mut out: Vec<(&str, Vec<String>, bool)> = Vec::new();
+    for a in attachments {
+        let direction = match a.direction {
+            common::Direction::Rx => "ingress",
+            common::Direction::Tx => "egress",
+        };
+        let hook = format!("{} {direction}", a.hook);
+        match out.last_mut() {
+            Some((iface, hooks, _)) if *iface == a.iface => hooks.push(hook),
+            _ => out.push((&a.iface, vec![hook], a.ifindex.is_some())),
         }
     }
-    out.join(", ")
+    out.iter()
+        .map(|(iface, hooks, present)| {
+            if *present {
+                format!("{iface} ({})", hooks.join(", "))
+            } else {
+                format!("{iface} (waiting for it to exist)")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -395,7 +397,7 @@ mod tests {
     fn describes_attachments_per_interface() {
         let a = |iface: &str, hook, direction| Attachment {
             iface: iface.into(),
-            ifindex: Some(7),
+            ifindex: (iface != "late").then_some(7),
             hook,
             direction,
         };
@@ -404,10 +406,12 @@ mod tests {
             a("vb", "tc", Direction::Tx),
             a("eth0", "tc", Direction::Rx),
             a("eth0", "tc", Direction::Tx),
+            a("late", "tc", Direction::Rx),
+            a("late", "tc", Direction::Tx),
         ];
         assert_eq!(
             describe(&attached),
-            "vb (xdp ingress, tc egress), eth0 (tc ingress, tc egress)"
+            "vb (xdp ingress, tc egress), eth0 (tc ingress, tc egress), late (waiting for it to exist)"
         );
     }
 }

@@ -53,6 +53,15 @@ pub enum LoadError {
         "failed to load the eBPF object (needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON, or root)"
     )]
     Object(#[source] EbpfError),
+    #[error(
+        "the kernel refused to load program `{name}`: {hint}; run as root, or grant CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON (as dist/aliasstat.service does)"
+    )]
+    Privilege {
+        name: &'static str,
+        hint: &'static str,
+        #[source]
+        source: ProgramError,
+    },
     #[error("program `{name}` is missing from the eBPF object")]
     MissingProgram { name: &'static str },
     #[error("failed to load program `{name}` into the kernel")]
@@ -196,7 +205,7 @@ where
         .map_err(|source| LoadError::Program { name, source })?;
     if !prog.is_loaded() {
         prog.load_once()
-            .map_err(|source| LoadError::Program { name, source })?;
+            .map_err(|source| program_error(name, source))?;
     }
     Ok(prog)
 }
@@ -253,4 +262,26 @@ pub fn create_other_buckets(ebpf: &mut Ebpf, ifindex: u32) -> Result<(), LoadErr
         }
     }
     Ok(())
+}
+
+/// Names the missing capability when the kernel refused a program for lack
+/// of privilege, rather than showing only EPERM or the verifier's log.
+fn program_error(name: &'static str, source: ProgramError) -> LoadError {
+    let hint = match &source {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => match io_error.raw_os_error() {
+            Some(libc::EPERM) => Some("loading TC and XDP programs needs CAP_NET_ADMIN"),
+            Some(libc::EACCES) if verifier_log.to_string().contains("!root") => {
+                Some("the verifier allows its packet pointer arithmetic only with CAP_PERFMON")
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    match hint {
+        Some(hint) => LoadError::Privilege { name, hint, source },
+        None => LoadError::Program { name, source },
+    }
 }

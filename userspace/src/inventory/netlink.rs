@@ -61,20 +61,37 @@ async fn dump_into(handle: &Handle, mut table: HostTable) -> Result<HostTable, N
 }
 
 /// Keeps `tx` current for as long as the process runs: subscribe, dump,
-/// then apply events. A lost subscription (the kernel drops events when the
-/// socket's buffer overflows) starts over with a fresh dump.
+/// then apply events. When the kernel drops events because the socket's
+/// buffer overflowed (a burst of thousands of address changes while the
+/// daemon was busy or stopped), it starts over at once with a fresh dump;
+/// a failure starts over after a second.
 pub async fn watch(tx: watch::Sender<Arc<HostTable>>) {
     loop {
-        if let Err(e) = follow(&tx).await {
-            warn!("address discovery restarts in 1 s: {e}");
-        } else {
-            warn!("rtnetlink event stream ended; address discovery restarts in 1 s");
+        match follow(&tx).await {
+            Ok(Resync::Overrun) => {
+                warn!(
+                    "rtnetlink events were lost (socket buffer overrun); re-reading every address"
+                );
+                continue;
+            }
+            Ok(Resync::Ended) => {
+                warn!("rtnetlink event stream ended; address discovery restarts in 1 s");
+            }
+            Err(e) => warn!("address discovery restarts in 1 s: {e}"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
-async fn follow(tx: &watch::Sender<Arc<HostTable>>) -> Result<(), NetlinkError> {
+/// Why [`follow`] stopped following.
+enum Resync {
+    /// The kernel dropped events: the table may be stale.
+    Overrun,
+    /// The connection closed.
+    Ended,
+}
+
+async fn follow(tx: &watch::Sender<Arc<HostTable>>) -> Result<Resync, NetlinkError> {
     // Subscribing before the dump means no change can fall between the two:
     // events that raced the dump are queued and re-applied on top of it.
     let (connection, handle, mut events) = rtnetlink::new_multicast_connection(&[
@@ -86,21 +103,39 @@ async fn follow(tx: &watch::Sender<Arc<HostTable>>) -> Result<(), NetlinkError> 
     let task = tokio::spawn(connection);
     let mut table = dump_into(&handle, HostTable::default()).await?;
     tx.send_replace(Arc::new(table.clone()));
-    while let Some((msg, _)) = events.next().await {
-        if let NetlinkPayload::InnerMessage(msg) = msg.payload {
-            table.apply(&msg);
-            // Drain what is already queued so a burst (1000 addresses
-            // added at once) publishes once, not a thousand times.
-            while let Ok(Some((more, _))) =
-                tokio::time::timeout(Duration::ZERO, events.next()).await
-            {
-                if let NetlinkPayload::InnerMessage(more) = more.payload {
-                    table.apply(&more);
-                }
-            }
-            tx.send_replace(Arc::new(table.clone()));
+    let outcome = loop {
+        let Some((msg, _)) = events.next().await else {
+            break Resync::Ended;
+        };
+        if apply(&mut table, msg.payload).is_err() {
+            break Resync::Overrun;
         }
-    }
+        // Drain what is already queued so a burst (1000 addresses added at
+        // once) publishes once, not a thousand times.
+        let mut overrun = false;
+        while let Ok(Some((more, _))) = tokio::time::timeout(Duration::ZERO, events.next()).await {
+            if apply(&mut table, more.payload).is_err() {
+                overrun = true;
+                break;
+            }
+        }
+        if overrun {
+            break Resync::Overrun;
+        }
+        tx.send_replace(Arc::new(table.clone()));
+    };
     task.abort();
-    Ok(())
+    Ok(outcome)
+}
+
+/// Applies one event; `Err` when it is the kernel saying events were lost.
+fn apply(table: &mut HostTable, payload: NetlinkPayload<RouteNetlinkMessage>) -> Result<(), ()> {
+    match payload {
+        NetlinkPayload::InnerMessage(msg) => {
+            table.apply(&msg);
+            Ok(())
+        }
+        NetlinkPayload::Overrun(_) => Err(()),
+        _ => Ok(()),
+    }
 }
