@@ -15,6 +15,7 @@ pub mod bpffs;
 pub mod cmd;
 pub mod daemon;
 pub mod frames;
+pub mod harness;
 pub mod grafana;
 pub mod http;
 pub mod interrupt;

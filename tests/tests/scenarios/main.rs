@@ -13,23 +13,12 @@ mod tcp_bulk;
 mod udp;
 mod xdp;
 
-use std::{
-    io::Write as _,
-    panic::{self, AssertUnwindSafe},
-    process::ExitCode,
-};
+use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use lab::harness::Case;
+pub use lab::harness::{Outcome, check_eq};
 
-/// How a scenario ended, short of failing.
-pub enum Outcome {
-    Passed,
-    Skipped(String),
-}
-
-type Scenario = (&'static str, fn() -> Result<Outcome>);
-
-const SCENARIOS: &[Scenario] = &[
+const SCENARIOS: &[Case] = &[
     ("udp_ipv4_aliases", udp::ipv4),
     ("udp_ipv6_aliases", udp::ipv6),
     ("tcp_bulk_gso", tcp_bulk::run),
@@ -40,97 +29,7 @@ const SCENARIOS: &[Scenario] = &[
 ];
 
 fn main() -> ExitCode {
-    // libtest flags (`--nocapture`, `--test-threads=1`) mean nothing here;
-    // every other argument is a substring filter on scenario names.
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let selected: Vec<_> = SCENARIOS
-        .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
-        .collect();
-    let unmet = prerequisites().err().map(|e| format!("{e:#}"));
-
-    let (mut passed, mut failed, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
-    for &&(name, scenario) in &selected {
-        println!("=== {name}");
-        let _ = std::io::stdout().flush();
-        let outcome = match &unmet {
-            Some(reason) => Ok(Outcome::Skipped(reason.clone())),
-            None => match panic::catch_unwind(AssertUnwindSafe(scenario)) {
-                Ok(outcome) => outcome,
-                Err(panic) => Err(anyhow::anyhow!("panicked: {}", panic_message(&*panic))),
-            },
-        };
-        match outcome {
-            Ok(Outcome::Passed) => {
-                println!("--- {name}: ok");
-                passed.push(name);
-            }
-            Ok(Outcome::Skipped(reason)) => {
-                println!("--- {name}: skipped: {reason}");
-                skipped.push((name, reason));
-            }
-            Err(e) => {
-                println!("--- {name}: FAILED: {e:#}");
-                failed.push(name);
-            }
-        }
-    }
-
-    println!();
-    for (name, reason) in &skipped {
-        println!("skipped {name}: {reason}");
-    }
-    for name in &failed {
-        println!("failed  {name}");
-    }
-    println!(
-        "scenarios: {} passed, {} failed, {} skipped",
-        passed.len(),
-        failed.len(),
-        skipped.len()
-    );
-    if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}
-
-/// What every scenario needs; without it they are all skipped.
-fn prerequisites() -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        bail!(
-            "not root: the scenarios create network namespaces, mount a bpffs and load BPF \
-             programs (run `cargo xtask test` as root)"
-        );
-    }
-    lab::netns::probe()?;
-    lab::bpffs::mount()?;
-    lab::remove_stale()
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic".to_owned())
-}
-
-/// Fails with both values, labelled, unless they are equal.
-pub fn check_eq<T: PartialEq + std::fmt::Debug>(
-    what: &str,
-    expected: &T,
-    actual: &T,
-) -> Result<()> {
-    if expected != actual {
-        bail!("{what}:\n  expected {expected:?}\n  actual   {actual:?}");
-    }
-    Ok(())
+    lab::harness::run("scenarios", SCENARIOS)
 }
 
 /// Prints what a scenario expects, so a passing run still shows its numbers.
