@@ -21,12 +21,16 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Attach the counters and keep them running until SIGINT or SIGTERM.
+    /// Count on the named interfaces, follow their addresses, and serve
+    /// Prometheus metrics, until SIGINT or SIGTERM.
     ///
-    /// Needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON (or root). The maps are
-    /// pinned under --bpffs, so `aliasstat dump` can read them and a
-    /// restarted daemon carries on from the same counts. On SIGINT or
-    /// SIGTERM the programs are detached; the pinned counts stay.
+    /// Needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON (or root). The maps and
+    /// the programs' links are pinned under --bpffs: on SIGINT or SIGTERM
+    /// the daemon exits and the kernel keeps counting, and the next start
+    /// adopts the links, so a restart or an upgrade loses no packet. Use
+    /// --detach-on-exit, or `aliasstat detach`, to remove the programs.
+    /// Interfaces that do not exist yet are waited for; one deleted and
+    /// created again is re-attached. SIGHUP reloads the alias file.
     Run(RunArgs),
     /// Print the counters from the pinned maps, summed over CPUs.
     ///
