@@ -22,6 +22,7 @@ pub mod interrupt;
 pub mod lan;
 pub mod link;
 pub mod netns;
+pub mod poll;
 pub mod prereq;
 pub mod procnet;
 pub mod prometheus;

@@ -29,7 +29,7 @@ use std::{
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     thread::{self, JoinHandle},
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, SystemTime},
 };
 
 use anyhow::{Context, Result, bail, ensure};
@@ -193,25 +193,14 @@ fn now() -> f64 {
     unix_seconds(SystemTime::now())
 }
 
-/// Polls `read` until `done` accepts what it returns, for at most `within`;
-/// the last value read goes into the error.
+/// Polls `read` until `done` accepts it, for at most `within`. Each read is a Prometheus query; a few per second are plenty.
 fn poll<T: std::fmt::Debug>(
     what: &str,
     within: Duration,
-    mut read: impl FnMut() -> Result<T>,
+    read: impl FnMut() -> Result<T>,
     done: impl Fn(&T) -> bool,
 ) -> Result<T> {
-    let deadline = Instant::now() + within;
-    loop {
-        let value = read()?;
-        if done(&value) {
-            return Ok(value);
-        }
-        if Instant::now() >= deadline {
-            bail!("{what}: not reached within {within:?}; last seen: {value:#?}");
-        }
-        thread::sleep(Duration::from_millis(200));
-    }
+    lab::poll::until(what, within, Duration::from_millis(200), read, done)
 }
 
 /// Threads that send or answer datagrams until told to stop. Dropping it

@@ -56,25 +56,14 @@ fn times(n: u64, one: Count) -> Count {
     Count::new(n * one.packets, n * one.bytes)
 }
 
-/// Polls `read` until `done` accepts what it returns, for at most `within`;
-/// the last value read goes into the error.
+/// Polls `read` until `done` accepts it, for at most `within`. Address events arrive within milliseconds.
 fn poll<T: std::fmt::Debug>(
     what: &str,
     within: Duration,
-    mut read: impl FnMut() -> Result<T>,
+    read: impl FnMut() -> Result<T>,
     done: impl Fn(&T) -> bool,
 ) -> Result<T> {
-    let deadline = Instant::now() + within;
-    loop {
-        let value = read()?;
-        if done(&value) {
-            return Ok(value);
-        }
-        if Instant::now() >= deadline {
-            bail!("{what}: not reached within {within:?}; last seen: {value:#?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+    lab::poll::until(what, within, Duration::from_millis(20), read, done)
 }
 
 /// Runs an `ip` change in `ns` and waits for the daemon's log line about
