@@ -296,7 +296,8 @@ fn read_batched<K: bytemuck::Pod>(
     }
 }
 
-fn open_map<K: aya::Pod>(
+/// A pinned per-CPU hash of `K` to [`Counters`].
+pub(crate) fn open_map<K: aya::Pod>(
     path: &Path,
 ) -> Result<PerCpuHashMap<MapData, K, Counters>, CountersError> {
     let data = MapData::from_pin(path).map_err(|source| CountersError::Open {

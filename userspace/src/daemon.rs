@@ -202,41 +202,34 @@ impl Janitor {
     }
 
     fn sweep(&mut self, live: &Live) {
-        // Holding the budget keeps scrapes out while entries move.
-        let mut budget = live
-            .foreign
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let snap = match live.counters.snapshot() {
-            Ok(snap) => snap,
+        let swept = live.with_budget(|budget, snap, is_foreign| {
+            let now = std::time::Instant::now();
+            let idle = self
+                .tracker
+                .idle(&snap.addresses, now, self.idle, is_foreign);
+            let mut evicted = 0;
+            for key in &idle {
+                match self.maps.evict(key) {
+                    Ok(true) => {
+                        budget.evicted(key);
+                        evicted += 1;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        warn!("eviction stopped: {e}");
+                        break;
+                    }
+                }
+            }
+            evicted
+        });
+        let evicted = match swept {
+            Ok(evicted) => evicted,
             Err(e) => {
                 warn!("eviction skipped: {e}");
                 return;
             }
         };
-        let host = live.host.borrow().clone();
-        let config = live.config.borrow().config.clone();
-        let is_foreign = |a| inventory::state(&host, &config, a) == inventory::State::Foreign;
-        let idle = self.tracker.idle(
-            &snap.addresses,
-            std::time::Instant::now(),
-            self.idle,
-            is_foreign,
-        );
-        let mut evicted = 0;
-        for key in &idle {
-            match self.maps.evict(key) {
-                Ok(true) => {
-                    budget.evicted(key);
-                    evicted += 1;
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    warn!("eviction stopped: {e}");
-                    break;
-                }
-            }
-        }
         if evicted > 0 {
             info!(
                 "evicted {evicted} foreign addresses idle for {} s; their counts are in aliasstat_foreign_other_*_total",

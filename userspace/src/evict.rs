@@ -21,13 +21,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::maps::{Map, MapData, MapError, PerCpuHashMap, PerCpuValues};
+use aya::maps::{MapData, MapError, PerCpuHashMap, PerCpuValues};
 use common::{
     AddrKey, Counters, OtherKey, OtherKind,
     names::{ADDRESSES, OTHER},
 };
 
-use crate::{counters::AddressCount, pins};
+use crate::{
+    counters::{AddressCount, CountersError, open_map},
+    pins,
+};
 
 /// When each entry last changed, to tell idle entries from busy ones.
 #[derive(Default)]
@@ -66,12 +69,8 @@ impl IdleTracker {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvictError {
-    #[error("failed to open `{}` for eviction", path.display())]
-    Open {
-        path: std::path::PathBuf,
-        #[source]
-        source: MapError,
-    },
+    #[error("failed to open the maps for eviction")]
+    Open(#[from] CountersError),
     #[error("failed to remove an idle entry from {ADDRESSES}")]
     Take(#[source] std::io::Error),
     #[error("failed to add evicted counts to {OTHER}")]
@@ -90,27 +89,25 @@ pub struct Maps {
 
 impl Maps {
     pub fn open(bpffs: &std::path::Path) -> Result<Self, EvictError> {
-        let open = |layout: u32, name: &str| {
-            let path = pins::maps_dir(bpffs, layout).join(name);
-            MapData::from_pin(&path).map_err(|source| EvictError::Open { path, source })
-        };
         let current = pins::LAYOUT_VERSION;
-        let other_path = pins::maps_dir(bpffs, current).join(OTHER);
         let mut carried = Vec::new();
         for layout in pins::READABLE_LAYOUTS.filter(|&v| v < current) {
-            if let Ok(data) = open(layout, ADDRESSES) {
-                carried.push(typed(data).map_err(|source| EvictError::Open {
-                    path: pins::maps_dir(bpffs, layout).join(ADDRESSES),
-                    source,
-                })?);
+            match open_map(&pins::maps_dir(bpffs, layout).join(ADDRESSES)) {
+                Ok(map) => carried.push(map),
+                // No maps of that layout were ever pinned here.
+                Err(CountersError::Open { .. }) => {}
+                Err(e) => return Err(e.into()),
             }
         }
-        Ok(Self {
-            addresses: open(current, ADDRESSES)?,
-            other: typed(open(current, OTHER)?).map_err(|source| EvictError::Open {
-                path: other_path,
+        let current = pins::maps_dir(bpffs, current);
+        let addresses =
+            MapData::from_pin(current.join(ADDRESSES)).map_err(|source| CountersError::Open {
+                path: current.join(ADDRESSES),
                 source,
-            })?,
+            })?;
+        Ok(Self {
+            addresses,
+            other: open_map(&current.join(OTHER))?,
             carried,
             cpus: aya::util::nr_cpus().map_err(|(_, e)| EvictError::Fold(MapError::IoError(e)))?,
         })
@@ -198,10 +195,6 @@ fn lookup_and_delete(
     } else {
         Err(e)
     }
-}
-
-fn typed<K: aya::Pod>(data: MapData) -> Result<PerCpuHashMap<MapData, K, Counters>, MapError> {
-    PerCpuHashMap::try_from(Map::PerCpuHashMap(data))
 }
 
 #[cfg(test)]

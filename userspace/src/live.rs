@@ -2,6 +2,7 @@
 //! the host's addresses, the alias file, and what is attached where.
 
 use std::{
+    net::IpAddr,
     sync::{Arc, Mutex, RwLock},
     time::SystemTime,
 };
@@ -46,10 +47,14 @@ impl Live {
         self.attachments().iter().all(Attachment::is_attached)
     }
 
-    /// One consistent read for the exporter: the counters, and which
-    /// addresses get series of their own. The budget's lock is held across
-    /// both, so an eviction never falls between the read and the split.
-    pub fn split(&self) -> Result<(Snapshot, Split), CountersError> {
+    /// Runs `f` on one consistent view: the series budget, locked, and the
+    /// counters read while it is held, with the test for foreign addresses.
+    /// Scrapes and evictions both go through here, so an eviction never
+    /// falls between a read and what is done with it.
+    pub fn with_budget<R>(
+        &self,
+        f: impl FnOnce(&mut ForeignBudget, Snapshot, &dyn Fn(IpAddr) -> bool) -> R,
+    ) -> Result<R, CountersError> {
         let mut budget = self
             .foreign
             .lock()
@@ -57,10 +62,17 @@ impl Live {
         let snap = self.counters.snapshot()?;
         let host = self.host.borrow().clone();
         let config = self.config.borrow().config.clone();
-        let split = budget.split(&snap.addresses, |a| {
-            inventory::state(&host, &config, a) == State::Foreign
-        });
-        Ok((snap, split))
+        let is_foreign = |a| inventory::state(&host, &config, a) == State::Foreign;
+        Ok(f(&mut budget, snap, &is_foreign))
+    }
+
+    /// One read for the exporter: the counters, and which addresses get
+    /// series of their own.
+    pub fn split(&self) -> Result<(Snapshot, Split), CountersError> {
+        self.with_budget(|budget, snap, is_foreign| {
+            let split = budget.split(&snap.addresses, is_foreign);
+            (snap, split)
+        })
     }
 
     /// The joined inventory, as `aliasstat aliases` shows it.
