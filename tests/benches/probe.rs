@@ -18,9 +18,9 @@ use std::{
     time::Instant,
 };
 
-use aliasstat::{
+use aliasstat::bpf::{
     counters::{PinnedMaps, ReadMethod},
-    loader, pins,
+    load, pins,
     sys::{self, batch_value_size},
 };
 use anyhow::{Context as _, Result, bail, ensure};
@@ -213,7 +213,7 @@ fn testrun(repeat: u32, trials: usize) -> Result<Value> {
     let mut ebpf = EbpfLoader::new()
         .default_map_pin_directory(&maps)
         .map_max_entries(ADDRESSES, TESTRUN_CAPACITY)
-        .load(loader::OBJECT)
+        .load(load::OBJECT)
         .context("failed to load the eBPF object")?;
     for hook in [Hook::Tc, Hook::Xdp] {
         for name in hook.programs() {
@@ -396,7 +396,7 @@ fn hold_xdp(iface: &str) -> Result<Value> {
     let pins = BpfDir::new("bench-xdp")?;
     let mut ebpf = EbpfLoader::new()
         .default_map_pin_directory(pins.path())
-        .load(loader::OBJECT)
+        .load(load::OBJECT)
         .context("failed to load the eBPF object")?;
     let xdp: &mut Xdp = ebpf
         .program_mut(BENCH_EMPTY_XDP)

@@ -5,9 +5,9 @@
 //! Needs root; without it the test says so and passes vacuously, like the
 //! other root-only suites when run by hand.
 
-use aliasstat::{
+use aliasstat::bpf::{
     counters::{BATCH_ENTRIES, CounterSource as _, PinnedMaps, ReadMethod},
-    loader,
+    load,
 };
 use aya::maps::{PerCpuHashMap, PerCpuValues};
 use common::{AddrKey, Counters, Direction, names::ADDRESSES};
@@ -25,7 +25,7 @@ fn batched_snapshot_equals_per_key_snapshot() -> anyhow::Result<()> {
     }
     lab::bpffs::mount()?;
     let pins = BpfDir::new("batch")?;
-    let mut ebpf = loader::load(pins.path(), ENTRIES + 16)?;
+    let mut ebpf = load::load(pins.path(), ENTRIES + 16)?;
     let cpus = aya::util::nr_cpus().map_err(|(path, e)| anyhow::anyhow!("{path}: {e}"))?;
     {
         let map = ebpf
@@ -55,7 +55,7 @@ fn batched_snapshot_equals_per_key_snapshot() -> anyhow::Result<()> {
             map.insert(key, PerCpuValues::try_from(slots)?, 0)?;
         }
     }
-    loader::create_other_buckets(&mut ebpf, 1)?;
+    load::create_other_buckets(&mut ebpf, 1)?;
 
     let maps = PinnedMaps::open(pins.path())?;
     let batched = maps.snapshot_by(ReadMethod::Batched)?;

@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use aliasstat::loader::Hook;
+use aliasstat::bpf::load::Hook;
 use clap::{Args, Parser, Subcommand};
 use common::names::DEFAULT_ADDRESS_CAPACITY;
 
@@ -126,7 +126,7 @@ pub struct RunArgs {
     pub config: ConfigArg,
 
     /// Address and port for /metrics, /api/v1/aliases and /healthz.
-    #[arg(long, value_name = "ADDR:PORT", default_value = aliasstat::http::DEFAULT_LISTEN)]
+    #[arg(long, value_name = "ADDR:PORT", default_value = aliasstat::serve::http::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
     /// Foreign addresses (neither on this host nor documented, e.g.

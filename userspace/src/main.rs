@@ -5,9 +5,14 @@ mod cli;
 use std::process::ExitCode;
 
 use aliasstat::{
-    aliases, check,
-    counters::{CounterSource as _, PinnedMaps},
-    daemon, dump, interfaces, inventory, pins, top,
+    bpf::{
+        counters::{CounterSource as _, PinnedMaps},
+        pins,
+    },
+    commands::{aliases, check, dump},
+    daemon,
+    inventory::{self, interfaces},
+    top,
 };
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -34,7 +39,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 bpffs: args.bpffs.bpffs,
                 config: args.config.config,
                 listen: args.listen,
-                limits: aliasstat::http::Limits {
+                limits: aliasstat::serve::http::Limits {
                     max_connections: args.max_connections as usize,
                     header_timeout: std::time::Duration::from_secs(args.header_timeout),
                 },

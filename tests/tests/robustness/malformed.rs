@@ -13,9 +13,9 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
-use aliasstat::{
+use aliasstat::bpf::{
     counters::{CounterSource as _, PinnedMaps},
-    loader,
+    load,
 };
 use anyhow::{Context, Result, bail, ensure};
 use aya::{
@@ -62,8 +62,8 @@ pub fn tc() -> Result<Outcome> {
         (TC_EGRESS, Direction::Tx, 0x7c2),
     ] {
         let pins = BpfDir::new("fuzz")?;
-        let mut ebpf = loader::load(pins.path(), DEFAULT_ADDRESS_CAPACITY)?;
-        let prog: &mut SchedClassifier = loader::program(&mut ebpf, program)?;
+        let mut ebpf = load::load(pins.path(), DEFAULT_ADDRESS_CAPACITY)?;
+        let prog: &mut SchedClassifier = load::program(&mut ebpf, program)?;
         fuzz(program, direction, seed, TC_ACT_UNSPEC, &pins, |data| {
             run(prog, data)
         })?;
@@ -79,8 +79,8 @@ pub fn xdp() -> Result<Outcome> {
         ));
     }
     let pins = BpfDir::new("fuzz")?;
-    let mut ebpf: Ebpf = loader::load(pins.path(), DEFAULT_ADDRESS_CAPACITY)?;
-    let prog: &mut Xdp = loader::program(&mut ebpf, XDP_INGRESS)?;
+    let mut ebpf: Ebpf = load::load(pins.path(), DEFAULT_ADDRESS_CAPACITY)?;
+    let prog: &mut Xdp = load::program(&mut ebpf, XDP_INGRESS)?;
     fuzz(XDP_INGRESS, Direction::Rx, 0x8d1, XDP_PASS, &pins, |data| {
         run(prog, data)
     })?;

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use aliasstat::pins;
+use aliasstat::bpf::pins;
 use anyhow::{Context, Result, ensure};
 use aya::maps::{Map, MapData, PerCpuHashMap};
 use common::{AddrKey, Counters, names::ADDRESSES};

@@ -8,9 +8,9 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
-use aliasstat::{
+use aliasstat::bpf::{
     counters::{CounterSource as _, PinnedMaps},
-    loader,
+    load,
 };
 use anyhow::{Context, Result, ensure};
 use aya::{
@@ -189,9 +189,9 @@ pub fn run() -> Result<Outcome> {
         ));
     }
     let pins = BpfDir::new("gso")?;
-    let mut ebpf = loader::load(pins.path(), DEFAULT_ADDRESS_CAPACITY)?;
+    let mut ebpf = load::load(pins.path(), DEFAULT_ADDRESS_CAPACITY)?;
     for program in [TC_INGRESS, TC_EGRESS] {
-        let prog: &mut SchedClassifier = loader::program(&mut ebpf, program)?;
+        let prog: &mut SchedClassifier = load::program(&mut ebpf, program)?;
         for case in &CASES {
             match test_run(prog, case) {
                 // The programs only count: whatever they see, they let through.

@@ -162,7 +162,7 @@ impl HostTable {
                 .links
                 .get(&index)
                 .cloned()
-                .unwrap_or_else(|| crate::interfaces::name(index)),
+                .unwrap_or_else(|| crate::inventory::interfaces::name(index)),
             label,
             flags: flag_names(flags, msg.header.family == AddressFamily::Inet6),
             scope: msg.header.scope.into(),
@@ -196,7 +196,7 @@ impl HostTable {
             .get(&index)
             .or_else(|| self.departed.get(&index))
             .cloned()
-            .unwrap_or_else(|| crate::interfaces::name(index))
+            .unwrap_or_else(|| crate::inventory::interfaces::name(index))
     }
 }
 

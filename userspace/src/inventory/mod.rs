@@ -3,6 +3,7 @@
 
 mod config;
 mod host;
+pub mod interfaces;
 mod netlink;
 mod view;
 

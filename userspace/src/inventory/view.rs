@@ -7,7 +7,7 @@ use common::Direction;
 use serde::Serialize;
 
 use super::{Config, HostTable, Scope, State};
-use crate::counters::Snapshot;
+use crate::bpf::counters::Snapshot;
 
 /// Packets and bytes in one direction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -127,7 +127,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        counters::AddressCount,
+        bpf::counters::AddressCount,
         inventory::{
             Alias,
             host::tests::{addr, link},

@@ -356,7 +356,10 @@ mod tests {
 
     #[test]
     fn default_url_is_the_default_listen_port() {
-        let port = crate::http::DEFAULT_LISTEN.rsplit(':').next().unwrap();
+        let port = crate::serve::http::DEFAULT_LISTEN
+            .rsplit(':')
+            .next()
+            .unwrap();
         assert!(DEFAULT_URL.ends_with(&format!(":{port}")));
     }
 

@@ -9,7 +9,7 @@ use super::{
     client::Counts,
     state::{Line, Rate},
 };
-use crate::{inventory::State, table};
+use crate::{commands::table, inventory::State};
 
 pub fn table(lines: &[&Line]) -> String {
     let dash = || "-".to_owned();

@@ -23,7 +23,7 @@ use std::{
 
 use common::{AddrKey, Counters, Direction};
 
-use crate::counters::AddressCount;
+use crate::bpf::counters::AddressCount;
 
 /// What to export: one series per listed address, one per (interface,
 /// direction) for everything else.

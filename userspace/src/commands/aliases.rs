@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::{inventory::Row, table};
+use crate::{commands::table, inventory::Row};
 
 #[derive(Serialize)]
 struct Aliases<'a> {

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::{counters::Snapshot, table};
+use crate::{bpf::counters::Snapshot, commands::table};
 
 #[derive(Serialize)]
 struct Dump {
@@ -107,7 +107,7 @@ mod tests {
     use common::{Counters, Direction, OtherKind};
 
     use super::*;
-    use crate::counters::{AddressCount, OtherCount};
+    use crate::bpf::counters::{AddressCount, OtherCount};
 
     fn sample() -> Snapshot {
         Snapshot {

@@ -3,7 +3,7 @@
 //!
 //! One `bpf(2)` call moves thousands of entries, where aya's per-key
 //! iteration makes two calls per entry (`GET_NEXT_KEY`, then
-//! `LOOKUP_ELEM`). The wrappers work on byte buffers; [`crate::counters`]
+//! `LOOKUP_ELEM`). The wrappers work on byte buffers; [`crate::bpf::counters`]
 //! gives them types. Nothing here panics: every kernel answer, expected or
 //! not, comes back as a value or a [`SysError`].
 

@@ -10,8 +10,10 @@ use std::{
 use tokio::sync::watch;
 
 use crate::{
-    attach::Attachment,
-    counters::{CounterSource, CountersError, Snapshot},
+    bpf::{
+        attach::Attachment,
+        counters::{CounterSource, CountersError, Snapshot},
+    },
     foreign::{ForeignBudget, Split},
     inventory::{self, Config, HostTable, Row, State},
 };

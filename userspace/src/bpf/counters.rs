@@ -4,7 +4,7 @@
 //! presents counts, so that presentation is unit-tested without BPF.
 //!
 //! Maps are read in batches of [`BATCH_ENTRIES`] (`BPF_MAP_LOOKUP_BATCH`,
-//! see [`crate::sys`]): one system call per batch instead of two per entry,
+//! see [`crate::bpf::sys`]): one system call per batch instead of two per entry,
 //! which is what keeps a scrape of a large map cheap. Kernels without batch
 //! operations get the per-key iteration instead.
 
@@ -23,7 +23,7 @@ use common::{
 };
 use log::info;
 
-use crate::{
+use crate::bpf::{
     pins,
     sys::{self, Batch, BatchCursor, SysError},
 };

@@ -16,7 +16,7 @@ use prometheus::{
     proto::MetricFamily,
 };
 
-use crate::live::Live;
+use crate::daemon::Live;
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -421,11 +421,13 @@ mod tests {
 
     use super::*;
     use crate::{
-        attach::Attachment,
-        counters::{AddressCount, OtherCount, Snapshot},
+        bpf::{
+            attach::Attachment,
+            counters::{AddressCount, OtherCount, Snapshot},
+        },
+        daemon::ConfigStatus,
         foreign::ForeignBudget,
         inventory::{Alias, Config, HostTable},
-        live::ConfigStatus,
     };
 
     fn live(counts: Snapshot, config: Config) -> Arc<Live> {

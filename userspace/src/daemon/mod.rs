@@ -17,16 +17,22 @@ use tokio::{
     sync::watch,
 };
 
+mod state;
+
+pub use state::{ConfigStatus, Live};
+
 use crate::{
-    attach::{AttachError, Attacher, Attachment},
-    counters::{CountersError, PinnedMaps},
-    evict,
-    foreign::ForeignBudget,
-    http::{self, BindError},
-    interfaces::{self, InterfaceError},
-    inventory::{self, ConfigError, HostTable},
-    live::{ConfigStatus, Live},
-    loader::{self, Hook, LoadError},
+    bpf::{
+        attach::{AttachError, Attacher, Attachment},
+        counters::{CountersError, PinnedMaps},
+        load::{self, Hook, LoadError},
+    },
+    foreign::{ForeignBudget, evict},
+    inventory::{
+        self, ConfigError, HostTable,
+        interfaces::{self, InterfaceError},
+    },
+    serve::http::{self, BindError},
 };
 
 pub struct Options {
@@ -101,7 +107,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     tokio::spawn(inventory::watch(host_tx));
     tokio::spawn(log_host_changes(host_rx.clone(), config_rx.clone()));
 
-    let mut ebpf = loader::load(&opts.bpffs, opts.map_capacity)?;
+    let mut ebpf = load::load(&opts.bpffs, opts.map_capacity)?;
     forward_kernel_logs(&mut ebpf);
     let mut attacher = Attacher::new(&opts.bpffs, opts.hook, &interfaces);
     attacher.reconcile(&mut ebpf).map_err(Box::new)?;
@@ -110,7 +116,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         host: host_rx.clone(),
         config: config_rx,
         attachments: RwLock::new(attacher.attachments()),
-        address_capacity: loader::address_capacity(&ebpf)?,
+        address_capacity: load::address_capacity(&ebpf)?,
         foreign: std::sync::Mutex::new(ForeignBudget::new(opts.max_foreign_series)),
     });
     // Ready means the inventory is known too: wait for the first dump
@@ -185,7 +191,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
 
 const RECONCILE_EVERY: Duration = Duration::from_secs(5);
 
-/// Evicts idle foreign entries (see [`crate::evict`]).
+/// Evicts idle foreign entries (see [`crate::foreign::evict`]).
 struct Janitor {
     maps: evict::Maps,
     tracker: evict::IdleTracker,

@@ -21,7 +21,7 @@ use log::{debug, warn};
 use prometheus::Registry;
 use tokio::{net::TcpListener, sync::Semaphore};
 
-use crate::{aliases, live::Live, metrics};
+use crate::{commands::aliases, daemon::Live, serve::metrics};
 
 /// The port registered for aliasstat in the exporters' range.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9864";

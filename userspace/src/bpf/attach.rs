@@ -32,9 +32,11 @@ use common::{
 use log::{info, warn};
 
 use crate::{
-    interfaces,
-    loader::{self, Hook, LoadError},
-    pins,
+    bpf::{
+        load::{self, Hook, LoadError},
+        pins,
+    },
+    inventory::interfaces,
 };
 
 /// One program on one interface.
@@ -186,7 +188,7 @@ impl Attacher {
                     }
                 }
                 Some(ifindex) => {
-                    loader::create_other_buckets(ebpf, ifindex)?;
+                    load::create_other_buckets(ebpf, ifindex)?;
                     let mut links = Vec::with_capacity(self.slots.len());
                     for slot in self.slots {
                         links.push(self.attach(ebpf, &iface, ifindex, slot)?);
@@ -223,8 +225,8 @@ impl Attacher {
         // Adopt a live pinned link: swap its program in place.
         if let Ok(pinned) = PinnedLink::from_pin(&path) {
             let adopted = match slot.hook {
-                "xdp" => adopt_xdp(loader::program(ebpf, slot.program)?, pinned),
-                _ => adopt_tc(loader::program(ebpf, slot.program)?, pinned),
+                "xdp" => adopt_xdp(load::program(ebpf, slot.program)?, pinned),
+                _ => adopt_tc(load::program(ebpf, slot.program)?, pinned),
             };
             match adopted {
                 Ok(link) => return Ok(link),
@@ -237,7 +239,7 @@ impl Attacher {
         }
         let fd = match slot.hook {
             "xdp" => {
-                let prog: &mut Xdp = loader::program(ebpf, slot.program)?;
+                let prog: &mut Xdp = load::program(ebpf, slot.program)?;
                 let id: XdpLinkId = prog
                     .attach_to_if_index(ifindex, XdpMode::Default)
                     .map_err(attach_err)?;
@@ -248,8 +250,8 @@ impl Attacher {
                     Direction::Rx => TcAttachType::Ingress,
                     Direction::Tx => TcAttachType::Egress,
                 };
-                loader::ensure_clsact(iface)?;
-                let prog: &mut SchedClassifier = loader::program(ebpf, slot.program)?;
+                load::ensure_clsact(iface)?;
+                let prog: &mut SchedClassifier = load::program(ebpf, slot.program)?;
                 let id: SchedClassifierLinkId =
                     prog.attach(iface, attach_type).map_err(attach_err)?;
                 let link = prog.take_link(id).map_err(attach_err)?;

@@ -18,7 +18,7 @@ use common::{
 };
 use log::{info, warn};
 
-use crate::pins;
+use crate::bpf::pins;
 
 /// The programs, built by build.rs for the BPF target.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/aliasstat"));

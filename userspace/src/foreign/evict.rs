@@ -27,7 +27,7 @@ use common::{
     names::{ADDRESSES, OTHER},
 };
 
-use crate::{
+use crate::bpf::{
     counters::{AddressCount, CountersError, open_map},
     pins,
 };
