@@ -72,6 +72,7 @@ pub struct OtherKey {
 /// of a per-CPU value to 8 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
 pub struct Counters {
     /// Wire packets (a GSO/GRO skb counts as its segments), host byte order.
     pub packets: u64,

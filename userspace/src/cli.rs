@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use aliasstat::bpf::load::Hook;
+use aliasstat::bpf::attach::Hook;
 use clap::{Args, Parser, Subcommand};
 use common::names::DEFAULT_ADDRESS_CAPACITY;
 

@@ -23,12 +23,46 @@ impl Direction {
         }
     }
 
-    /// The short form used by `dump` and the JSON API.
+    /// The short form of tables, `dump` and the JSON API.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Rx => "rx",
             Self::Tx => "tx",
         }
+    }
+
+    /// The word Prometheus metric names and `direction` labels use, as
+    /// node_exporter's `receive`/`transmit`.
+    pub const fn metric_name(self) -> &'static str {
+        match self {
+            Self::Rx => "receive",
+            Self::Tx => "transmit",
+        }
+    }
+
+    /// The side of the interface a program attaches to, as the kernel and
+    /// the link pins name it.
+    pub const fn hook_side(self) -> &'static str {
+        match self {
+            Self::Rx => "ingress",
+            Self::Tx => "egress",
+        }
+    }
+}
+
+impl serde::Serialize for Direction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Direction {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str() == text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown direction `{text}`")))
     }
 }
 

@@ -33,18 +33,57 @@ use log::{info, warn};
 
 use crate::{
     bpf::{
-        load::{self, Hook, LoadError},
+        load::{self, LoadError},
         pins,
     },
     inventory::interfaces,
 };
 
+/// The kind of kernel hook a program runs on. Ingress is counted on either;
+/// egress always on TC, since XDP has no egress hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Hook {
+    Tc,
+    Xdp,
+}
+
+impl Hook {
+    /// The name of `--hook`, the `hook` label and the link pins.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Tc => "tc",
+            Self::Xdp => "xdp",
+        }
+    }
+}
+
+impl serde::Serialize for Hook {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Hook {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        [Self::Tc, Self::Xdp]
+            .into_iter()
+            .find(|h| h.as_str() == text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown hook `{text}`")))
+    }
+}
+
+impl std::fmt::Display for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One program on one interface.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attachment {
     pub iface: String,
-    /// `tc` or `xdp`.
-    pub hook: &'static str,
+    pub hook: Hook,
     pub direction: Direction,
     /// The interface index it is attached to; `None` while the interface
     /// is missing (not created yet, or deleted).
@@ -52,10 +91,11 @@ pub struct Attachment {
 }
 
 impl Attachment {
-    /// Attached, and the interface it is attached to is still the one
-    /// with that name (a deleted interface takes its links with it).
+    /// Attached as of the last reconcile, which runs on every link event:
+    /// a deleted interface takes its links with it and is seen then, so
+    /// scrapes and `/healthz` need no system call of their own.
     pub fn is_attached(&self) -> bool {
-        self.ifindex.is_some() && interfaces::index(&self.iface) == self.ifindex
+        self.ifindex.is_some()
     }
 }
 
@@ -96,26 +136,26 @@ pub enum AttachError {
 /// A program slot: which program, on which hook, pinned under which name.
 struct Slot {
     program: &'static str,
-    hook: &'static str,
+    hook: Hook,
     direction: Direction,
     pin: &'static str,
 }
 
 const TC_IN: Slot = Slot {
     program: TC_INGRESS,
-    hook: "tc",
+    hook: Hook::Tc,
     direction: Direction::Rx,
     pin: "tc-ingress",
 };
 const XDP_IN: Slot = Slot {
     program: XDP_INGRESS,
-    hook: "xdp",
+    hook: Hook::Xdp,
     direction: Direction::Rx,
     pin: "xdp-ingress",
 };
 const TC_OUT: Slot = Slot {
     program: TC_EGRESS,
-    hook: "tc",
+    hook: Hook::Tc,
     direction: Direction::Tx,
     pin: "tc-egress",
 };
@@ -225,8 +265,8 @@ impl Attacher {
         // Adopt a live pinned link: swap its program in place.
         if let Ok(pinned) = PinnedLink::from_pin(&path) {
             let adopted = match slot.hook {
-                "xdp" => adopt_xdp(load::program(ebpf, slot.program)?, pinned),
-                _ => adopt_tc(load::program(ebpf, slot.program)?, pinned),
+                Hook::Xdp => adopt_xdp(load::program(ebpf, slot.program)?, pinned),
+                Hook::Tc => adopt_tc(load::program(ebpf, slot.program)?, pinned),
             };
             match adopted {
                 Ok(link) => return Ok(link),
@@ -238,14 +278,14 @@ impl Attacher {
             }
         }
         let fd = match slot.hook {
-            "xdp" => {
+            Hook::Xdp => {
                 let prog: &mut Xdp = load::program(ebpf, slot.program)?;
                 let id: XdpLinkId = prog
                     .attach_to_if_index(ifindex, XdpMode::Default)
                     .map_err(attach_err)?;
                 FdLink::try_from(prog.take_link(id).map_err(attach_err)?).map_err(link_err)?
             }
-            _ => {
+            Hook::Tc => {
                 let attach_type = match slot.direction {
                     Direction::Rx => TcAttachType::Ingress,
                     Direction::Tx => TcAttachType::Egress,

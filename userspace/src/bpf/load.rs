@@ -28,14 +28,6 @@ const BPF_FS_MAGIC: libc::c_long = 0xcafe_4a11;
 /// `BPF_NOEXIST` from the uapi: insert only if the key is new.
 const BPF_NOEXIST: u64 = 1;
 
-/// Where ingress is counted. Egress is always counted on TC: XDP has no
-/// egress hook.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Hook {
-    Tc,
-    Xdp,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("failed to create the pin directory `{}`", path.display())]

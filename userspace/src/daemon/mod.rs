@@ -23,9 +23,9 @@ pub use state::{ConfigStatus, Live};
 
 use crate::{
     bpf::{
-        attach::{AttachError, Attacher, Attachment},
+        attach::{AttachError, Attacher, Attachment, Hook},
         counters::{CountersError, PinnedMaps},
-        load::{self, Hook, LoadError},
+        load::{self, LoadError},
     },
     foreign::{ForeignBudget, evict},
     inventory::{
@@ -364,11 +364,7 @@ fn describe(attachments: &[Attachment]) -> String {
     // (interface, hooks, present), in the order given.
     let mut out: Vec<(&str, Vec<String>, bool)> = Vec::new();
     for a in attachments {
-        let direction = match a.direction {
-            common::Direction::Rx => "ingress",
-            common::Direction::Tx => "egress",
-        };
-        let hook = format!("{} {direction}", a.hook);
+        let hook = format!("{} {}", a.hook, a.direction.hook_side());
         match out.last_mut() {
             Some((iface, hooks, _)) if *iface == a.iface => hooks.push(hook),
             _ => out.push((&a.iface, vec![hook], a.ifindex.is_some())),
@@ -401,12 +397,12 @@ mod tests {
             direction,
         };
         let attached = [
-            a("vb", "xdp", Direction::Rx),
-            a("vb", "tc", Direction::Tx),
-            a("eth0", "tc", Direction::Rx),
-            a("eth0", "tc", Direction::Tx),
-            a("late", "tc", Direction::Rx),
-            a("late", "tc", Direction::Tx),
+            a("vb", Hook::Xdp, Direction::Rx),
+            a("vb", Hook::Tc, Direction::Tx),
+            a("eth0", Hook::Tc, Direction::Rx),
+            a("eth0", Hook::Tc, Direction::Tx),
+            a("late", Hook::Tc, Direction::Rx),
+            a("late", Hook::Tc, Direction::Tx),
         ];
         assert_eq!(
             describe(&attached),

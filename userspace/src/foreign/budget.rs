@@ -96,23 +96,17 @@ impl ForeignBudget {
                 split.listed.push(c.clone());
             } else if let Some(last) = self.unlisted.get_mut(&k) {
                 *last = c.counters;
-                add(
-                    split.other.entry((c.ifindex, c.direction)).or_default(),
-                    c.counters,
-                );
+                *split.other.entry((c.ifindex, c.direction)).or_default() += c.counters;
             } else if self.listed.len() < self.cap && !self.retired_set.contains(&k) {
                 self.listed.insert(k, c.counters);
                 split.listed.push(c.clone());
             } else {
                 self.unlisted.insert(k, c.counters);
-                add(
-                    split.other.entry((c.ifindex, c.direction)).or_default(),
-                    c.counters,
-                );
+                *split.other.entry((c.ifindex, c.direction)).or_default() += c.counters;
             }
         }
         for (slot, frozen) in &self.frozen {
-            add(split.other.entry(*slot).or_default(), *frozen);
+            *split.other.entry(*slot).or_default() += *frozen;
         }
         split
     }
@@ -130,7 +124,7 @@ impl ForeignBudget {
 
     fn freeze(&mut self, k: &AddrKey, last: Counters) {
         let Some(direction) = k.dir() else { return };
-        add(self.frozen.entry((k.ifindex, direction)).or_default(), last);
+        *self.frozen.entry((k.ifindex, direction)).or_default() += last;
     }
 
     fn retire(&mut self, k: AddrKey) {
@@ -145,11 +139,6 @@ impl ForeignBudget {
             self.retired.push_back(k);
         }
     }
-}
-
-fn add(acc: &mut Counters, c: Counters) {
-    acc.packets += c.packets;
-    acc.bytes += c.bytes;
 }
 
 #[cfg(test)]

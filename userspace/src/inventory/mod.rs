@@ -1,166 +1,24 @@
 //! What each address is: configured on this host (rtnetlink), documented
 //! in the alias file, both, or neither.
 
+mod changes;
 mod config;
+mod drift;
 mod host;
 pub mod interfaces;
 mod netlink;
+mod state;
 mod view;
 
-use std::{fmt, net::IpAddr};
-
+pub use changes::{Change, changes};
 pub use config::{
     Alias, Config, ConfigError, DEFAULT_PATH, Location, load as load_config, parse as parse_config,
 };
+pub use drift::{Drift, drift};
 pub use host::{HostAddress, HostTable, Scope};
 pub use netlink::{NetlinkError, dump, watch};
-use serde::Serialize;
-pub use view::{Row, Traffic, rows};
-
-/// The state of an address, from whether the file documents it and
-/// whether the host holds it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    /// In the file and configured on this host.
-    Documented,
-    /// In the file, not on this host (a VIP the peer holds now).
-    Absent,
-    /// On this host, not in the file.
-    Undocumented,
-    /// Neither: broadcast, multicast, or traffic for an address that left.
-    Foreign,
-}
-
-impl State {
-    pub const fn of(documented: bool, present: bool) -> Self {
-        match (documented, present) {
-            (true, true) => Self::Documented,
-            (true, false) => Self::Absent,
-            (false, true) => Self::Undocumented,
-            (false, false) => Self::Foreign,
-        }
-    }
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Documented => "documented",
-            Self::Absent => "absent",
-            Self::Undocumented => "undocumented",
-            Self::Foreign => "foreign",
-        }
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// An address that appeared on or left the host.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Change<'a> {
-    pub added: bool,
-    pub entry: &'a HostAddress,
-    /// The state after the change.
-    pub state: State,
-    pub alias: Option<&'a str>,
-}
-
-impl fmt::Display for Change<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let e = self.entry;
-        let (verb, prep) = if self.added {
-            ("added", "on")
-        } else {
-            ("removed", "from")
-        };
-        write!(
-            f,
-            "address {}/{} {verb} {prep} {}",
-            e.address, e.prefix_len, e.interface
-        )?;
-        if let Some(label) = e.label.as_deref().filter(|l| *l != e.interface) {
-            write!(f, " (label {label})")?;
-        }
-        match self.alias {
-            Some(alias) => write!(f, ": alias \"{alias}\" is {}", self.state),
-            None => write!(f, ": {}", self.state),
-        }
-    }
-}
-
-/// What differs between two host tables, in address order.
-pub fn changes<'a>(
-    before: &'a HostTable,
-    now: &'a HostTable,
-    config: &'a Config,
-) -> Vec<Change<'a>> {
-    let change = |added, entry: &'a HostAddress, table: &HostTable| Change {
-        added,
-        entry,
-        state: state(table, config, entry.address),
-        alias: config.alias(entry.address).map(|a| a.name.as_str()),
-    };
-    let gone = before
-        .addresses()
-        .filter(|e| !now.has(e.ifindex, e.address))
-        .map(|e| change(false, e, now));
-    let new = now
-        .addresses()
-        .filter(|e| !before.has(e.ifindex, e.address))
-        .map(|e| change(true, e, now));
-    gone.chain(new).collect()
-}
-
-/// Where the file and the host disagree.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Drift<'a> {
-    /// Alias-scope addresses on the host that the file does not name.
-    pub undocumented: Vec<&'a HostAddress>,
-    /// Documented aliases not configured on this host.
-    pub missing: Vec<&'a Alias>,
-    /// Documented aliases present, but not on the interface the file names.
-    pub misplaced: Vec<(&'a Alias, Vec<&'a HostAddress>)>,
-}
-
-impl Drift<'_> {
-    pub fn is_empty(&self) -> bool {
-        self.undocumented.is_empty() && self.missing.is_empty() && self.misplaced.is_empty()
-    }
-}
-
-/// Compares the file with the host. Host- and link-scope addresses only
-/// count when the file names them.
-pub fn drift<'a>(host: &'a HostTable, config: &'a Config) -> Drift<'a> {
-    let undocumented = host
-        .addresses()
-        .filter(|a| a.scope.is_alias_scope() && config.alias(a.address).is_none())
-        .collect();
-    let mut missing = Vec::new();
-    let mut misplaced = Vec::new();
-    for alias in &config.aliases {
-        let holders: Vec<&HostAddress> = host.holders(alias.address).collect();
-        if holders.is_empty() {
-            missing.push(alias);
-        } else if let Some(expected) = &alias.interface
-            && !holders.iter().any(|h| &h.interface == expected)
-        {
-            misplaced.push((alias, holders));
-        }
-    }
-    Drift {
-        undocumented,
-        missing,
-        misplaced,
-    }
-}
-
-/// The state of `address` against the file and the host.
-pub fn state(host: &HostTable, config: &Config, address: IpAddr) -> State {
-    State::of(config.alias(address).is_some(), host.holds(address))
-}
+pub use state::{State, UnknownState, state};
+pub use view::{Row, rows};
 
 #[cfg(test)]
 mod tests {

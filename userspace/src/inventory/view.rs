@@ -3,32 +3,18 @@
 
 use std::{collections::BTreeMap, net::IpAddr};
 
-use common::Direction;
+use common::{Counters, Direction};
 use serde::Serialize;
 
 use super::{Config, HostTable, Scope, State};
 use crate::bpf::counters::Snapshot;
 
-/// Packets and bytes in one direction.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Traffic {
-    pub packets: u64,
-    pub bytes: u64,
-}
-
-impl Traffic {
-    fn add(&mut self, c: common::Counters) {
-        self.packets += c.packets;
-        self.bytes += c.bytes;
-    }
-}
-
 /// Counts of one address on one interface it was seen on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SeenOn {
     pub interface: String,
-    pub rx: Traffic,
-    pub tx: Traffic,
+    pub rx: Counters,
+    pub tx: Counters,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -45,8 +31,8 @@ pub struct Row {
     pub owner: Option<String>,
     pub purpose: Option<String>,
     /// Summed over every interface the address was seen on.
-    pub rx: Traffic,
-    pub tx: Traffic,
+    pub rx: Counters,
+    pub tx: Counters,
     /// Counts stay keyed by where packets were seen: a loopback alias
     /// reached through eth0 is counted on eth0.
     pub seen_on: Vec<SeenOn>,
@@ -54,7 +40,7 @@ pub struct Row {
 
 /// Every address the host holds, the file documents, or the counters saw.
 pub fn rows(host: &HostTable, config: &Config, counts: &Snapshot) -> Vec<Row> {
-    let mut seen: BTreeMap<IpAddr, BTreeMap<u32, (Traffic, Traffic)>> = BTreeMap::new();
+    let mut seen: BTreeMap<IpAddr, BTreeMap<u32, (Counters, Counters)>> = BTreeMap::new();
     for c in &counts.addresses {
         let (rx, tx) = seen
             .entry(c.address)
@@ -62,8 +48,8 @@ pub fn rows(host: &HostTable, config: &Config, counts: &Snapshot) -> Vec<Row> {
             .entry(c.ifindex)
             .or_default();
         match c.direction {
-            Direction::Rx => rx.add(c.counters),
-            Direction::Tx => tx.add(c.counters),
+            Direction::Rx => *rx += c.counters,
+            Direction::Tx => *tx += c.counters,
         }
     }
     let mut addresses: Vec<IpAddr> = host
@@ -90,14 +76,8 @@ pub fn rows(host: &HostTable, config: &Config, counts: &Snapshot) -> Vec<Row> {
                     tx,
                 })
                 .collect();
-            let mut rx = Traffic::default();
-            let mut tx = Traffic::default();
-            for s in &seen_on {
-                rx.packets += s.rx.packets;
-                rx.bytes += s.rx.bytes;
-                tx.packets += s.tx.packets;
-                tx.bytes += s.tx.bytes;
-            }
+            let rx = seen_on.iter().map(|s| s.rx).sum();
+            let tx = seen_on.iter().map(|s| s.tx).sum();
             Row {
                 address,
                 state: State::of(alias.is_some(), holder.is_some()),
@@ -119,7 +99,6 @@ pub fn rows(host: &HostTable, config: &Config, counts: &Snapshot) -> Vec<Row> {
 
 #[cfg(test)]
 mod tests {
-    use common::Counters;
     use netlink_packet_route::{
         RouteNetlinkMessage,
         address::{AddressFlags, AddressScope},
@@ -185,8 +164,8 @@ mod tests {
             State,
             Option<String>,
             Option<String>,
-            Traffic,
-            Traffic,
+            Counters,
+            Counters,
         );
         let brief: Vec<Brief> = rows
             .iter()
@@ -202,7 +181,7 @@ mod tests {
                 )
             })
             .collect();
-        let t = |packets, bytes| Traffic { packets, bytes };
+        let t = Counters::new;
         assert_eq!(
             brief,
             [

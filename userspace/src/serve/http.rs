@@ -21,7 +21,11 @@ use log::{debug, warn};
 use prometheus::Registry;
 use tokio::{net::TcpListener, sync::Semaphore};
 
-use crate::{commands::aliases, daemon::Live, serve::metrics};
+use crate::{
+    commands::aliases,
+    daemon::Live,
+    serve::{api, metrics},
+};
 
 /// The port registered for aliasstat in the exporters' range.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9864";
@@ -114,6 +118,7 @@ const LANDING: &str = "<!doctype html>
 <ul>
 <li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>
 <li><a href=\"/api/v1/aliases\">/api/v1/aliases</a>: the inventory with counts, as JSON</li>
+<li><a href=\"/api/v1/status\">/api/v1/status</a>: version, host, and which programs are attached where, as JSON</li>
 <li><a href=\"/healthz\">/healthz</a>: 200 while every program is attached</li>
 </ul>
 </body></html>
@@ -135,7 +140,10 @@ async fn handle(
         ));
     }
     let path = req.uri().path();
-    if !matches!(path, "/" | "/metrics" | "/healthz" | "/api/v1/aliases") {
+    if !matches!(
+        path,
+        "/" | "/metrics" | "/healthz" | "/api/v1/aliases" | "/api/v1/status"
+    ) {
         return Ok(text(StatusCode::NOT_FOUND, "not found; see /\n"));
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -156,6 +164,14 @@ async fn handle(
                 )
             }
         }
+        "/api/v1/status" => with_type(
+            text(
+                StatusCode::OK,
+                serde_json::to_string(&api::status(&app.live))
+                    .expect("plain structs always serialize"),
+            ),
+            "application/json",
+        ),
         "/metrics" => {
             // Reading a large map takes a while; keep it off the runtime
             // thread that also follows rtnetlink.

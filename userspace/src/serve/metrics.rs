@@ -196,13 +196,6 @@ const FAMILIES: [Family; 22] = [
     },
 ];
 
-const fn direction(d: Direction) -> &'static str {
-    match d {
-        Direction::Rx => "receive",
-        Direction::Tx => "transmit",
-    }
-}
-
 /// One fresh vector per family per scrape: the values come from the kernel
 /// and are set once, never added to across scrapes.
 enum Vec_ {
@@ -317,7 +310,7 @@ impl AliasCollector {
                     *buckets.entry(key).or_default() += *c;
                 }
                 for ((iface, dir, packets, bytes), c) in &buckets {
-                    let labels = [iface.as_str(), direction(*dir)];
+                    let labels = [iface.as_str(), dir.metric_name()];
                     v[*packets].set(&labels, c.packets);
                     v[*bytes].set(&labels, c.bytes);
                 }
@@ -348,7 +341,7 @@ impl AliasCollector {
             }
         }
         for a in live.attachments() {
-            let labels = [a.iface.as_str(), a.hook, direction(a.direction)];
+            let labels = [a.iface.as_str(), a.hook.as_str(), a.direction.metric_name()];
             v[ATTACHED].set(&labels, u64::from(a.is_attached()));
         }
         let listed = live
@@ -443,8 +436,9 @@ mod tests {
             config,
             attachments: std::sync::RwLock::new(vec![Attachment {
                 iface: "no-such-if0".into(),
-                ifindex: Some(99),
-                hook: "tc",
+                // Not found at the last reconcile.
+                ifindex: None,
+                hook: crate::bpf::attach::Hook::Tc,
                 direction: Direction::Rx,
             }]),
             address_capacity: 4,

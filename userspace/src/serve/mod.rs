@@ -1,5 +1,6 @@
-//! What the daemon serves: HTTP routing and limits (`http`) and the
-//! Prometheus collector (`metrics`).
+//! What the daemon serves: HTTP routing and limits (`http`), the JSON API
+//! (`api`) and the Prometheus collector (`metrics`).
 
+pub mod api;
 pub mod http;
 pub mod metrics;

@@ -1,17 +1,18 @@
-//! Reads a running daemon over HTTP: `/api/v1/aliases` for the rows and
-//! `/metrics` for what is attached where (the JSON does not say, and the
-//! daemon stays as it is).
+//! Reads a running daemon's JSON API over HTTP: `/api/v1/aliases` for the
+//! rows and `/api/v1/status` for what is attached where.
 
-use std::{collections::HashMap, error::Error as StdError, io, net::IpAddr, time::Duration};
+use std::{error::Error as StdError, io, net::IpAddr, time::Duration};
 
 use bytes::Bytes;
+use common::Counters;
 use http_body_util::{BodyExt as _, Empty, Limited};
 use hyper::{Request, StatusCode, Uri, header};
 use hyper_util::rt::TokioIo;
-use serde::{Deserialize, Deserializer, de};
+use serde::Deserialize;
 use tokio::net::TcpStream;
 
-use crate::inventory::State;
+pub use crate::serve::api::Attached;
+use crate::{inventory::State, serve::api::Status};
 
 /// How long one request may take, connecting included. Longer than any
 /// sane refresh interval is pointless: the next sample is due by then.
@@ -21,57 +22,21 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 /// JSON; this only stops a wrong `--url` from eating the memory.
 const MAX_BODY: usize = 256 << 20;
 
-/// Packets and bytes as the daemon's counters hold them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-pub struct Counts {
-    pub packets: u64,
-    pub bytes: u64,
-}
-
 /// One row of `/api/v1/aliases`, with the fields top shows.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Entry {
     pub address: IpAddr,
-    #[serde(deserialize_with = "state")]
     pub state: State,
     pub interface: Option<String>,
     pub alias: Option<String>,
     pub owner: Option<String>,
-    pub rx: Counts,
-    pub tx: Counts,
-}
-
-fn state<'de, D: Deserializer<'de>>(d: D) -> Result<State, D::Error> {
-    let text = String::deserialize(d)?;
-    [
-        State::Documented,
-        State::Absent,
-        State::Undocumented,
-        State::Foreign,
-    ]
-    .into_iter()
-    .find(|s| s.as_str() == text)
-    .ok_or_else(|| {
-        de::Error::custom(format!(
-            "unknown state `{text}`; is the daemon newer than this aliasstat?"
-        ))
-    })
+    pub rx: Counters,
+    pub tx: Counters,
 }
 
 #[derive(Deserialize)]
 struct Document {
     aliases: Vec<Entry>,
-}
-
-/// One `aliasstat_program_attached` series: a program on an interface.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Attached {
-    pub interface: String,
-    /// `tc` or `xdp`.
-    pub hook: String,
-    /// `receive` or `transmit`.
-    pub direction: String,
-    pub attached: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +72,9 @@ pub enum ClientError {
         #[source]
         source: Box<dyn StdError + Send + Sync>,
     },
-    #[error("{url} did not send an alias list; is --url an aliasstat daemon?")]
+    #[error(
+        "{url} did not send the JSON aliasstat serves; is --url an aliasstat daemon of this version?"
+    )]
     Json {
         url: String,
         #[source]
@@ -174,8 +141,14 @@ impl Client {
     }
 
     pub async fn attachments(&self) -> Result<Vec<Attached>, ClientError> {
-        let body = self.get("/metrics").await?;
-        Ok(attachments(&String::from_utf8_lossy(&body)))
+        let path = "/api/v1/status";
+        let body = self.get(path).await?;
+        serde_json::from_slice::<Status>(&body)
+            .map(|s| s.attachments)
+            .map_err(|source| ClientError::Json {
+                url: self.url() + path,
+                source,
+            })
     }
 
     async fn get(&self, path: &str) -> Result<Bytes, ClientError> {
@@ -237,48 +210,6 @@ impl Client {
     }
 }
 
-/// The `aliasstat_program_attached` series of a Prometheus text exposition.
-pub fn attachments(metrics: &str) -> Vec<Attached> {
-    metrics
-        .lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix("aliasstat_program_attached{")?;
-            let (labels, value) = rest.rsplit_once('}')?;
-            let mut labels = labels_of(labels)?;
-            Some(Attached {
-                interface: labels.remove("interface")?,
-                hook: labels.remove("hook")?,
-                direction: labels.remove("direction")?,
-                attached: value.trim() == "1",
-            })
-        })
-        .collect()
-}
-
-/// `a="x",b="y\"z"` → {a: x, b: y"z}, or None when it is not that shape.
-fn labels_of(text: &str) -> Option<HashMap<String, String>> {
-    let mut labels = HashMap::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let (name, after) = rest.split_once("=\"")?;
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let end = loop {
-            match chars.next()? {
-                (i, '"') => break i,
-                (_, '\\') => match chars.next()?.1 {
-                    'n' => value.push('\n'),
-                    c => value.push(c),
-                },
-                (_, c) => value.push(c),
-            }
-        };
-        labels.insert(name.trim().to_owned(), value);
-        rest = after[end + 1..].trim_start_matches(',');
-    }
-    Some(labels)
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::{Read as _, Write as _};
@@ -308,36 +239,6 @@ mod tests {
             assert_eq!(got, want, "{url}");
         }
         assert_eq!(Client::new("http://[::1]:9864").unwrap().host(), "[::1]");
-    }
-
-    #[test]
-    fn attachments_from_metrics() {
-        let text = "\
-# HELP aliasstat_program_attached 1 while ...
-# TYPE aliasstat_program_attached gauge
-aliasstat_program_attached{direction=\"receive\",hook=\"tc\",interface=\"eth0\"} 1
-aliasstat_program_attached{direction=\"transmit\",hook=\"tc\",interface=\"we\\\"ird\"} 0
-aliasstat_program_attachedness{direction=\"receive\"} 1
-aliasstat_program_attached{direction=\"receive\",hook=\"tc\"} 1
-aliasstat_build_info{version=\"0.1.0\"} 1
-";
-        assert_eq!(
-            attachments(text),
-            [
-                Attached {
-                    interface: "eth0".into(),
-                    hook: "tc".into(),
-                    direction: "receive".into(),
-                    attached: true,
-                },
-                Attached {
-                    interface: "we\"ird".into(),
-                    hook: "tc".into(),
-                    direction: "transmit".into(),
-                    attached: false,
-                },
-            ]
-        );
     }
 
     /// Serves one connection with `answer` and returns the client for it.
@@ -381,14 +282,8 @@ aliasstat_build_info{version=\"0.1.0\"} 1
                     interface: Some("eth0".into()),
                     alias: Some("web".into()),
                     owner: Some("team".into()),
-                    rx: Counts {
-                        packets: 2,
-                        bytes: 200
-                    },
-                    tx: Counts {
-                        packets: 1,
-                        bytes: 60
-                    },
+                    rx: Counters::new(2, 200),
+                    tx: Counters::new(1, 60),
                 }]
             );
         });

@@ -41,9 +41,8 @@ pub const DEFAULT_URL: &str = "http://127.0.0.1:9864";
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
 const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// How often the header's attachments are re-read from `/metrics`: they
-/// change rarely, and `/metrics` is the larger document.
-const METRICS_EVERY: Duration = Duration::from_secs(10);
+/// How often the header's attachments are re-read: they change rarely.
+const STATUS_EVERY: Duration = Duration::from_secs(10);
 
 pub struct Options {
     pub url: String,
@@ -260,7 +259,7 @@ async fn sample(
                 Err(chain(&e))
             }
         };
-        let due = metrics_read.is_none_or(|at| at.elapsed() >= METRICS_EVERY);
+        let due = metrics_read.is_none_or(|at| at.elapsed() >= STATUS_EVERY);
         let attachments = if sample.is_ok() && due {
             // A failure here leaves the header as it was; the rows matter.
             let read = client.attachments().await.ok();

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use common::Counters;
 use ratatui::{
     Frame,
     layout::{Constraint, Layout, Rect},
@@ -49,7 +50,7 @@ fn rate(r: Option<Rate>, unit: Unit) -> String {
     }
 }
 
-fn total(c: super::client::Counts, unit: Unit) -> String {
+fn total(c: Counters, unit: Unit) -> String {
     match unit {
         Unit::Bits => si(c.bytes as f64, "B"),
         Unit::Packets => si(c.packets as f64, "pkt"),
@@ -110,18 +111,17 @@ fn header_lines(top: &Top) -> Vec<Text<'static>> {
     }
 
     let counting = match &top.attachments {
-        None => "? (read from /metrics once the daemon answers)".to_owned(),
+        None => "? (read from /api/v1/status once the daemon answers)".to_owned(),
         Some(a) if a.is_empty() => "no program attached".to_owned(),
         Some(attachments) => {
             // "eth0 (tc rx, tc tx)", one group per interface in the
             // daemon's order.
             let mut groups: Vec<(&str, Vec<String>)> = Vec::new();
             for a in attachments {
-                let dir = if a.direction == "receive" { "rx" } else { "tx" };
                 let hook = if a.attached {
-                    format!("{} {dir}", a.hook)
+                    format!("{} {}", a.hook, a.direction)
                 } else {
-                    format!("{} {dir} DETACHED", a.hook)
+                    format!("{} {} DETACHED", a.hook, a.direction)
                 };
                 match groups.iter_mut().find(|(i, _)| *i == a.interface) {
                     Some((_, hooks)) => hooks.push(hook),
@@ -419,6 +419,7 @@ fn draw_help(frame: &mut Frame, top: &Top, over: Rect) {
 mod tests {
     use std::time::Instant;
 
+    use common::Direction;
     use insta::assert_snapshot;
     use ratatui::{
         Terminal,
@@ -428,6 +429,7 @@ mod tests {
 
     use super::*;
     use crate::{
+        bpf::attach::Hook,
         inventory::State,
         top::{
             client::Attached,
@@ -465,14 +467,14 @@ mod tests {
         top.on_attachments(vec![
             Attached {
                 interface: "eth0".into(),
-                hook: "tc".into(),
-                direction: "receive".into(),
+                hook: Hook::Tc,
+                direction: Direction::Rx,
                 attached: true,
             },
             Attached {
                 interface: "eth0".into(),
-                hook: "tc".into(),
-                direction: "transmit".into(),
+                hook: Hook::Tc,
+                direction: Direction::Tx,
                 attached: true,
             },
         ]);

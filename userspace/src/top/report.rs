@@ -3,12 +3,10 @@
 
 use std::{net::IpAddr, time::Duration};
 
+use common::Counters;
 use serde::Serialize;
 
-use super::{
-    client::Counts,
-    state::{Line, Rate},
-};
+use super::state::{Line, Rate};
 use crate::{commands::table, inventory::State};
 
 pub fn table(lines: &[&Line]) -> String {
@@ -82,7 +80,7 @@ struct Direction {
 }
 
 impl Direction {
-    fn new(rate: Rate, counts: Counts) -> Self {
+    fn new(rate: Rate, counts: Counters) -> Self {
         Self {
             bits_per_second: rate.bits,
             packets_per_second: rate.packets,

@@ -9,9 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::Counters;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::client::{Attached, Counts, Entry};
+use super::client::{Attached, Entry};
 use crate::inventory::State;
 
 /// The rows of `/api/v1/aliases` at one moment.
@@ -50,7 +51,7 @@ pub fn per_second(before: u64, now: u64, elapsed: Duration) -> f64 {
     (now - before) as f64 / elapsed.as_secs_f64()
 }
 
-fn rate(before: Counts, now: Counts, elapsed: Duration) -> Rate {
+fn rate(before: Counters, now: Counters, elapsed: Duration) -> Rate {
     Rate {
         bits: per_second(before.bytes, now.bytes, elapsed) * 8.0,
         packets: per_second(before.packets, now.packets, elapsed),
@@ -291,7 +292,7 @@ pub enum Flow {
 #[derive(Debug)]
 pub struct Top {
     pub source: Source,
-    /// None until `/metrics` has been read.
+    /// None until `/api/v1/status` has been read.
     pub attachments: Option<Vec<Attached>>,
     pub view: View,
     pub mode: Mode,
@@ -426,14 +427,8 @@ pub(crate) mod tests {
             interface: Some("eth0".into()),
             alias: alias.map(Into::into),
             owner: alias.map(|a| format!("team-{a}")),
-            rx: Counts {
-                packets: rx.0,
-                bytes: rx.1,
-            },
-            tx: Counts {
-                packets: tx.0,
-                bytes: tx.1,
-            },
+            rx: Counters::new(rx.0, rx.1),
+            tx: Counters::new(tx.0, tx.1),
         }
     }
 

@@ -1,0 +1,83 @@
+//! The JSON API beside `/metrics`: `/api/v1/aliases` (every address with
+//! its inventory and counts, the document `aliasstat aliases --json`
+//! prints) and `/api/v1/status` (what runs where). `top` and scripts read
+//! these types, so the server and its clients share one definition.
+
+use std::fs;
+
+use common::Direction;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    bpf::attach::{Attachment, Hook},
+    daemon::Live,
+};
+
+/// `/api/v1/status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    /// The host's name, for headers that say which machine this is.
+    pub host: String,
+    pub attachments: Vec<Attached>,
+}
+
+/// One program on one interface, and whether it is attached now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attached {
+    pub interface: String,
+    pub hook: Hook,
+    pub direction: Direction,
+    pub attached: bool,
+}
+
+impl From<&Attachment> for Attached {
+    fn from(a: &Attachment) -> Self {
+        Self {
+            interface: a.iface.clone(),
+            hook: a.hook,
+            direction: a.direction,
+            attached: a.is_attached(),
+        }
+    }
+}
+
+pub fn status(live: &Live) -> Status {
+    Status {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        host: hostname(),
+        attachments: live.attachments().iter().map(Attached::from).collect(),
+    }
+}
+
+/// The UTS name of the daemon's namespace; empty if /proc is not there.
+fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_has_the_documented_shape() {
+        let status = Status {
+            version: "0.1.0".into(),
+            host: "web-01".into(),
+            attachments: vec![Attached {
+                interface: "eth0".into(),
+                hook: Hook::Xdp,
+                direction: Direction::Rx,
+                attached: true,
+            }],
+        };
+        let text = serde_json::to_string(&status).unwrap();
+        assert_eq!(
+            text,
+            r#"{"version":"0.1.0","host":"web-01","attachments":[{"interface":"eth0","hook":"xdp","direction":"rx","attached":true}]}"#
+        );
+        assert_eq!(serde_json::from_str::<Status>(&text).unwrap(), status);
+    }
+}
