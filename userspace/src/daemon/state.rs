@@ -1,5 +1,6 @@
 //! The running daemon's state, as the HTTP endpoints see it: the counters,
-//! the host's addresses, the alias file, and what is attached where.
+//! the host's addresses, the alias file, what is attached where, and the
+//! foreign series budget.
 
 use std::{
     net::IpAddr,
@@ -26,18 +27,82 @@ pub struct ConfigStatus {
     pub last_reload: SystemTime,
 }
 
+/// Everything the endpoints read. Its fields are private: the daemon's
+/// event loop changes them through the methods below, and every reader
+/// gets a consistent copy, so no other module ever takes these locks.
 pub struct Live {
+    counters: Box<dyn CounterSource + Send + Sync>,
+    host: watch::Receiver<Arc<HostTable>>,
+    config: watch::Receiver<ConfigStatus>,
+    /// Every desired attachment, updated as interfaces come and go.
+    attachments: RwLock<Vec<Attachment>>,
+    /// Capacity of the address map, as created.
+    address_capacity: u32,
+    foreign: Mutex<ForeignBudget>,
+    max_foreign_series: usize,
+}
+
+/// What a [`Live`] is made of.
+pub struct Parts {
     pub counters: Box<dyn CounterSource + Send + Sync>,
     pub host: watch::Receiver<Arc<HostTable>>,
     pub config: watch::Receiver<ConfigStatus>,
-    /// Every desired attachment, updated as interfaces come and go.
-    pub attachments: RwLock<Vec<Attachment>>,
-    /// Capacity of the address map, as created.
+    pub attachments: Vec<Attachment>,
     pub address_capacity: u32,
-    pub foreign: Mutex<ForeignBudget>,
+    /// Foreign addresses that get series of their own.
+    pub max_foreign_series: usize,
 }
 
 impl Live {
+    pub fn new(parts: Parts) -> Self {
+        Self {
+            counters: parts.counters,
+            host: parts.host,
+            config: parts.config,
+            attachments: RwLock::new(parts.attachments),
+            address_capacity: parts.address_capacity,
+            foreign: Mutex::new(ForeignBudget::new(parts.max_foreign_series)),
+            max_foreign_series: parts.max_foreign_series,
+        }
+    }
+
+    /// The host's addresses and links as last seen through rtnetlink.
+    pub fn host(&self) -> Arc<HostTable> {
+        self.host.borrow().clone()
+    }
+
+    /// The alias file in use, and how its last (re)load went.
+    pub fn config(&self) -> ConfigStatus {
+        self.config.borrow().clone()
+    }
+
+    pub fn address_capacity(&self) -> u32 {
+        self.address_capacity
+    }
+
+    /// The `--max-foreign-series` limit.
+    pub fn max_foreign_series(&self) -> usize {
+        self.max_foreign_series
+    }
+
+    /// Foreign addresses that have series of their own now.
+    pub fn foreign_series(&self) -> usize {
+        self.budget().listed()
+    }
+
+    fn budget(&self) -> std::sync::MutexGuard<'_, ForeignBudget> {
+        self.foreign
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn set_attachments(&self, attachments: Vec<Attachment>) {
+        *self
+            .attachments
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = attachments;
+    }
+
     pub fn attachments(&self) -> Vec<Attachment> {
         self.attachments
             .read()
@@ -57,13 +122,10 @@ impl Live {
         &self,
         f: impl FnOnce(&mut ForeignBudget, Snapshot, &dyn Fn(IpAddr) -> bool) -> R,
     ) -> Result<R, CountersError> {
-        let mut budget = self
-            .foreign
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut budget = self.budget();
         let snap = self.counters.snapshot()?;
-        let host = self.host.borrow().clone();
-        let config = self.config.borrow().config.clone();
+        let host = self.host();
+        let config = self.config().config;
         let is_foreign = |a| inventory::state(&host, &config, a) == State::Foreign;
         Ok(f(&mut budget, snap, &is_foreign))
     }
@@ -80,8 +142,8 @@ impl Live {
     /// The joined inventory, as `aliasstat aliases` shows it.
     pub fn rows(&self) -> Result<Vec<Row>, CountersError> {
         let counts = self.counters.snapshot()?;
-        let host = self.host.borrow().clone();
-        let config = self.config.borrow().config.clone();
+        let host = self.host();
+        let config = self.config().config;
         Ok(inventory::rows(&host, &config, &counts))
     }
 }

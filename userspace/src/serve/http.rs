@@ -30,6 +30,7 @@ use crate::{
 /// The port registered for aliasstat in the exporters' range.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9864";
 
+#[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub max_connections: usize,
     pub header_timeout: Duration,
@@ -59,9 +60,9 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
 }
 
 /// Serves until the process exits.
-pub async fn serve(listener: TcpListener, live: Arc<Live>, max_foreign: usize, limits: Limits) {
+pub async fn serve(listener: TcpListener, live: Arc<Live>, limits: Limits) {
     let app = Arc::new(App {
-        registry: metrics::registry(live.clone(), max_foreign),
+        registry: metrics::registry(live.clone()),
         live,
     });
     let slots = Arc::new(Semaphore::new(limits.max_connections));

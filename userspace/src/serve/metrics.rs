@@ -243,15 +243,13 @@ impl Vec_ {
 
 pub struct AliasCollector {
     live: Arc<Live>,
-    max_foreign: usize,
     templates: Vec<Vec_>,
 }
 
 impl AliasCollector {
-    pub fn new(live: Arc<Live>, max_foreign: usize) -> Self {
+    pub fn new(live: Arc<Live>) -> Self {
         Self {
             live,
-            max_foreign,
             templates: FAMILIES.iter().map(Vec_::new).collect(),
         }
     }
@@ -259,8 +257,8 @@ impl AliasCollector {
     fn fill(&self, v: &[Vec_]) {
         let started = Instant::now();
         let live = &self.live;
-        let host = live.host.borrow().clone();
-        let status = live.config.borrow().clone();
+        let host = live.host();
+        let status = live.config();
         let config = &status.config;
         let alias_of = |a: IpAddr| config.alias(a).map_or("", |a| a.name.as_str());
 
@@ -344,14 +342,9 @@ impl AliasCollector {
             let labels = [a.iface.as_str(), a.hook.as_str(), a.direction.metric_name()];
             v[ATTACHED].set(&labels, u64::from(a.is_attached()));
         }
-        let listed = live
-            .foreign
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .listed();
-        v[FOREIGN_SERIES].set(&[], listed as u64);
-        v[FOREIGN_LIMIT].set(&[], self.max_foreign as u64);
-        v[MAP_CAPACITY].set(&["addresses"], u64::from(live.address_capacity));
+        v[FOREIGN_SERIES].set(&[], live.foreign_series() as u64);
+        v[FOREIGN_LIMIT].set(&[], live.max_foreign_series() as u64);
+        v[MAP_CAPACITY].set(&["addresses"], u64::from(live.address_capacity()));
         v[MAP_CAPACITY].set(&["other"], u64::from(common::names::OTHER_CAPACITY));
         v[RELOAD_SUCCESS].set(&[], u64::from(status.last_reload_success));
         let reloaded = status
@@ -381,10 +374,10 @@ impl Collector for AliasCollector {
 
 /// The registry `/metrics` serves: aliasstat's families plus the standard
 /// `process_*` ones.
-pub fn registry(live: Arc<Live>, max_foreign: usize) -> prometheus::Registry {
+pub fn registry(live: Arc<Live>) -> prometheus::Registry {
     let registry = prometheus::Registry::new();
     registry
-        .register(Box::new(AliasCollector::new(live, max_foreign)))
+        .register(Box::new(AliasCollector::new(live)))
         .expect("aliasstat families are registered once");
     registry
         .register(Box::new(
@@ -408,7 +401,6 @@ pub fn encode(registry: &prometheus::Registry) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
 
     use tokio::sync::watch;
 
@@ -418,8 +410,7 @@ mod tests {
             attach::Attachment,
             counters::{AddressCount, OtherCount, Snapshot},
         },
-        daemon::ConfigStatus,
-        foreign::ForeignBudget,
+        daemon::{ConfigStatus, Parts},
         inventory::{Alias, Config, HostTable},
     };
 
@@ -430,20 +421,20 @@ mod tests {
             last_reload_success: false,
             last_reload: UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
         });
-        Arc::new(Live {
+        Arc::new(Live::new(Parts {
             counters: Box::new(counts),
             host,
             config,
-            attachments: std::sync::RwLock::new(vec![Attachment {
+            attachments: vec![Attachment {
                 iface: "no-such-if0".into(),
                 // Not found at the last reconcile.
                 ifindex: None,
                 hook: crate::bpf::attach::Hook::Tc,
                 direction: Direction::Rx,
-            }]),
+            }],
             address_capacity: 4,
-            foreign: Mutex::new(ForeignBudget::new(1)),
-        })
+            max_foreign_series: 1,
+        }))
     }
 
     fn samples(text: &str) -> Vec<&str> {
@@ -483,7 +474,7 @@ mod tests {
                 interface: Some("eth0".into()),
             }],
         };
-        let registry = registry(live(counts, config), 1);
+        let registry = registry(live(counts, config));
         let text = String::from_utf8(encode(&registry)).unwrap();
         assert_eq!(
             samples(&text),

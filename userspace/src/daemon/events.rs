@@ -1,0 +1,192 @@
+//! The event loop: signals, address and link changes, the reconcile tick
+//! and eviction sweeps, until SIGINT or SIGTERM.
+
+use std::{
+    path::Path,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use log::{error, info, warn};
+use tokio::{
+    signal::unix::{Signal, SignalKind, signal},
+    sync::watch,
+};
+
+use super::{ConfigStatus, DaemonError, Live};
+use crate::{
+    bpf::attach::Attacher,
+    foreign::evict,
+    inventory::{self, HostTable},
+};
+
+/// How often attachments are re-checked without an event: this catches an
+/// interface whose index changed between two events that were coalesced.
+pub(super) const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+
+/// The signals the daemon answers, installed before anything else starts
+/// so that a signal during start-up still stops it cleanly.
+pub(super) struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Signal,
+}
+
+impl Signals {
+    pub(super) fn install() -> Result<Self, DaemonError> {
+        Ok(Self {
+            interrupt: handler(SignalKind::interrupt(), "SIGINT")?,
+            terminate: handler(SignalKind::terminate(), "SIGTERM")?,
+            hangup: handler(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+}
+
+fn handler(kind: SignalKind, name: &'static str) -> Result<Signal, DaemonError> {
+    signal(kind).map_err(|source| DaemonError::Signal {
+        signal: name,
+        source,
+    })
+}
+
+/// What the loop works on.
+pub(super) struct Running<'a> {
+    pub signals: Signals,
+    pub attacher: Attacher,
+    pub ebpf: aya::Ebpf,
+    pub live: Arc<Live>,
+    pub host: watch::Receiver<Arc<HostTable>>,
+    pub config_path: &'a Path,
+    pub config: watch::Sender<ConfigStatus>,
+    pub janitor: Option<Janitor>,
+}
+
+impl Running<'_> {
+    /// Runs until SIGINT or SIGTERM, and says which.
+    pub(super) async fn until_stopped(&mut self) -> &'static str {
+        let mut tick = tokio::time::interval(RECONCILE_EVERY);
+        let sweep_every = self
+            .janitor
+            .as_ref()
+            .map_or(RECONCILE_EVERY, Janitor::every);
+        let mut sweep = tokio::time::interval(sweep_every);
+        loop {
+            tokio::select! {
+                _ = self.signals.interrupt.recv() => return "SIGINT",
+                _ = self.signals.terminate.recv() => return "SIGTERM",
+                _ = self.signals.hangup.recv() => reload(self.config_path, &self.config),
+                changed = self.host.changed() => {
+                    if changed.is_ok() {
+                        self.host.borrow_and_update();
+                        self.reconcile();
+                    }
+                }
+                _ = tick.tick() => self.reconcile(),
+                _ = sweep.tick(), if self.janitor.is_some() => {
+                    if let Some(j) = self.janitor.as_mut() {
+                        j.sweep(&self.live);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-attaches what needs it; a failure is logged and retried on the
+    /// next event or tick rather than stopping the daemon.
+    fn reconcile(&mut self) {
+        match self.attacher.reconcile(&mut self.ebpf) {
+            Ok(false) => {}
+            Ok(true) => self.live.set_attachments(self.attacher.attachments()),
+            Err(e) => error!(
+                "attaching failed, retrying in {} s: {e}",
+                RECONCILE_EVERY.as_secs()
+            ),
+        }
+    }
+}
+
+/// Re-reads the alias file. Counts live in the kernel and are untouched; an
+/// invalid file keeps the previous inventory.
+fn reload(path: &Path, tx: &watch::Sender<ConfigStatus>) {
+    match inventory::load_config(path) {
+        Ok(config) => {
+            info!(
+                "SIGHUP: reloaded {} documented aliases from {}",
+                config.aliases.len(),
+                path.display()
+            );
+            tx.send_replace(ConfigStatus {
+                config: Arc::new(config),
+                last_reload_success: true,
+                last_reload: SystemTime::now(),
+            });
+        }
+        Err(e) => {
+            error!("SIGHUP: keeping the previous alias inventory: {e}");
+            tx.send_modify(|status| {
+                status.last_reload_success = false;
+                status.last_reload = SystemTime::now();
+            });
+        }
+    }
+}
+
+/// Evicts idle foreign entries (see [`crate::foreign::evict`]).
+pub(super) struct Janitor {
+    maps: evict::Maps,
+    tracker: evict::IdleTracker,
+    idle: Duration,
+}
+
+impl Janitor {
+    /// Idle is judged at this granularity: a tenth of the idle time,
+    /// within [1 s, 60 s].
+    fn every(&self) -> Duration {
+        (self.idle / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
+    }
+
+    pub(super) fn new(bpffs: &Path, idle: Duration) -> Result<Self, DaemonError> {
+        Ok(Self {
+            maps: evict::Maps::open(bpffs)?,
+            tracker: evict::IdleTracker::default(),
+            idle,
+        })
+    }
+
+    pub(super) fn sweep(&mut self, live: &Live) {
+        let swept = live.with_budget(|budget, snap, is_foreign| {
+            let now = std::time::Instant::now();
+            let idle = self
+                .tracker
+                .idle(&snap.addresses, now, self.idle, is_foreign);
+            let mut evicted = 0;
+            for key in &idle {
+                match self.maps.evict(key) {
+                    Ok(true) => {
+                        budget.evicted(key);
+                        evicted += 1;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        warn!("eviction stopped: {e}");
+                        break;
+                    }
+                }
+            }
+            evicted
+        });
+        let evicted = match swept {
+            Ok(evicted) => evicted,
+            Err(e) => {
+                warn!("eviction skipped: {e}");
+                return;
+            }
+        };
+        if evicted > 0 {
+            info!(
+                "evicted {evicted} foreign addresses idle for {} s; their counts are in aliasstat_foreign_other_*_total",
+                self.idle.as_secs()
+            );
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The daemon's start-up, one named step each: which interfaces, the
+//! inventory, the kernel side, the first address dump, and the server.
+
+use std::{
+    path::Path,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use log::{info, warn};
+use tokio::sync::watch;
+
+use super::{ConfigStatus, DaemonError, Live, Options, Parts, logs};
+use crate::{
+    bpf::{attach::Attacher, counters::PinnedMaps, load},
+    inventory::{self, HostTable, interfaces},
+    serve::http,
+};
+
+/// How long `ready` waits for rtnetlink's first address dump (a few
+/// milliseconds normally), so a stuck netlink cannot hold start-up.
+const FIRST_DUMP_WAIT: Duration = Duration::from_secs(5);
+
+/// The interfaces named, or those that carry a default route.
+pub(super) fn watched_interfaces(named: Vec<String>) -> Result<Vec<String>, DaemonError> {
+    if !named.is_empty() {
+        return Ok(named);
+    }
+    let found = interfaces::with_default_route()?;
+    info!("no --interface given; watching the default-route interfaces {found:?}");
+    Ok(found)
+}
+
+/// The alias file and the host's addresses, each behind a watch channel
+/// that the endpoints read and the event loop updates.
+pub(super) struct Inventory {
+    pub config: watch::Sender<ConfigStatus>,
+    pub host: watch::Receiver<Arc<HostTable>>,
+}
+
+/// Loads the alias file (a broken one at start is an error; on reload it
+/// only logs) and starts following the host's addresses through rtnetlink,
+/// logging every change.
+pub(super) fn inventory(path: &Path) -> Result<Inventory, DaemonError> {
+    let config = inventory::load_config(path)?;
+    info!(
+        "{} documented aliases from {}",
+        config.aliases.len(),
+        path.display()
+    );
+    let (config_tx, config_rx) = watch::channel(ConfigStatus {
+        config: Arc::new(config),
+        last_reload_success: true,
+        last_reload: SystemTime::now(),
+    });
+    let (host_tx, host_rx) = watch::channel(Arc::new(HostTable::default()));
+    tokio::spawn(inventory::watch(host_tx));
+    tokio::spawn(logs::log_host_changes(host_rx.clone(), config_rx));
+    Ok(Inventory {
+        config: config_tx,
+        host: host_rx,
+    })
+}
+
+/// Loads the programs with their maps pinned and attaches them to every
+/// interface that exists now.
+pub(super) fn kernel(
+    opts: &Options,
+    interfaces: &[String],
+) -> Result<(aya::Ebpf, Attacher), DaemonError> {
+    let mut ebpf = load::load(&opts.bpffs, opts.map_capacity)?;
+    logs::forward_kernel_logs(&mut ebpf);
+    let mut attacher = Attacher::new(&opts.bpffs, opts.hook, interfaces);
+    attacher.reconcile(&mut ebpf).map_err(Box::new)?;
+    Ok((ebpf, attacher))
+}
+
+/// The state every endpoint reads.
+pub(super) fn live(
+    opts: &Options,
+    ebpf: &aya::Ebpf,
+    attacher: &Attacher,
+    inventory: &Inventory,
+) -> Result<Arc<Live>, DaemonError> {
+    Ok(Arc::new(Live::new(Parts {
+        counters: Box::new(PinnedMaps::open(&opts.bpffs)?),
+        host: inventory.host.clone(),
+        config: inventory.config.subscribe(),
+        attachments: attacher.attachments(),
+        address_capacity: load::address_capacity(ebpf)?,
+        max_foreign_series: opts.max_foreign_series,
+    })))
+}
+
+/// Ready means the inventory is known too: waits for the first dump.
+pub(super) async fn first_dump(host: &mut watch::Receiver<Arc<HostTable>>) {
+    if tokio::time::timeout(FIRST_DUMP_WAIT, host.changed())
+        .await
+        .is_err()
+    {
+        warn!(
+            "no address dump from rtnetlink after {} s; serving without it for now",
+            FIRST_DUMP_WAIT.as_secs()
+        );
+    }
+}
+
+/// Binds the listen address (failing start-up if it is taken) and serves
+/// in the background.
+pub(super) async fn serve(opts: &Options, live: Arc<Live>) -> Result<(), DaemonError> {
+    let listener = http::bind(opts.listen).await?;
+    tokio::spawn(http::serve(listener, live, opts.limits));
+    Ok(())
+}
