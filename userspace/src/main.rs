@@ -5,11 +5,8 @@ mod cli;
 use std::process::ExitCode;
 
 use aliasstat::{
-    bpf::{
-        counters::{CounterSource as _, PinnedMaps},
-        pins,
-    },
-    commands::{aliases, check, dump},
+    bpf::counters::{CounterSource as _, PinnedMaps},
+    commands::{aliases, check, detach, dump},
     daemon,
     inventory::{self, interfaces},
     top,
@@ -31,24 +28,7 @@ fn main() -> ExitCode {
 
 fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        cli::Command::Run(args) => {
-            runtime()?.block_on(daemon::run(daemon::Options {
-                interfaces: args.interface,
-                hook: args.hook,
-                map_capacity: args.map_capacity,
-                bpffs: args.bpffs.bpffs,
-                config: args.config.config,
-                listen: args.listen,
-                limits: aliasstat::serve::http::Limits {
-                    max_connections: args.max_connections as usize,
-                    header_timeout: std::time::Duration::from_secs(args.header_timeout),
-                },
-                max_foreign_series: args.max_foreign_series,
-                detach_on_exit: args.detach_on_exit,
-                foreign_idle: (args.foreign_idle > 0)
-                    .then(|| std::time::Duration::from_secs(args.foreign_idle)),
-            }))?;
-        }
+        cli::Command::Run(args) => run_daemon(args)?,
         cli::Command::Dump(args) => {
             let snap = PinnedMaps::open(&args.bpffs.bpffs)?.snapshot()?;
             if args.json {
@@ -70,33 +50,11 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         }
         cli::Command::Detach(args) => {
             let dir = &args.bpffs.bpffs;
-            let removed = pins::remove_all(dir)
+            let report = detach::run(dir)
                 .with_context(|| format!("failed to remove the pins under {}", dir.display()))?;
-            if removed.is_empty() {
-                println!("nothing pinned under {}", dir.display());
-            }
-            for path in removed {
-                let what = if path.starts_with(pins::links_dir(dir)) {
-                    "link (program detached)"
-                } else {
-                    "map"
-                };
-                println!("removed {what}: {}", path.display());
-            }
-        }
-        cli::Command::Check(args) => {
-            let config = match inventory::load_config(&args.config.config) {
-                Ok(config) => config,
-                Err(e) => {
-                    eprintln!("aliasstat: {e}");
-                    return Ok(ExitCode::from(check::INVALID));
-                }
-            };
-            let host = runtime()?.block_on(inventory::dump())?;
-            let (report, code) = check::report(&inventory::drift(&host, &config));
             print!("{report}");
-            return Ok(ExitCode::from(code));
         }
+        cli::Command::Check(args) => return check(&args),
         cli::Command::Top(args) => top::run(&top::Options {
             url: args.url,
             interval: args.interval,
@@ -105,6 +63,41 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         })?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_daemon(args: cli::RunArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(daemon::run(daemon::Options {
+        interfaces: args.interface,
+        hook: args.hook,
+        map_capacity: args.map_capacity,
+        bpffs: args.bpffs.bpffs,
+        config: args.config.config,
+        listen: args.listen,
+        limits: aliasstat::serve::http::Limits {
+            max_connections: args.max_connections as usize,
+            header_timeout: std::time::Duration::from_secs(args.header_timeout),
+        },
+        max_foreign_series: args.max_foreign_series,
+        detach_on_exit: args.detach_on_exit,
+        foreign_idle: (args.foreign_idle > 0)
+            .then(|| std::time::Duration::from_secs(args.foreign_idle)),
+    }))?;
+    Ok(())
+}
+
+/// Exit 2 for a file that cannot be used, whatever the host says.
+fn check(args: &cli::CheckArgs) -> anyhow::Result<ExitCode> {
+    let config = match inventory::load_config(&args.config.config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("aliasstat: {e}");
+            return Ok(ExitCode::from(check::INVALID));
+        }
+    };
+    let host = runtime()?.block_on(inventory::dump())?;
+    let (report, code) = check::report(&inventory::drift(&host, &config));
+    print!("{report}");
+    Ok(ExitCode::from(code))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

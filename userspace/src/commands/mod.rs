@@ -1,7 +1,8 @@
-//! Presentation for the one-shot subcommands: `dump`, `aliases` and
-//! `check`, on one text-table helper.
+//! The one-shot subcommands' results: `dump`, `aliases`, `check` and
+//! `detach`, the tables among them drawn by one helper (`table`).
 
 pub mod aliases;
 pub mod check;
+pub mod detach;
 pub mod dump;
 pub mod table;
