@@ -32,7 +32,10 @@ use crate::{
         self, ConfigError, HostTable,
         interfaces::{self, InterfaceError},
     },
-    serve::http::{self, BindError},
+    serve::{
+        http::{self, BindError},
+        web_config::{self, WebConfig, WebConfigError},
+    },
 };
 
 pub struct Options {
@@ -44,6 +47,8 @@ pub struct Options {
     /// The alias inventory file.
     pub config: PathBuf,
     pub listen: std::net::SocketAddr,
+    /// `--web.config.file`: TLS and basic auth; `None` is plain HTTP.
+    pub web_config: Option<PathBuf>,
     pub limits: http::Limits,
     /// Foreign addresses that get series of their own.
     pub max_foreign_series: usize,
@@ -66,6 +71,8 @@ pub enum DaemonError {
     Counters(#[from] CountersError),
     #[error(transparent)]
     Bind(#[from] BindError),
+    #[error(transparent)]
+    WebConfig(#[from] WebConfigError),
     #[error(transparent)]
     Attach(#[from] Box<AttachError>),
     #[error(transparent)]
@@ -93,6 +100,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
 
     // A broken file at start is an error; on reload it only logs (below).
     let config = inventory::load_config(&opts.config)?;
+    let (web_tx, web_rx) = watch::channel(Arc::new(web_config::load(opts.web_config.as_deref())?));
     info!(
         "{} documented aliases from {}",
         config.aliases.len(),
@@ -136,12 +144,15 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         live.clone(),
         opts.max_foreign_series,
         opts.limits,
+        web_rx,
     ));
     info!(
-        "ready: counting on {}; maps pinned under {}; metrics on http://{}/metrics",
+        "ready: counting on {}; maps pinned under {}; metrics on {}://{}/metrics ({})",
         describe(&attacher.attachments()),
         opts.bpffs.display(),
-        opts.listen
+        web_tx.borrow().scheme(),
+        opts.listen,
+        web_tx.borrow().describe()
     );
 
     // Link events come through the host table; the tick also catches an
@@ -161,7 +172,10 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         tokio::select! {
             _ = sigint.recv() => break "SIGINT",
             _ = sigterm.recv() => break "SIGTERM",
-            _ = sighup.recv() => reload(&opts.config, &config_tx),
+            _ = sighup.recv() => {
+                reload(&opts.config, &config_tx);
+                reload_web(opts.web_config.as_deref(), &web_tx);
+            }
             changed = host_rx.changed() => {
                 if changed.is_err() {
                     continue;
@@ -287,6 +301,26 @@ fn reload(path: &std::path::Path, tx: &watch::Sender<ConfigStatus>) {
                 status.last_reload = SystemTime::now();
             });
         }
+    }
+}
+
+/// Re-reads the web config, certificate and key included, for the
+/// connections accepted from now on; like the alias file, an invalid one
+/// keeps the previous.
+fn reload_web(path: Option<&std::path::Path>, tx: &watch::Sender<Arc<WebConfig>>) {
+    let Some(path) = path else {
+        return;
+    };
+    match web_config::load(Some(path)) {
+        Ok(web) => {
+            info!(
+                "SIGHUP: reloaded the web config {}: {}",
+                path.display(),
+                web.describe()
+            );
+            tx.send_replace(Arc::new(web));
+        }
+        Err(e) => error!("SIGHUP: keeping the previous web config: {e}"),
     }
 }
 
