@@ -25,7 +25,7 @@ pub struct Certs {
     pub dir: Scratch,
 }
 
-fn ca(name: &str) -> Result<CertifiedIssuer<'static, KeyPair>> {
+fn new_ca(name: &str) -> Result<CertifiedIssuer<'static, KeyPair>> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name.push(DnType::CommonName, name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -51,7 +51,7 @@ fn leaf(
 impl Certs {
     pub fn new() -> Result<Self> {
         let dir = Scratch::new("certs")?;
-        let ca = ca("aliasstat lab CA")?;
+        let ca = new_ca("aliasstat lab CA")?;
         let (server_cert, server_key) = leaf(
             &ca,
             &["127.0.0.1", "localhost"],
@@ -62,7 +62,7 @@ impl Certs {
             &["prometheus.lab"],
             ExtendedKeyUsagePurpose::ClientAuth,
         )?;
-        let stranger = ca("some other CA")?;
+        let stranger = new_ca("some other CA")?;
         let (stranger_cert, stranger_key) = leaf(
             &stranger,
             &["stranger.lab"],
