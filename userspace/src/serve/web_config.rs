@@ -73,7 +73,7 @@ impl WebConfig {
         if self.tls.is_some() { "https" } else { "http" }
     }
 
-    /// `TLS (client certificates: …), basic auth for 2 users`, for the log.
+    /// `TLS, basic auth for 2 users`, for the log.
     pub fn describe(&self) -> String {
         let tls = if self.tls.is_some() {
             "TLS"
