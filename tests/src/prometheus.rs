@@ -137,12 +137,27 @@ impl<'a> Prometheus<'a> {
         targets: &[SocketAddr],
         rule_files: &[&Path],
     ) -> Result<Self> {
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let scrape_configs = format!(
+            "  - job_name: {job}\n    static_configs:\n      - targets: [{}]\n",
+            targets.join(", ")
+        );
+        Self::start_with_scrape_configs(ns, &scrape_configs, rule_files)
+    }
+
+    /// [`Prometheus::start_with_rules`] with the `scrape_configs` list
+    /// written out (YAML, each item indented by two spaces): for jobs with
+    /// a scheme, credentials or TLS settings of their own.
+    pub fn start_with_scrape_configs(
+        ns: &'a Netns,
+        scrape_configs: &str,
+        rule_files: &[&Path],
+    ) -> Result<Self> {
         ensure!(
             Path::new(PROMETHEUS).is_file(),
             "no Prometheus at {PROMETHEUS}: install Debian's `prometheus` package (`cargo xtask setup` does)"
         );
         let dir = Scratch::new("prom")?;
-        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
         let rules: String = rule_files
             .iter()
             .map(|f| format!("  - '{}'\n", f.display()))
@@ -157,8 +172,7 @@ impl<'a> Prometheus<'a> {
             "prometheus.yml",
             &format!(
                 "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 {rules}scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: [{}]\n",
-                targets.join(", ")
+                 {rules}scrape_configs:\n{scrape_configs}"
             ),
         )?;
         let tsdb = dir.path().join("tsdb");

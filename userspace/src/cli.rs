@@ -30,7 +30,8 @@ pub enum Command {
     /// adopts the links, so a restart or an upgrade loses no packet. Use
     /// --detach-on-exit, or `aliasstat detach`, to remove the programs.
     /// Interfaces that do not exist yet are waited for; one deleted and
-    /// created again is re-attached. SIGHUP reloads the alias file.
+    /// created again is re-attached. SIGHUP reloads the alias file and the
+    /// web config (certificate and key included).
     Run(RunArgs),
     /// Print the counters from the pinned maps, summed over CPUs.
     ///
@@ -144,6 +145,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     pub foreign_idle: u64,
 
+    /// TLS and basic auth for every endpoint (/healthz included), in the
+    /// YAML format of Prometheus exporter-toolkit (node_exporter's
+    /// --web.config.file): tls_server_config with cert_file, key_file,
+    /// client_ca_file, client_auth_type and min_version, and
+    /// basic_auth_users with bcrypt hashes. Other keys are errors. Re-read
+    /// on SIGHUP; an invalid file then keeps the previous one and logs why.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config: Option<PathBuf>,
+
     /// Simultaneous HTTP connections; more wait in the kernel's backlog.
     #[arg(long, value_name = "N", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -195,9 +205,27 @@ pub struct CheckArgs {
 #[derive(Args)]
 pub struct TopArgs {
     /// Where `aliasstat run` serves its API: http://HOST:PORT of its
-    /// --listen. Use an ssh tunnel for another host's loopback.
+    /// --listen, or https://HOST:PORT when its --web.config.file sets up
+    /// TLS. Use an ssh tunnel for another host's loopback.
     #[arg(long, value_name = "URL", default_value = aliasstat::top::DEFAULT_URL)]
     pub url: String,
+
+    /// User for the daemon's basic auth (its basic_auth_users). The
+    /// password comes from --password-file or from $ALIASSTAT_PASSWORD,
+    /// never from the command line, where `ps` shows it to everyone.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// File holding the --user's password (one trailing newline is
+    /// ignored). Without it, $ALIASSTAT_PASSWORD is used.
+    #[arg(long, value_name = "FILE", requires = "user")]
+    pub password_file: Option<PathBuf>,
+
+    /// PEM file of the CA certificates that an https:// --url must chain
+    /// to, instead of the system's trusted CAs: for a daemon with a
+    /// certificate from a private CA.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
 
     /// Time between samples; rates are averaged over it. 1s, 500ms, 2.5s
     /// or 1m; from 100ms to 1h.
@@ -215,6 +243,10 @@ pub struct TopArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+/// Where `aliasstat top` takes the --user's password from when there is
+/// no --password-file.
+pub const PASSWORD_ENV: &str = "ALIASSTAT_PASSWORD";
 
 #[derive(Args)]
 pub struct DetachArgs {

@@ -56,6 +56,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         }
         cli::Command::Check(args) => return check(&args),
         cli::Command::Top(args) => top::run(&top::Options {
+            access: access(args.user, args.password_file.as_deref(), args.ca_file)?,
             url: args.url,
             interval: args.interval,
             once: args.once,
@@ -73,6 +74,7 @@ fn run_daemon(args: cli::RunArgs) -> anyhow::Result<()> {
         bpffs: args.bpffs.bpffs,
         config: args.config.config,
         listen: args.listen,
+        web_config: args.web_config,
         limits: aliasstat::serve::http::Limits {
             max_connections: args.max_connections as usize,
             header_timeout: std::time::Duration::from_secs(args.header_timeout),
@@ -98,6 +100,35 @@ fn check(args: &cli::CheckArgs) -> anyhow::Result<ExitCode> {
     let (report, code) = check::report(&inventory::drift(&host, &config));
     print!("{report}");
     Ok(ExitCode::from(code))
+}
+
+/// `--user` with its password from `--password-file` or the environment,
+/// never from the command line, where `ps` would show it.
+fn access(
+    user: Option<String>,
+    password_file: Option<&std::path::Path>,
+    ca_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<top::client::Access> {
+    let password = match (password_file, std::env::var(cli::PASSWORD_ENV)) {
+        (Some(file), _) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("failed to read --password-file {}", file.display()))?;
+            // `echo secret > file` leaves a newline that is not the password's.
+            let line = text.strip_suffix('\n').unwrap_or(&text);
+            Some(line.strip_suffix('\r').unwrap_or(line).to_owned())
+        }
+        (None, Ok(password)) => Some(password),
+        (None, Err(_)) => None,
+    };
+    anyhow::ensure!(
+        user.is_none() || password.is_some(),
+        "--user needs a password: put it in a file given with --password-file, or in ${}",
+        cli::PASSWORD_ENV
+    );
+    Ok(top::client::Access {
+        credentials: user.zip(password),
+        ca_file,
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -18,6 +18,7 @@ use crate::{
     bpf::attach::Attacher,
     foreign::evict,
     inventory::{self, HostTable},
+    serve::web_config::{self, WebConfig},
 };
 
 /// How often attachments are re-checked without an event: this catches an
@@ -58,6 +59,8 @@ pub(super) struct Running<'a> {
     pub host: watch::Receiver<Arc<HostTable>>,
     pub config_path: &'a Path,
     pub config: watch::Sender<ConfigStatus>,
+    pub web_path: Option<&'a Path>,
+    pub web: watch::Sender<Arc<WebConfig>>,
     pub janitor: Option<Janitor>,
 }
 
@@ -74,7 +77,10 @@ impl Running<'_> {
             tokio::select! {
                 _ = self.signals.interrupt.recv() => return "SIGINT",
                 _ = self.signals.terminate.recv() => return "SIGTERM",
-                _ = self.signals.hangup.recv() => reload(self.config_path, &self.config),
+                _ = self.signals.hangup.recv() => {
+                    reload(self.config_path, &self.config);
+                    reload_web(self.web_path, &self.web);
+                }
                 changed = self.host.changed() => {
                     if changed.is_ok() {
                         self.host.borrow_and_update();
@@ -128,6 +134,26 @@ fn reload(path: &Path, tx: &watch::Sender<ConfigStatus>) {
                 status.last_reload = SystemTime::now();
             });
         }
+    }
+}
+
+/// Re-reads the web config, certificate and key included, for the
+/// connections accepted from now on; like the alias file, an invalid one
+/// keeps the previous.
+fn reload_web(path: Option<&Path>, tx: &watch::Sender<Arc<WebConfig>>) {
+    let Some(path) = path else {
+        return;
+    };
+    match web_config::load(Some(path)) {
+        Ok(web) => {
+            info!(
+                "SIGHUP: reloaded the web config {}: {}",
+                path.display(),
+                web.describe()
+            );
+            tx.send_replace(Arc::new(web));
+        }
+        Err(e) => error!("SIGHUP: keeping the previous web config: {e}"),
     }
 }
 

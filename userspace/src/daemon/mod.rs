@@ -21,7 +21,10 @@ use crate::{
     },
     foreign::evict,
     inventory::{ConfigError, interfaces::InterfaceError},
-    serve::http::{self, BindError},
+    serve::{
+        http::{self, BindError},
+        web_config::WebConfigError,
+    },
 };
 
 pub struct Options {
@@ -33,6 +36,8 @@ pub struct Options {
     /// The alias inventory file.
     pub config: PathBuf,
     pub listen: std::net::SocketAddr,
+    /// `--web.config.file`: TLS and basic auth; `None` is plain HTTP.
+    pub web_config: Option<PathBuf>,
     pub limits: http::Limits,
     /// Foreign addresses that get series of their own.
     pub max_foreign_series: usize,
@@ -56,6 +61,8 @@ pub enum DaemonError {
     #[error(transparent)]
     Bind(#[from] BindError),
     #[error(transparent)]
+    WebConfig(#[from] WebConfigError),
+    #[error(transparent)]
     Attach(#[from] Box<AttachError>),
     #[error(transparent)]
     Evict(#[from] evict::EvictError),
@@ -71,15 +78,18 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let interfaces = start::watched_interfaces(opts.interfaces.clone())?;
     let signals = Signals::install()?;
     let mut inventory = start::inventory(&opts.config)?;
+    let web = start::web_config(opts.web_config.as_deref())?;
     let (ebpf, attacher) = start::kernel(&opts, &interfaces)?;
     let live = start::live(&opts, &ebpf, &attacher, &inventory)?;
     start::first_dump(&mut inventory.host).await;
-    start::serve(&opts, live.clone()).await?;
+    start::serve(&opts, live.clone(), web.subscribe()).await?;
     info!(
-        "ready: counting on {}; maps pinned under {}; metrics on http://{}/metrics",
+        "ready: counting on {}; maps pinned under {}; metrics on {}://{}/metrics ({})",
         logs::describe(&attacher.attachments()),
         opts.bpffs.display(),
-        opts.listen
+        web.borrow().scheme(),
+        opts.listen,
+        web.borrow().describe()
     );
     let janitor = opts
         .foreign_idle
@@ -93,6 +103,8 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         host: inventory.host,
         config_path: &opts.config,
         config: inventory.config,
+        web_path: opts.web_config.as_deref(),
+        web,
         janitor,
     };
     let stop = running.until_stopped().await;

@@ -14,7 +14,10 @@ use super::{ConfigStatus, DaemonError, Live, Options, Parts, logs};
 use crate::{
     bpf::{attach::Attacher, counters::PinnedMaps, load},
     inventory::{self, HostTable, interfaces},
-    serve::http,
+    serve::{
+        http,
+        web_config::{self, WebConfig},
+    },
 };
 
 /// How long `ready` waits for rtnetlink's first address dump (a few
@@ -62,6 +65,15 @@ pub(super) fn inventory(path: &Path) -> Result<Inventory, DaemonError> {
     })
 }
 
+/// `--web.config.file`, behind a watch channel so that SIGHUP can swap it
+/// under the server; plain HTTP without one.
+pub(super) fn web_config(
+    path: Option<&Path>,
+) -> Result<watch::Sender<Arc<WebConfig>>, DaemonError> {
+    let web = web_config::load(path)?;
+    Ok(watch::Sender::new(Arc::new(web)))
+}
+
 /// Loads the programs with their maps pinned and attaches them to every
 /// interface that exists now.
 pub(super) fn kernel(
@@ -107,8 +119,12 @@ pub(super) async fn first_dump(host: &mut watch::Receiver<Arc<HostTable>>) {
 
 /// Binds the listen address (failing start-up if it is taken) and serves
 /// in the background.
-pub(super) async fn serve(opts: &Options, live: Arc<Live>) -> Result<(), DaemonError> {
+pub(super) async fn serve(
+    opts: &Options,
+    live: Arc<Live>,
+    web: watch::Receiver<Arc<WebConfig>>,
+) -> Result<(), DaemonError> {
     let listener = http::bind(opts.listen).await?;
-    tokio::spawn(http::serve(listener, live, opts.limits));
+    tokio::spawn(http::serve(listener, live, opts.limits, web));
     Ok(())
 }

@@ -4,6 +4,10 @@
 //! Limits keep a misbehaving client from hurting the daemon: a bounded
 //! number of connections, a deadline for request headers, a cap on header
 //! size (431), and no request bodies (413).
+//!
+//! The web config (`--web.config.file`) is read for each connection (TLS)
+//! and each request (basic auth), so a SIGHUP that replaces it applies to
+//! the next connection without dropping the open ones.
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -19,12 +23,16 @@ use hyper::{
 use hyper_util::rt::{TokioIo, TokioTimer};
 use log::{debug, warn};
 use prometheus::Registry;
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpListener,
+    sync::{Semaphore, watch},
+};
 
 use crate::{
     commands::aliases,
     daemon::Live,
-    serve::{api, metrics},
+    serve::{api, metrics, web_config::WebConfig},
 };
 
 /// The port registered for aliasstat in the exporters' range.
@@ -43,6 +51,7 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 struct App {
     live: Arc<Live>,
     registry: Registry,
+    web: watch::Receiver<Arc<WebConfig>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,10 +69,16 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
 }
 
 /// Serves until the process exits.
-pub async fn serve(listener: TcpListener, live: Arc<Live>, limits: Limits) {
+pub async fn serve(
+    listener: TcpListener,
+    live: Arc<Live>,
+    limits: Limits,
+    web: watch::Receiver<Arc<WebConfig>>,
+) {
     let app = Arc::new(App {
         registry: metrics::registry(live.clone()),
         live,
+        web,
     });
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
@@ -80,19 +95,41 @@ pub async fn serve(listener: TcpListener, live: Arc<Live>, limits: Limits) {
         };
         let app = app.clone();
         let header_timeout = limits.header_timeout;
+        let tls = app.web.borrow().tls.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(req, app.clone()));
-            let served = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .max_buf_size(MAX_HEAD_BYTES)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            if let Err(e) = served {
-                debug!("http: connection from {peer}: {e}");
+            match tls {
+                None => serve_connection(stream, peer, app, header_timeout).await,
+                // The handshake gets the same deadline as the headers. A
+                // plain HTTP request to this port fails here, cleanly: rustls
+                // answers with an alert and the connection is closed.
+                Some(acceptor) => {
+                    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, peer, app, header_timeout).await,
+                        Ok(Err(e)) => debug!("http: TLS handshake with {peer} failed: {e}"),
+                        Err(_) => debug!("http: TLS handshake with {peer} timed out"),
+                    }
+                }
             }
             drop(permit);
         });
+    }
+}
+
+async fn serve_connection(
+    io: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    peer: SocketAddr,
+    app: Arc<App>,
+    header_timeout: Duration,
+) {
+    let service = service_fn(move |req| authorized(req, app.clone()));
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .serve_connection(TokioIo::new(io), service)
+        .await;
+    if let Err(e) = served {
+        debug!("http: connection from {peer}: {e}");
     }
 }
 
@@ -124,6 +161,29 @@ const LANDING: &str = "<!doctype html>
 </ul>
 </body></html>
 ";
+
+/// Checks basic auth before [`handle`] routes, so that an unauthenticated
+/// client learns nothing, not even which paths exist.
+async fn authorized(
+    req: Request<Incoming>,
+    app: Arc<App>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let auth = app.web.borrow().auth.clone();
+    if let Some(auth) = auth
+        && !auth.allows(req.headers().get(header::AUTHORIZATION)).await
+    {
+        let mut resp = text(
+            StatusCode::UNAUTHORIZED,
+            "a user and password from the web config are needed\n",
+        );
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"aliasstat\""),
+        );
+        return Ok(resp);
+    }
+    handle(req, app).await
+}
 
 async fn handle(
     req: Request<Incoming>,

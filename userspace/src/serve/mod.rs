@@ -1,6 +1,11 @@
 //! What the daemon serves: HTTP routing and limits (`http`), the JSON API
-//! (`api`) and the Prometheus collector (`metrics`).
+//! (`api`), the Prometheus collector (`metrics`), and the web config that
+//! puts TLS (`tls`) and basic auth (`auth`) in front of all of them
+//! (`web_config`).
 
 pub mod api;
+pub mod auth;
 pub mod http;
 pub mod metrics;
+pub mod tls;
+pub mod web_config;

@@ -1,18 +1,33 @@
-//! Reads a running daemon's JSON API over HTTP: `/api/v1/aliases` for the
-//! rows and `/api/v1/status` for what is attached where.
+//! Reads a running daemon's JSON API: `/api/v1/aliases` for the rows and
+//! `/api/v1/status` for what is attached where, over HTTP or HTTPS, with
+//! basic auth when the daemon's web config asks for it.
 
-use std::{error::Error as StdError, io, net::IpAddr, time::Duration};
+use std::{error::Error as StdError, io, net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
 
+use base64::Engine as _;
 use bytes::Bytes;
 use common::Counters;
 use http_body_util::{BodyExt as _, Empty, Limited};
-use hyper::{Request, StatusCode, Uri, header};
+use hyper::{
+    Request, Response, StatusCode, Uri,
+    body::Incoming,
+    header::{self, HeaderValue},
+};
 use hyper_util::rt::TokioIo;
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::ServerName;
 use serde::Deserialize;
-use tokio::net::TcpStream;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+};
+use tokio_rustls::TlsConnector;
 
 pub use crate::serve::api::Attached;
-use crate::{inventory::State, serve::api::Status};
+use crate::{
+    inventory::State,
+    serve::{api::Status, tls},
+};
 
 /// How long one request may take, connecting included. Longer than any
 /// sane refresh interval is pointless: the next sample is due by then.
@@ -39,13 +54,36 @@ struct Document {
     aliases: Vec<Entry>,
 }
 
+/// What the daemon's web config may ask of a client.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    /// User and password for basic auth.
+    pub credentials: Option<(String, String)>,
+    /// CAs an https:// daemon must chain to; the system's when `None`.
+    pub ca_file: Option<PathBuf>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error(
-        "`{url}` is not an http:// URL such as {}; give the --listen address of `aliasstat run`",
+        "`{url}` is not an http:// or https:// URL such as {}; give the --listen address of `aliasstat run`",
         super::DEFAULT_URL
     )]
     Url { url: String },
+    #[error("--ca-file: {message}")]
+    CaFile { message: String },
+    #[error(
+        "no trusted CA certificates found on this system; give the CA of the daemon's certificate with --ca-file"
+    )]
+    NoSystemRoots,
+    #[error(
+        "TLS with {url} failed (is --url https:// for a daemon with TLS? does --ca-file hold the CA of its certificate?)"
+    )]
+    Tls {
+        url: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot connect to {url} (start `aliasstat run`, or point --url at its --listen)")]
     Connect {
         url: String,
@@ -85,8 +123,19 @@ pub enum ClientError {
 /// A daemon's HTTP endpoint. Requests are one per connection: a sample a
 /// second does not need keep-alive, and a restarted daemon is then simply
 /// the next connection.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Client {
+    target: Target,
+    /// For https://: the connector and the name the certificate must have.
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    /// `Basic …`, marked sensitive so that no debug output shows it.
+    authorization: Option<HeaderValue>,
+}
+
+/// The parts of a `--url`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Target {
+    https: bool,
     /// `host:port`, the way it is connected to and sent as `Host`.
     authority: String,
     /// The URL's path without its trailing slash, for a daemon behind a
@@ -95,9 +144,9 @@ pub struct Client {
     host: String,
 }
 
-impl Client {
-    /// `url` is `http://host[:port][/prefix]`; the scheme may be left out.
-    pub fn new(url: &str) -> Result<Self, ClientError> {
+impl Target {
+    /// `http[s]://host[:port][/prefix]`; the scheme may be left out (http).
+    fn parse(url: &str) -> Result<Self, ClientError> {
         let bad = || ClientError::Url {
             url: url.to_owned(),
         };
@@ -107,26 +156,63 @@ impl Client {
             format!("http://{url}")
         };
         let uri: Uri = full.parse().map_err(|_| bad())?;
-        if uri.scheme_str() != Some("http") || uri.query().is_some() {
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(bad()),
+        };
+        if uri.query().is_some() {
             return Err(bad());
         }
         let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(bad)?;
-        let port = uri.port_u16().unwrap_or(80);
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         Ok(Self {
+            https,
             authority: format!("{host}:{port}"),
             prefix: uri.path().trim_end_matches('/').to_owned(),
             host: host.to_owned(),
         })
     }
+}
+
+impl Client {
+    /// `url` is `http[s]://host[:port][/prefix]`; the scheme may be left
+    /// out (http).
+    pub fn new(url: &str, access: &Access) -> Result<Self, ClientError> {
+        let target = Target::parse(url)?;
+        let tls = if target.https {
+            let name = ServerName::try_from(target.host.trim_matches(['[', ']']).to_owned())
+                .map_err(|_| ClientError::Url {
+                    url: url.to_owned(),
+                })?;
+            Some((connector(access.ca_file.as_deref())?, name))
+        } else {
+            None
+        };
+        let authorization = access.credentials.as_ref().map(|(user, password)| {
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
+                .expect("base64 is a valid header value");
+            value.set_sensitive(true);
+            value
+        });
+        Ok(Self {
+            target,
+            tls,
+            authorization,
+        })
+    }
 
     /// The host part of the URL, IPv6 brackets included.
     pub fn host(&self) -> &str {
-        &self.host
+        &self.target.host
     }
 
     /// The base URL, as messages show it.
     pub fn url(&self) -> String {
-        format!("http://{}{}", self.authority, self.prefix)
+        let scheme = if self.target.https { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.target.authority, self.target.prefix)
     }
 
     pub async fn aliases(&self) -> Result<Vec<Entry>, ClientError> {
@@ -164,24 +250,35 @@ impl Client {
             url: url.to_owned(),
             source,
         };
-        let stream = TcpStream::connect(&self.authority)
+        let stream = TcpStream::connect(&self.target.authority)
             .await
             .map_err(|source| ClientError::Connect {
                 url: url.to_owned(),
                 source,
             })?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(http)?;
-        // The connection task moves the bytes; its errors also fail the
-        // request below, which is where they are reported.
-        tokio::spawn(connection);
-        let request = Request::get(format!("{}{path}", self.prefix))
-            .header(header::HOST, &self.authority)
+        let mut request = Request::get(format!("{}{path}", self.target.prefix))
+            .header(header::HOST, &self.target.authority)
             .header(header::CONNECTION, "close")
             .body(Empty::<Bytes>::new())
             .expect("a path from a parsed URI and fixed headers are valid");
-        let response = sender.send_request(request).await.map_err(http)?;
+        if let Some(value) = &self.authorization {
+            request
+                .headers_mut()
+                .insert(header::AUTHORIZATION, value.clone());
+        }
+        let response = match &self.tls {
+            None => send(stream, request).await.map_err(http)?,
+            Some((connector, name)) => {
+                let stream = connector
+                    .connect(name.clone(), stream)
+                    .await
+                    .map_err(|source| ClientError::Tls {
+                        url: url.to_owned(),
+                        source,
+                    })?;
+                send(stream, request).await.map_err(http)?
+            }
+        };
         let status = response.status();
         let body = Limited::new(response.into_body(), MAX_BODY)
             .collect()
@@ -210,6 +307,46 @@ impl Client {
     }
 }
 
+/// Sends `request` as the only one on the connection `io`.
+async fn send(
+    io: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    request: Request<Empty<Bytes>>,
+) -> Result<Response<Incoming>, hyper::Error> {
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    // The connection task moves the bytes; its errors also fail the
+    // request, which is where they are reported.
+    tokio::spawn(connection);
+    sender.send_request(request).await
+}
+
+/// TLS trusting the CAs in `ca_file`, or the system's.
+fn connector(ca_file: Option<&std::path::Path>) -> Result<TlsConnector, ClientError> {
+    let mut roots = RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            for cert in tls::read_certs(path).map_err(|message| ClientError::CaFile { message })? {
+                roots.add(cert).map_err(|e| ClientError::CaFile {
+                    message: format!("`{}` holds an unusable CA certificate: {e}", path.display()),
+                })?;
+            }
+        }
+        None => {
+            let (added, _ignored) =
+                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            if added == 0 {
+                return Err(ClientError::NoSystemRoots);
+            }
+        }
+    }
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::{Read as _, Write as _};
@@ -219,26 +356,35 @@ mod tests {
     #[test]
     fn urls() {
         let cases = [
-            ("http://127.0.0.1:9864", Some(("127.0.0.1:9864", ""))),
-            ("127.0.0.1:9864", Some(("127.0.0.1:9864", ""))),
-            ("http://[::1]:9864/", Some(("[::1]:9864", ""))),
+            ("http://127.0.0.1:9864", Some((false, "127.0.0.1:9864", ""))),
+            ("127.0.0.1:9864", Some((false, "127.0.0.1:9864", ""))),
+            ("http://[::1]:9864/", Some((false, "[::1]:9864", ""))),
             (
                 "http://stats.example/aliasstat/",
-                Some(("stats.example:80", "/aliasstat")),
+                Some((false, "stats.example:80", "/aliasstat")),
             ),
-            ("https://127.0.0.1:9864", None),
+            ("https://127.0.0.1:9864", Some((true, "127.0.0.1:9864", ""))),
+            (
+                "https://stats.example/a",
+                Some((true, "stats.example:443", "/a")),
+            ),
+            ("ftp://127.0.0.1:9864", None),
             ("http://127.0.0.1:9864/?x=1", None),
             ("http://", None),
             ("not a url", None),
         ];
         for (url, want) in cases {
-            let got = Client::new(url).ok();
+            let got = Target::parse(url).ok();
             let got = got
                 .as_ref()
-                .map(|c| (c.authority.as_str(), c.prefix.as_str()));
+                .map(|t| (t.https, t.authority.as_str(), t.prefix.as_str()));
             assert_eq!(got, want, "{url}");
         }
-        assert_eq!(Client::new("http://[::1]:9864").unwrap().host(), "[::1]");
+        let access = Access::default();
+        assert_eq!(
+            Client::new("http://[::1]:9864", &access).unwrap().host(),
+            "[::1]"
+        );
     }
 
     /// Serves one connection with `answer` and returns the client for it.
@@ -251,7 +397,7 @@ mod tests {
             let _ = conn.read(&mut head).unwrap();
             conn.write_all(answer.as_bytes()).unwrap();
         });
-        Client::new(&format!("http://{addr}")).unwrap()
+        Client::new(&format!("http://{addr}"), &Access::default()).unwrap()
     }
 
     fn ok(body: &str) -> String {
@@ -309,7 +455,7 @@ mod tests {
             let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = free.local_addr().unwrap();
             drop(free);
-            let e = Client::new(&format!("http://{addr}"))
+            let e = Client::new(&format!("http://{addr}"), &Access::default())
                 .unwrap()
                 .aliases()
                 .await

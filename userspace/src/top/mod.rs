@@ -46,6 +46,8 @@ const STATUS_EVERY: Duration = Duration::from_secs(10);
 
 pub struct Options {
     pub url: String,
+    /// Credentials and CA for the daemon's web config.
+    pub access: client::Access,
     pub interval: Duration,
     pub once: bool,
     pub json: bool,
@@ -99,7 +101,7 @@ pub fn parse_interval(text: &str) -> Result<Duration, IntervalError> {
 }
 
 pub fn run(opts: &Options) -> Result<(), TopError> {
-    let client = Client::new(&opts.url)?;
+    let client = Client::new(&opts.url, &opts.access)?;
     if opts.once || opts.json || !io::stdout().is_terminal() {
         once(&client, opts)
     } else {
