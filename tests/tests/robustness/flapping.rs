@@ -16,7 +16,7 @@ use lab::{
     daemon::{Config, Launch},
     dump,
     link::Ipv6,
-    stress::{self, UdpStream, udp_datagram},
+    stress::{self, UdpStream},
     traffic,
 };
 
@@ -109,7 +109,7 @@ pub fn run() -> Result<Outcome> {
         for (&addr, sink) in sampled.iter().zip(&sinks) {
             let payload = 10 * round;
             traffic::one_way(&from, sink, payload)?;
-            *expected.entry(addr).or_default() += udp_datagram(addr, payload);
+            *expected.entry(addr).or_default() += Count::datagram(addr, payload);
         }
         drop(sinks);
         let since = daemon.log().len();
