@@ -24,7 +24,6 @@ pub mod lan;
 pub mod link;
 pub mod netns;
 pub mod poll;
-pub mod prereq;
 pub mod procnet;
 pub mod prometheus;
 pub mod scratch;
