@@ -10,14 +10,16 @@ use std::{
 use anyhow::{Context, Result, ensure};
 use lab::{
     Netns,
-    harness::Outcome,
+    harness::{Case, Outcome},
     http, ip,
     prometheus::{Metric, parse_text},
 };
 
 use crate::lab::{Expected, ExporterLab, PLAN, alias_counters, expected_counters};
 
-pub fn run() -> Result<Outcome> {
+pub const CASE: Case = ("http_surface_and_concurrent_scrapes", run);
+
+fn run() -> Result<Outcome> {
     let lab = ExporterLab::new()?;
     let expected = lab.send_plan()?;
     let (ns, at) = (lab.ns(), lab.listen());

@@ -17,20 +17,15 @@ mod sighup;
 
 use std::process::ExitCode;
 
+use ::lab::harness::Case;
+
+const CASES: &[Case] = &[
+    scrape::CASE,
+    promtool::CASE,
+    http_surface::CASE,
+    sighup::CASE,
+];
+
 fn main() -> ExitCode {
-    ::lab::harness::run(
-        "exporter",
-        &[
-            (
-                "prometheus_scrapes_exact_counts_and_every_family",
-                scrape::run,
-            ),
-            ("promtool_check_metrics_is_clean", promtool::run),
-            ("http_surface_and_concurrent_scrapes", http_surface::run),
-            (
-                "sighup_relabels_series_and_no_count_goes_backwards",
-                sighup::run,
-            ),
-        ],
-    )
+    ::lab::harness::run("exporter", CASES)
 }

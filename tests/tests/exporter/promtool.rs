@@ -1,11 +1,16 @@
 //! `promtool check metrics` on a scrape after traffic.
 
 use anyhow::{Result, ensure};
-use lab::{harness::Outcome, http, prometheus};
+use lab::{
+    harness::{Case, Outcome},
+    http, prometheus,
+};
 
 use crate::lab::ExporterLab;
 
-pub fn run() -> Result<Outcome> {
+pub const CASE: Case = ("promtool_check_metrics_is_clean", run);
+
+fn run() -> Result<Outcome> {
     let lab = ExporterLab::new()?;
     // Traffic first, so that every family with labels has series.
     lab.send_plan()?;

@@ -7,14 +7,16 @@ use std::{collections::BTreeSet, net::SocketAddr, time::SystemTime};
 use anyhow::{Result, ensure};
 use lab::{
     Count,
-    harness::Outcome,
+    harness::{Case, Outcome},
     ip,
     prometheus::{Prometheus, Sample, unix_seconds},
 };
 
 use crate::lab::{Expected, ExporterLab, IDLE, IFACE, JOB, PLAN, STANDBY, expect_sample, one};
 
-pub fn run() -> Result<Outcome> {
+pub const CASE: Case = ("prometheus_scrapes_exact_counts_and_every_family", run);
+
+fn run() -> Result<Outcome> {
     let lab = ExporterLab::new()?;
     let prom = Prometheus::start(lab.ns(), JOB, &[lab.listen()])?;
     let expected = lab.send_plan()?;
@@ -244,32 +246,29 @@ fn buckets(s: &Scraped<'_>, non_ip: Count) -> Result<()> {
         &[],
         256.0,
     )?;
-    // One map entry per (interface, direction, address) series.
-    s.check(
-        "aliasstat_map_entries{map=addresses}",
-        "aliasstat_map_entries{map=\"addresses\"}",
-        &[("map", "addresses")],
-        series.len() as f64,
-    )?;
-    // non_ip and overflow, each way, for the one interface.
-    s.check(
-        "aliasstat_map_entries{map=other}",
-        "aliasstat_map_entries{map=\"other\"}",
-        &[("map", "other")],
-        4.0,
-    )?;
-    s.check(
-        "aliasstat_map_capacity{map=addresses}",
-        "aliasstat_map_capacity{map=\"addresses\"}",
-        &[("map", "addresses")],
-        f64::from(common::names::DEFAULT_ADDRESS_CAPACITY),
-    )?;
-    s.check(
-        "aliasstat_map_capacity{map=other}",
-        "aliasstat_map_capacity{map=\"other\"}",
-        &[("map", "other")],
-        f64::from(common::names::OTHER_CAPACITY),
-    )?;
+    for (name, map, value) in [
+        // One map entry per (interface, direction, address) series.
+        ("aliasstat_map_entries", "addresses", series.len() as f64),
+        // non_ip and overflow, each way, for the one interface.
+        ("aliasstat_map_entries", "other", 4.0),
+        (
+            "aliasstat_map_capacity",
+            "addresses",
+            f64::from(common::names::DEFAULT_ADDRESS_CAPACITY),
+        ),
+        (
+            "aliasstat_map_capacity",
+            "other",
+            f64::from(common::names::OTHER_CAPACITY),
+        ),
+    ] {
+        s.check(
+            &format!("{name}{{map={map}}}"),
+            &format!("{name}{{map=\"{map}\"}}"),
+            &[("map", map)],
+            value,
+        )?;
+    }
     println!(
         "  {} address series ({foreign} foreign), as many map entries",
         series.len()

@@ -12,7 +12,7 @@ use std::{
 use anyhow::{Result, ensure};
 use lab::{
     Count,
-    harness::Outcome,
+    harness::{Case, Outcome},
     ip,
     prometheus::{Prometheus, unix_seconds},
     traffic,
@@ -23,7 +23,9 @@ use crate::lab::{
     aliases_after_reload, expected_counters, one,
 };
 
-pub fn run() -> Result<Outcome> {
+pub const CASE: Case = ("sighup_relabels_series_and_no_count_goes_backwards", run);
+
+fn run() -> Result<Outcome> {
     let lab = ExporterLab::new()?;
     let prom = Prometheus::start(lab.ns(), JOB, &[lab.listen()])?;
     let began = unix_seconds(SystemTime::now());

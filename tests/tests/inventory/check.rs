@@ -5,13 +5,15 @@ use anyhow::{Result, ensure};
 use lab::{
     Veth,
     aliases::{self, Checked},
-    harness::Outcome,
+    harness::{Case, Outcome},
     ip,
     link::Ipv6,
     scratch::Scratch,
 };
 
-pub fn run() -> Result<Outcome> {
+pub const CASE: Case = ("check_exits_0_1_and_2", run);
+
+fn run() -> Result<Outcome> {
     let veth = Veth::new(Ipv6::Off)?;
     let srv = &veth.server;
     srv.add_addr(ip("10.77.0.2"), 24)?;
@@ -27,15 +29,13 @@ pub fn run() -> Result<Outcome> {
          [[alias]]\nname = \"web\"\naddress = \"10.77.0.4\"\ninterface = \"lab-srv\"\n",
     )?;
     let checked = aliases::check(ns, &agree)?;
-    ensure!(
-        checked
-            == Checked {
-                code: 0,
-                stdout: "the alias file and this host agree\n".into(),
-                stderr: String::new(),
-            },
-        "agreeing file: {checked:#?}"
-    );
+    expect(
+        "agreeing file",
+        &checked,
+        0,
+        "the alias file and this host agree\n",
+        "",
+    )?;
 
     // One of each kind of drift.
     let drift = dir.write(
@@ -48,15 +48,7 @@ pub fn run() -> Result<Outcome> {
                   undocumented: 10.77.0.4/24 on lab-srv (label lab-srv:4)\n\
                   missing: alias \"gone\" (10.77.0.50) is not configured on this host\n\
                   misplaced: alias \"primary\" (10.77.0.2) is expected on eth9 but is on lab-srv\n";
-    ensure!(
-        checked
-            == Checked {
-                code: 1,
-                stdout: report.into(),
-                stderr: String::new(),
-            },
-        "drifting file: {checked:#?}"
-    );
+    expect("drifting file", &checked, 1, report, "")?;
 
     // An empty file is valid: it documents nothing, so everything drifts.
     let empty = dir.write("empty.toml", "")?;
@@ -68,34 +60,42 @@ pub fn run() -> Result<Outcome> {
 
     let invalid = dir.write("invalid.toml", "[[alias]\nname = \"a\"\n")?;
     let checked = aliases::check(ns, &invalid)?;
-    ensure!(
-        checked
-            == Checked {
-                code: 2,
-                stdout: String::new(),
-                stderr: format!(
-                    "aliasstat: {}:1:9: unclosed array table, expected `]`; see the example in the README\n",
-                    invalid.display()
-                ),
-            },
-        "invalid file: {checked:#?}"
-    );
+    expect(
+        "invalid file",
+        &checked,
+        2,
+        "",
+        &format!(
+            "aliasstat: {}:1:9: unclosed array table, expected `]`; see the example in the README\n",
+            invalid.display()
+        ),
+    )?;
 
     // A file that is not there (and is not the default path) is an error,
     // not an empty inventory.
     let missing = dir.path().join("missing.toml");
     let checked = aliases::check(ns, &missing)?;
-    ensure!(
-        checked
-            == Checked {
-                code: 2,
-                stdout: String::new(),
-                stderr: format!(
-                    "aliasstat: failed to read the alias inventory `{}`\n",
-                    missing.display()
-                ),
-            },
-        "missing file: {checked:#?}"
-    );
+    expect(
+        "missing file",
+        &checked,
+        2,
+        "",
+        &format!(
+            "aliasstat: failed to read the alias inventory `{}`\n",
+            missing.display()
+        ),
+    )?;
     Ok(Outcome::Passed)
+}
+
+/// Fails unless `check` exited with `code` and printed exactly `stdout` and
+/// `stderr`.
+fn expect(what: &str, checked: &Checked, code: i32, stdout: &str, stderr: &str) -> Result<()> {
+    let want = Checked {
+        code,
+        stdout: stdout.to_owned(),
+        stderr: stderr.to_owned(),
+    };
+    ensure!(*checked == want, "{what}: {checked:#?}");
+    Ok(())
 }

@@ -16,14 +16,15 @@ use lab::{
     Count, Daemon, Veth,
     aliases::{self, Aliases, State},
     background::{self, Background, Echoed, Pace},
-    harness::Outcome,
+    harness::{Case, Outcome},
     ip,
     link::Ipv6,
+    poll::EVENTS,
     served::{Listen, Served},
     traffic,
 };
 
-use crate::{CLIENT_PORT, PATIENCE, SERVER_PORT, change_and_expect_log, poll};
+use crate::{CLIENT_PORT, PATIENCE, SERVER_PORT, change_and_expect_log};
 
 /// At most this many datagrams per flow, so a flow that is never stopped
 /// still ends (40 s at one per 2 ms).
@@ -35,7 +36,9 @@ const REPLY4: usize = 22;
 const REQUEST6: usize = 333;
 const REPLY6: usize = 44;
 
-pub fn run() -> Result<Outcome> {
+pub const CASE: Case = ("alias_comes_and_goes_while_udp_flows", run);
+
+fn run() -> Result<Outcome> {
     let veth = Veth::new(Ipv6::On)?;
     let (client4, client6) = (ip("10.75.0.1"), ip("fd00:75::1"));
     let (primary4, primary6) = (ip("10.75.0.2"), ip("fd00:75::2"));
@@ -66,7 +69,7 @@ pub fn run() -> Result<Outcome> {
 
     // Before the aliases exist the server drops the datagrams, but its
     // ingress hook has counted them by destination already.
-    let before = poll(
+    let before = EVENTS.until(
         "datagrams to the aliases counted before they exist",
         PATIENCE,
         inventory,
@@ -92,7 +95,7 @@ pub fn run() -> Result<Outcome> {
 
     // Every datagram was sent before this; wait until the last ones have
     // crossed the veth, then the counts must be exact.
-    let after = poll(
+    let after = EVENTS.until(
         "all sent datagrams counted",
         PATIENCE,
         inventory,
@@ -227,7 +230,7 @@ fn add_both(daemon: &Daemon, veth: &Veth, flows: &Flows) -> Result<()> {
         &["addr", "add", "fd00:75::7/64", "dev", &srv.ifname, "nodad"],
         "address fd00:75::7/64 added on lab-srv: alias \"api-v6\" is documented",
     )?;
-    poll(
+    EVENTS.until(
         "both servers answering",
         PATIENCE,
         || {
@@ -282,7 +285,7 @@ fn remove_both(daemon: &Daemon, veth: &Veth, flows: &Flows) -> Result<()> {
         "address fd00:75::7/64 removed from lab-srv: alias \"api-v6\" is absent",
     )?;
     let (at4, at6) = flows.sent();
-    poll(
+    EVENTS.until(
         "datagrams sent after the removal",
         PATIENCE,
         || Ok(flows.sent()),

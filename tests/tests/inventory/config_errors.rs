@@ -4,7 +4,7 @@
 use anyhow::{Result, ensure};
 use lab::{
     aliases::{self, Checked},
-    harness::Outcome,
+    harness::{Case, Outcome},
     scratch::Scratch,
 };
 
@@ -30,48 +30,67 @@ fn rejected(text: &str, line: usize, column: usize, message: &str) -> Result<Out
     Ok(Outcome::Passed)
 }
 
-pub fn duplicate_name() -> Result<Outcome> {
-    rejected(
-        "# the web tier\n[[alias]]\nname = \"web\"\naddress = \"192.0.2.10\"\n\n[[alias]]\nname    = \"web\"\naddress = \"192.0.2.11\"\n",
-        7,
-        11,
-        "the alias name \"web\" is already used on line 3; alias names must be unique",
-    )
+/// A row a rejected file: the case's name, the file, and where and what
+/// `check` must report.
+struct Rejected {
+    name: &'static str,
+    text: &'static str,
+    line: usize,
+    column: usize,
+    message: &'static str,
 }
 
-pub fn duplicate_address() -> Result<Outcome> {
+const REJECTED: [Rejected; 5] = [
+    Rejected {
+        name: "config_error_duplicate_name",
+        text: "# the web tier\n[[alias]]\nname = \"web\"\naddress = \"192.0.2.10\"\n\n[[alias]]\nname    = \"web\"\naddress = \"192.0.2.11\"\n",
+        line: 7,
+        column: 11,
+        message: "the alias name \"web\" is already used on line 3; alias names must be unique",
+    },
     // The same IPv6 address spelt two ways is still the same address.
-    rejected(
-        "[[alias]]\nname = \"dns-a\"\naddress = \"2001:db8::53\"\n\n[[alias]]\nname = \"dns-b\"\n  address = \"2001:0db8:0:0::53\"\n",
-        7,
-        13,
-        "address 2001:db8::53 is already documented by alias \"dns-a\" on line 2; document each address once",
-    )
+    Rejected {
+        name: "config_error_duplicate_address",
+        text: "[[alias]]\nname = \"dns-a\"\naddress = \"2001:db8::53\"\n\n[[alias]]\nname = \"dns-b\"\n  address = \"2001:0db8:0:0::53\"\n",
+        line: 7,
+        column: 13,
+        message: "address 2001:db8::53 is already documented by alias \"dns-a\" on line 2; document each address once",
+    },
+    Rejected {
+        name: "config_error_invalid_address",
+        text: "[[alias]]\nname = \"shop\"\naddress = \"192.0.2.300\"\n",
+        line: 3,
+        column: 11,
+        message: "\"192.0.2.300\" is not an IP address; write one IPv4 or IPv6 address without a prefix length, such as \"192.168.1.100\" or \"2001:db8::1\"",
+    },
+    Rejected {
+        name: "config_error_unknown_key",
+        text: "[[alias]]\nname = \"shop\"\naddress = \"192.0.2.10\"\n  purpse = \"typo\"\n",
+        line: 4,
+        column: 3,
+        message: "unknown field `purpse`, expected one of `name`, `address`, `owner`, `purpose`, `interface`; see the example in the README",
+    },
+    Rejected {
+        name: "config_error_empty_name",
+        text: "[[alias]]\nname = \"shop\"\naddress = \"192.0.2.10\"\n\n[[alias]]\nname = \"\"\naddress = \"192.0.2.11\"\n",
+        line: 6,
+        column: 8,
+        message: "the alias name is empty; give every [[alias]] a name such as \"shop-tls\"",
+    },
+];
+
+/// The case of row `I` of [`REJECTED`].
+pub const fn case<const I: usize>() -> Case {
+    (REJECTED[I].name, run::<I>)
 }
 
-pub fn invalid_address() -> Result<Outcome> {
-    rejected(
-        "[[alias]]\nname = \"shop\"\naddress = \"192.0.2.300\"\n",
-        3,
-        11,
-        "\"192.0.2.300\" is not an IP address; write one IPv4 or IPv6 address without a prefix length, such as \"192.168.1.100\" or \"2001:db8::1\"",
-    )
-}
-
-pub fn unknown_key() -> Result<Outcome> {
-    rejected(
-        "[[alias]]\nname = \"shop\"\naddress = \"192.0.2.10\"\n  purpse = \"typo\"\n",
-        4,
-        3,
-        "unknown field `purpse`, expected one of `name`, `address`, `owner`, `purpose`, `interface`; see the example in the README",
-    )
-}
-
-pub fn empty_name() -> Result<Outcome> {
-    rejected(
-        "[[alias]]\nname = \"shop\"\naddress = \"192.0.2.10\"\n\n[[alias]]\nname = \"\"\naddress = \"192.0.2.11\"\n",
-        6,
-        8,
-        "the alias name is empty; give every [[alias]] a name such as \"shop-tls\"",
-    )
+fn run<const I: usize>() -> Result<Outcome> {
+    let Rejected {
+        text,
+        line,
+        column,
+        message,
+        ..
+    } = REJECTED[I];
+    rejected(text, line, column, message)
 }

@@ -5,7 +5,7 @@ use anyhow::{Result, ensure};
 use lab::{
     Daemon, Veth,
     aliases::{Aliases, State},
-    harness::Outcome,
+    harness::{Case, Outcome},
     http, ip,
     link::Ipv6,
     served::{Listen, Served},
@@ -53,10 +53,15 @@ impl Early {
     }
 }
 
+pub const LOGGED: Case = (
+    "address_added_right_after_ready_is_logged",
+    address_added_is_logged,
+);
+
 /// `ready` means attached and serving; an address added right after it must
 /// be logged like any later one (the audit trail of aliases coming and
 /// going).
-pub fn address_added_is_logged() -> Result<Outcome> {
+fn address_added_is_logged() -> Result<Outcome> {
     let early = Early::new()?;
     let daemon = early.start()?;
     let srv = &early.veth.server;
@@ -70,9 +75,11 @@ pub fn address_added_is_logged() -> Result<Outcome> {
     Ok(Outcome::Passed)
 }
 
+pub const API: Case = ("api_right_after_ready_knows_the_host", api_knows_the_host);
+
 /// Right after `ready`, `/api/v1/aliases` must know the addresses that were
 /// on the host before the daemon started.
-pub fn api_knows_the_host() -> Result<Outcome> {
+fn api_knows_the_host() -> Result<Outcome> {
     let early = Early::new()?;
     let daemon = early.start()?;
     let srv = &early.veth.server;

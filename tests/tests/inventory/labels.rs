@@ -5,15 +5,18 @@ use anyhow::{Result, ensure};
 use lab::{
     Daemon, Host, Veth,
     aliases::{self, Aliases, State},
-    harness::Outcome,
+    harness::{Case, Outcome},
     http, ip,
     link::Ipv6,
+    poll::EVENTS,
     served::{Listen, Served},
 };
 
-use crate::{PATIENCE, change_and_expect_log, poll};
+use crate::{PATIENCE, change_and_expect_log};
 
-pub fn run() -> Result<Outcome> {
+pub const CASE: Case = ("labels_and_ipv6_flags_are_shown", run);
+
+fn run() -> Result<Outcome> {
     let veth = Veth::new(Ipv6::On)?;
     let srv = &veth.server;
     let dev = srv.ifname.as_str();
@@ -59,7 +62,7 @@ pub fn run() -> Result<Outcome> {
     // The one-shot dump (`aliases`) and the daemon's live table
     // (`/api/v1/aliases`) must both say exactly this.
     let dumped = aliases::aliases(&srv.ns, &served.pins, &served.config)?;
-    let live = poll(
+    let live = EVENTS.until(
         "the daemon's table following `ip addr change`",
         PATIENCE,
         || Aliases::parse(http::get(&srv.ns, served.listen(), "/api/v1/aliases")?.text()?),
@@ -69,19 +72,13 @@ pub fn run() -> Result<Outcome> {
         },
     )?;
     for (view, seen) in [("aliases --json", &dumped), ("/api/v1/aliases", &live)] {
-        for p in &EXPECTED {
-            let row = seen.row(ip(p.address))?;
-            let want = (
-                p.label,
-                Some(p.prefix_len),
-                Some(p.scope),
-                p.flags.to_vec(),
-                p.state,
-            );
+        for &(address, prefix_len, label, scope, flags, state) in &EXPECTED {
+            let row = seen.row(ip(address))?;
+            let want = (label, Some(prefix_len), Some(scope), flags.to_vec(), state);
             ensure!(
                 placed_fields(row) == want && row.interface.as_deref() == Some("lab-srv"),
                 "{view}: {}: expected {want:?}, got {row:#?}",
-                p.address
+                address
             );
         }
     }
@@ -146,15 +143,16 @@ fn change_while_running(daemon: &Daemon, srv: &Host) -> Result<()> {
     Ok(())
 }
 
-/// What `aliases` should say about an address's place on the host.
-struct Placed {
-    address: &'static str,
-    prefix_len: u8,
-    label: Option<&'static str>,
-    scope: &'static str,
-    flags: &'static [&'static str],
-    state: State,
-}
+/// What `aliases` should say about an address's place on the host: the
+/// address, its prefix length, label, scope, flags and state.
+type Placed = (
+    &'static str,
+    u8,
+    Option<&'static str>,
+    &'static str,
+    &'static [&'static str],
+    State,
+);
 
 /// The host-side fields of `row`, for comparing with a [`Placed`].
 fn placed_fields(row: &aliases::Row) -> (Option<&str>, Option<u8>, Option<&str>, Vec<&str>, State) {
@@ -170,61 +168,14 @@ fn placed_fields(row: &aliases::Row) -> (Option<&str>, Option<u8>, Option<&str>,
 // The flags as `ip addr` names them, in the daemon's order; an IPv4
 // address's label is its interface's name unless set, an IPv6 address
 // has none.
+// A row an address, as a table reads.
+#[rustfmt::skip]
 const EXPECTED: [Placed; 7] = [
-    Placed {
-        address: "10.73.0.2",
-        prefix_len: 24,
-        label: Some("lab-srv"),
-        scope: "global",
-        flags: &["permanent"],
-        state: State::Undocumented,
-    },
-    Placed {
-        address: "10.73.0.5",
-        prefix_len: 24,
-        label: Some("lab-srv:1"),
-        scope: "global",
-        flags: &["secondary", "permanent"],
-        state: State::Documented,
-    },
-    Placed {
-        address: "10.73.0.6",
-        prefix_len: 24,
-        label: Some("lab-srv:web"),
-        scope: "global",
-        flags: &["secondary", "permanent"],
-        state: State::Undocumented,
-    },
-    Placed {
-        address: "10.73.1.8",
-        prefix_len: 24,
-        label: Some("lab-srv"),
-        scope: "link",
-        flags: &["permanent"],
-        state: State::Undocumented,
-    },
-    Placed {
-        address: "fd00:73::5",
-        prefix_len: 64,
-        label: None,
-        scope: "global",
-        flags: &["nodad", "deprecated", "permanent"],
-        state: State::Undocumented,
-    },
-    Placed {
-        address: "fd00:73::6",
-        prefix_len: 64,
-        label: None,
-        scope: "global",
-        flags: &["nodad", "deprecated", "permanent"],
-        state: State::Undocumented,
-    },
-    Placed {
-        address: "fd00:73::7",
-        prefix_len: 64,
-        label: None,
-        scope: "global",
-        flags: &["nodad", "permanent", "noprefixroute"],
-        state: State::Undocumented,
-    },
+    ("10.73.0.2", 24, Some("lab-srv"), "global", &["permanent"], State::Undocumented),
+    ("10.73.0.5", 24, Some("lab-srv:1"), "global", &["secondary", "permanent"], State::Documented),
+    ("10.73.0.6", 24, Some("lab-srv:web"), "global", &["secondary", "permanent"], State::Undocumented),
+    ("10.73.1.8", 24, Some("lab-srv"), "link", &["permanent"], State::Undocumented),
+    ("fd00:73::5", 64, None, "global", &["nodad", "deprecated", "permanent"], State::Undocumented),
+    ("fd00:73::6", 64, None, "global", &["nodad", "deprecated", "permanent"], State::Undocumented),
+    ("fd00:73::7", 64, None, "global", &["nodad", "permanent", "noprefixroute"], State::Undocumented),
 ];

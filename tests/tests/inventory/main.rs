@@ -22,7 +22,7 @@ use std::{
 };
 
 use anyhow::Result;
-use lab::{Daemon, Netns};
+use lab::{Daemon, Netns, harness::Case};
 
 const CLIENT_PORT: u16 = 40000;
 const SERVER_PORT: u16 = 5300;
@@ -33,52 +33,27 @@ const LOG_PROMPTLY: Duration = Duration::from_secs(1);
 /// near it.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-fn main() -> ExitCode {
-    lab::harness::run_with_rootless(
-        "inventory",
-        &[
-            ("alias_comes_and_goes_while_udp_flows", come_and_go::run),
-            ("vip_moves_between_two_hosts", vip_move::run),
-            ("labels_and_ipv6_flags_are_shown", labels::run),
-            (
-                "address_added_right_after_ready_is_logged",
-                early::address_added_is_logged,
-            ),
-            (
-                "api_right_after_ready_knows_the_host",
-                early::api_knows_the_host,
-            ),
-            ("check_exits_0_1_and_2", check::run),
-            (
-                "sighup_reloads_valid_files_and_keeps_the_last_good_one",
-                sighup::run,
-            ),
-        ],
-        &[
-            ("config_error_duplicate_name", config_errors::duplicate_name),
-            (
-                "config_error_duplicate_address",
-                config_errors::duplicate_address,
-            ),
-            (
-                "config_error_invalid_address",
-                config_errors::invalid_address,
-            ),
-            ("config_error_unknown_key", config_errors::unknown_key),
-            ("config_error_empty_name", config_errors::empty_name),
-        ],
-    )
-}
+const CASES: &[Case] = &[
+    come_and_go::CASE,
+    vip_move::CASE,
+    labels::CASE,
+    early::LOGGED,
+    early::API,
+    check::CASE,
+    sighup::CASE,
+];
 
-/// Polls `read` until `done` accepts it, for at most `within`. Address
-/// events arrive within milliseconds.
-fn poll<T: std::fmt::Debug>(
-    what: &str,
-    within: Duration,
-    read: impl FnMut() -> Result<T>,
-    done: impl Fn(&T) -> bool,
-) -> Result<T> {
-    lab::poll::until(what, within, Duration::from_millis(20), read, done)
+/// Alias files checked outside any namespace: these need no root.
+const ROOTLESS: &[Case] = &[
+    config_errors::case::<0>(),
+    config_errors::case::<1>(),
+    config_errors::case::<2>(),
+    config_errors::case::<3>(),
+    config_errors::case::<4>(),
+];
+
+fn main() -> ExitCode {
+    lab::harness::run_with_rootless("inventory", CASES, ROOTLESS)
 }
 
 /// Runs an `ip` change in `ns` and waits for the daemon's log line about

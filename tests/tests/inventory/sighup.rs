@@ -7,17 +7,23 @@ use anyhow::{Result, bail, ensure};
 use lab::{
     Count, Netns, Veth,
     aliases::{Aliases, State},
-    harness::Outcome,
+    harness::{Case, Outcome},
     http, ip,
     link::Ipv6,
+    poll::EVENTS,
     prometheus::parse_text,
     served::{Listen, Served},
     traffic,
 };
 
-use crate::{CLIENT_PORT, PATIENCE, SERVER_PORT, poll};
+use crate::{CLIENT_PORT, PATIENCE, SERVER_PORT};
 
-pub fn run() -> Result<Outcome> {
+pub const CASE: Case = (
+    "sighup_reloads_valid_files_and_keeps_the_last_good_one",
+    run,
+);
+
+fn run() -> Result<Outcome> {
     let veth = Veth::new(Ipv6::Off)?;
     let (client, primary, alias) = (ip("10.78.0.1"), ip("10.78.0.2"), ip("10.78.0.5"));
     veth.client.add_addr(client, 24)?;
@@ -73,7 +79,7 @@ pub fn run() -> Result<Outcome> {
         PATIENCE,
     )?;
     // The log line comes just before the new inventory is published.
-    let reloaded = poll("the new name served", PATIENCE, api, |a| {
+    let reloaded = EVENTS.until("the new name served", PATIENCE, api, |a| {
         a.row(alias)
             .is_ok_and(|r| r.alias.as_deref() == Some("green"))
     })?;
@@ -96,7 +102,7 @@ pub fn run() -> Result<Outcome> {
         PATIENCE,
     )?;
     println!("  {}", line.trim());
-    poll(
+    EVENTS.until(
         "aliasstat_config_last_reload_success after a failed reload",
         PATIENCE,
         || gauge(&srv.ns, listen, "aliasstat_config_last_reload_success"),

@@ -8,7 +8,7 @@ use anyhow::{Result, ensure};
 use lab::{
     Count,
     aliases::{self, Aliases, State},
-    harness::Outcome,
+    harness::{Case, Outcome},
     ip,
     lan::Lan,
     link::Ipv6,
@@ -73,7 +73,9 @@ fn only_vip_counted(peer: &Peer<'_>, a: &Aliases, vip: IpAddr, rx: Count, tx: Co
     Ok(())
 }
 
-pub fn run() -> Result<Outcome> {
+pub const CASE: Case = ("vip_moves_between_two_hosts", run);
+
+fn run() -> Result<Outcome> {
     // IPv6 off: with ARP as the only other traffic (not IP, so in non_ip),
     // every address count is exactly the UDP this test sends.
     let lan = Lan::new(&["a", "b"], Ipv6::Off)?;
