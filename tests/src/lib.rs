@@ -6,9 +6,9 @@
 //! a failing or panicking test still deletes its namespaces (and with them
 //! their veths), stops its daemons and removes its pins.
 //!
-//! The integration tests (`tests/tests/*`, one folder per suite) and `cargo xtask demo` are
-//! built from these pieces. Traffic only ever goes between addresses inside
-//! namespaces the lab created.
+//! The integration tests (`tests/tests/*`, one folder per suite) and
+//! `cargo xtask demo` are built from these pieces. Traffic only ever goes
+//! between addresses inside namespaces the lab created.
 
 pub mod aliases;
 pub mod background;
