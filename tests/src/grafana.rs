@@ -423,45 +423,4 @@ mod tests {
         .aligned();
         assert_eq!((start, end), (990.0, 1995.0));
     }
-
-    /// The real dashboards through the real `queries.jq`, when jq is here
-    /// (unit tests run anywhere; the root-only lab test needs jq anyway).
-    #[test]
-    fn extracts_the_real_dashboards() {
-        if Command::new("jq").arg("--version").output().is_err() {
-            eprintln!("skipped: no jq on this machine (`cargo xtask setup` installs it)");
-            return;
-        }
-        let dir = dashboards_dir();
-        let builtin = TimeRange {
-            from: 0.0,
-            to: 3600.0,
-            scrape_interval: 15.0,
-            max_data_points: 1000.0,
-        }
-        .builtins();
-        for file in ["aliasstat.json", "aliasstat-fleet.json"] {
-            let dashboard = dir.join(file);
-            let mut scenario = Scenario::new("all", builtin.clone());
-            for var in variables(&dashboard).unwrap() {
-                match var.kind.as_str() {
-                    "datasource" => {}
-                    _ if var.is_regex() => scenario
-                        .select(&var, &Selection::All, &["x".to_owned()])
-                        .unwrap(),
-                    _ => scenario
-                        .select(&var, &Selection::Values(vec!["x".into()]), &[])
-                        .unwrap(),
-                }
-            }
-            let queries = queries(&dashboard, &scenario).unwrap();
-            assert!(queries.len() > 5, "{file}: {queries:#?}");
-            for q in &queries {
-                fully_substituted(q).unwrap();
-                if q.source == "panel" {
-                    assert!(q.label.is_none(), "{q:#?}");
-                }
-            }
-        }
-    }
 }

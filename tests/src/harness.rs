@@ -22,23 +22,32 @@ pub type Case = (&'static str, fn() -> Result<Outcome>);
 /// Runs the `cases` whose names contain any command-line filter (all of
 /// them without one) and reports under `suite`.
 pub fn run(suite: &str, cases: &[Case]) -> ExitCode {
+    run_with_rootless(suite, cases, &[])
+}
+
+/// [`run`], with `rootless` cases after `cases` that need none of the
+/// prerequisites (an alias file checked outside any namespace), so they run
+/// even where the others are skipped.
+pub fn run_with_rootless(suite: &str, cases: &[Case], rootless: &[Case]) -> ExitCode {
     // libtest flags (`--nocapture`, `--test-threads=1`) mean nothing here;
     // every other argument is a substring filter on case names.
     let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let selected: Vec<_> = cases
-        .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+    let selected: Vec<_> = (cases.iter().map(|c| (c, true)))
+        .chain(rootless.iter().map(|c| (c, false)))
+        .filter(|((name, _), _)| {
+            filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
+        })
         .collect();
     let unmet = prerequisites().err().map(|e| format!("{e:#}"));
 
     let (mut passed, mut failed, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
-    for &&(name, case) in &selected {
+    for &(&(name, case), needs_root) in &selected {
         println!("=== {name}");
         let _ = std::io::stdout().flush();
-        let outcome = match &unmet {
+        let outcome = match unmet.as_ref().filter(|_| needs_root) {
             Some(reason) => Ok(Outcome::Skipped(reason.clone())),
             None => match panic::catch_unwind(AssertUnwindSafe(case)) {
                 Ok(outcome) => outcome,

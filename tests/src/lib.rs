@@ -6,11 +6,12 @@
 //! a failing or panicking test still deletes its namespaces (and with them
 //! their veths), stops its daemons and removes its pins.
 //!
-//! The integration tests (`tests/scenarios`) and `cargo xtask demo` are
-//! built from these pieces. Traffic only ever goes between addresses inside
-//! namespaces the lab created.
+//! The integration tests (`tests/tests/*`, one folder per suite) and
+//! `cargo xtask demo` are built from these pieces. Traffic only ever goes
+//! between addresses inside namespaces the lab created.
 
 pub mod aliases;
+pub mod background;
 pub mod bpffs;
 pub mod cmd;
 pub mod daemon;
@@ -23,10 +24,10 @@ pub mod lan;
 pub mod link;
 pub mod netns;
 pub mod poll;
-pub mod prereq;
 pub mod procnet;
 pub mod prometheus;
 pub mod scratch;
+pub mod served;
 pub mod snapshot;
 pub mod stress;
 pub mod traffic;
@@ -36,6 +37,11 @@ pub use daemon::{Daemon, Hook, dump};
 pub use link::{Host, Mac, Veth};
 pub use netns::Netns;
 pub use snapshot::{Count, Dir, OtherKind, Snapshot};
+
+/// An address literal the test wrote itself.
+pub fn ip(literal: &str) -> std::net::IpAddr {
+    literal.parse().expect("a valid address literal")
+}
 
 /// Removes what earlier runs that were killed before their guards ran left
 /// behind: namespaces and pin directories tagged with a pid that is gone.

@@ -30,3 +30,25 @@ pub fn until<T: Debug>(
         thread::sleep(step);
     }
 }
+
+/// [`until`] at one step, named for what is polled.
+pub struct Every(pub Duration);
+
+/// Address events and counts of packets already sent arrive within
+/// milliseconds.
+pub const EVENTS: Every = Every(Duration::from_millis(20));
+
+/// Each read is a Prometheus query; a few per second are plenty.
+pub const QUERIES: Every = Every(Duration::from_millis(200));
+
+impl Every {
+    pub fn until<T: Debug>(
+        &self,
+        what: &str,
+        within: Duration,
+        read: impl FnMut() -> Result<T>,
+        done: impl Fn(&T) -> bool,
+    ) -> Result<T> {
+        until(what, within, self.0, read, done)
+    }
+}

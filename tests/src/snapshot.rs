@@ -10,6 +10,8 @@ use std::{
 
 use serde::Deserialize;
 
+use crate::frames::{UDP_HLEN, ip_header_len};
+
 /// Packets and bytes: what every counter holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Count {
@@ -25,6 +27,17 @@ impl Count {
     /// One packet of `bytes`.
     pub const fn one(bytes: u64) -> Self {
         Self::new(1, bytes)
+    }
+
+    /// One UDP datagram with `payload` bytes to or from `addr`, as counted
+    /// at the IP layer.
+    pub fn datagram(addr: IpAddr, payload: usize) -> Self {
+        Self::one((ip_header_len(addr) + UDP_HLEN + payload) as u64)
+    }
+
+    /// `n` times this count (a datagram's, say).
+    pub const fn times(self, n: u64) -> Self {
+        Self::new(n * self.packets, n * self.bytes)
     }
 }
 

@@ -20,12 +20,7 @@ use std::{
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::{
-    BpfDir, Count, Netns, Snapshot, Veth, cmd,
-    frames::{UDP_HLEN, ip_header_len},
-    link::mac_str,
-    traffic,
-};
+use crate::{BpfDir, Count, Netns, Snapshot, Veth, cmd, link::mac_str, traffic};
 
 /// Payload sizes a [`UdpStream`] cycles through: empty, odd, and up to
 /// what a 1500-byte MTU carries over IPv6, so a miscounted byte shows.
@@ -98,7 +93,7 @@ fn send_until(socket: &UdpSocket, to: SocketAddr, stop: &AtomicBool) -> Result<U
         match socket.send_to(&buf[..*payload], to) {
             Ok(n) => {
                 ensure!(n == *payload, "sent {n} of {payload} bytes to {to}");
-                tally.sent += udp_datagram(to.ip(), *payload);
+                tally.sent += Count::datagram(to.ip(), *payload);
             }
             // The address or the interface is gone for the moment: the
             // stack sent nothing, and that is what the tally says.
@@ -121,11 +116,6 @@ fn receive_until(socket: &UdpSocket, stop: &AtomicBool) -> u64 {
             Err(_) => {}
         }
     }
-}
-
-/// One UDP datagram with `payload` bytes to or from `addr`, at the IP layer.
-pub fn udp_datagram(addr: IpAddr, payload: usize) -> Count {
-    Count::one((ip_header_len(addr) + UDP_HLEN + payload) as u64)
 }
 
 /// A line `Name: value kB` of /proc/PID/status, in KiB.

@@ -6,7 +6,7 @@
 use std::{
     collections::BTreeMap,
     fmt::Write as _,
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket},
     time::Duration,
 };
 
@@ -16,7 +16,7 @@ use lab::{
     daemon::{Config, Launch},
     dump,
     link::Ipv6,
-    stress::{self, UdpStream, udp_datagram},
+    stress::{self, UdpStream},
     traffic,
 };
 
@@ -75,20 +75,102 @@ pub fn run() -> Result<Outcome> {
         &veth.server.ns,
         SocketAddr::new(stable, 5300),
     )?;
-    let from = traffic::udp_socket(&veth.client.ns, SocketAddr::new(client, 40001))?;
-    let iface = veth.server.ifname.clone();
-    let (mut add, mut del) = (String::new(), String::new());
-    for i in 0..ADDRESSES {
-        writeln!(add, "addr add {}/32 dev {iface}", flapping(i))?;
-        writeln!(del, "addr del {}/32 dev {iface}", flapping(i))?;
-    }
-    let last = flapping(ADDRESSES - 1);
+    let lab = Flapping::new(&veth, listen, sampled, client)?;
 
     let mut expected: BTreeMap<IpAddr, Count> = BTreeMap::new();
     let mut rss = Vec::new();
     for round in 1..=ROUNDS {
+        rss.push(lab.round(&mut daemon, round, &mut expected)?);
+    }
+    ensure!(stream.is_running(), "the background stream stopped");
+    let tally = stream.finish()?;
+    println!("  background stream: {tally:?}");
+    check_eq("datagrams received", &tally.sent.packets, &tally.received)?;
+    expected.insert(stable, tally.sent);
+
+    let iface = &veth.server.ifname;
+    let snap = dump(&veth.server.ns, &pins)?;
+    // Exactly the stable address and the sampled ones: an address that
+    // got no traffic has no entry, whatever churn it went through.
+    check_eq(
+        "rx per address",
+        &expected,
+        &snap.addresses(iface, Dir::Rx, |_| true),
+    )?;
+    check_eq(
+        "rx non_ip",
+        &Count::default(),
+        &snap.other(iface, Dir::Rx, OtherKind::NonIp),
+    )?;
+
+    let (warm, end) = (rss[0], rss[ROUNDS - 1]);
+    println!("  RSS after the warm-up round {warm} KiB, after round {ROUNDS} {end} KiB");
+    ensure!(
+        end <= warm + RSS_SLACK_KIB,
+        "the daemon's RSS grew from {warm} KiB to {end} KiB over {} rounds of {ADDRESSES} \
+         address changes (allowed: {RSS_SLACK_KIB} KiB); per round: {rss:?}",
+        ROUNDS - 1
+    );
+    lab.while_stopped(&daemon)?;
+    ensure!(
+        daemon.exited()?.is_none(),
+        "the daemon exited:\n{}",
+        daemon.log()
+    );
+
+    daemon.stop()?;
+    Ok(Outcome::Passed)
+}
+
+/// What every round uses: the `ip -batch` scripts that add and remove all
+/// flapping addresses, the sampled ones, and a socket to send them from.
+struct Flapping<'a> {
+    veth: &'a Veth,
+    listen: SocketAddr,
+    add: String,
+    del: String,
+    last: IpAddr,
+    sampled: Vec<IpAddr>,
+    from: UdpSocket,
+}
+
+impl<'a> Flapping<'a> {
+    fn new(
+        veth: &'a Veth,
+        listen: SocketAddr,
+        sampled: Vec<IpAddr>,
+        client: IpAddr,
+    ) -> Result<Self> {
+        let from = traffic::udp_socket(&veth.client.ns, SocketAddr::new(client, 40001))?;
+        let iface = &veth.server.ifname;
+        let (mut add, mut del) = (String::new(), String::new());
+        for i in 0..ADDRESSES {
+            writeln!(add, "addr add {}/32 dev {iface}", flapping(i))?;
+            writeln!(del, "addr del {}/32 dev {iface}", flapping(i))?;
+        }
+        Ok(Self {
+            veth,
+            listen,
+            add,
+            del,
+            last: flapping(ADDRESSES - 1),
+            sampled,
+            from,
+        })
+    }
+
+    /// Every flapping address added, each sampled one sent a datagram,
+    /// every one removed; returns the daemon's RSS after.
+    fn round(
+        &self,
+        daemon: &mut Daemon,
+        round: usize,
+        expected: &mut BTreeMap<IpAddr, Count>,
+    ) -> Result<u64> {
+        let (veth, listen, last) = (self.veth, self.listen, self.last);
+        let iface = &veth.server.ifname;
         let since = daemon.log().len();
-        stress::ip_batch(&veth.server.ns, &add)?;
+        stress::ip_batch(&veth.server.ns, &self.add)?;
         daemon.wait_for_line(
             since,
             &format!("address {last}/32 added on {iface}"),
@@ -99,21 +181,22 @@ pub fn run() -> Result<Outcome> {
         check_eq(
             &format!("flapping addresses the daemon holds after round {round}'s additions"),
             &ADDRESSES,
-            &held(&veth, listen)?,
+            &held(veth, listen)?,
         )?;
         // A socket per sampled address, only while the address exists.
-        let sinks = sampled
+        let sinks = self
+            .sampled
             .iter()
             .map(|&addr| traffic::udp_socket(&veth.server.ns, SocketAddr::new(addr, 5301)))
             .collect::<Result<Vec<_>>>()?;
-        for (&addr, sink) in sampled.iter().zip(&sinks) {
+        for (&addr, sink) in self.sampled.iter().zip(&sinks) {
             let payload = 10 * round;
-            traffic::one_way(&from, sink, payload)?;
-            *expected.entry(addr).or_default() += udp_datagram(addr, payload);
+            traffic::one_way(&self.from, sink, payload)?;
+            *expected.entry(addr).or_default() += Count::datagram(addr, payload);
         }
         drop(sinks);
         let since = daemon.log().len();
-        stress::ip_batch(&veth.server.ns, &del)?;
+        stress::ip_batch(&veth.server.ns, &self.del)?;
         daemon.wait_for_line(
             since,
             &format!("address {last}/32 removed from {iface}"),
@@ -122,7 +205,7 @@ pub fn run() -> Result<Outcome> {
         check_eq(
             &format!("flapping addresses the daemon holds after round {round}'s removals"),
             &0,
-            &held(&veth, listen)?,
+            &held(veth, listen)?,
         )?;
         ensure!(
             daemon.exited()?.is_none(),
@@ -134,71 +217,45 @@ pub fn run() -> Result<Outcome> {
             "  round {round}: {} addresses added and removed; daemon RSS {kib} KiB",
             ADDRESSES
         );
-        rss.push(kib);
+        Ok(kib)
     }
-    ensure!(stream.is_running(), "the background stream stopped");
-    let tally = stream.finish()?;
-    println!("  background stream: {tally:?}");
-    check_eq("datagrams received", &tally.sent.packets, &tally.received)?;
-    expected.insert(stable, tally.sent);
 
-    let snap = dump(&veth.server.ns, &pins)?;
-    // Exactly the stable address and the sampled ones: an address that
-    // got no traffic has no entry, whatever churn it went through.
-    check_eq(
-        "rx per address",
-        &expected,
-        &snap.addresses(&iface, Dir::Rx, |_| true),
-    )?;
-    check_eq(
-        "rx non_ip",
-        &Count::default(),
-        &snap.other(&iface, Dir::Rx, OtherKind::NonIp),
-    )?;
-
-    let (warm, end) = (rss[0], rss[ROUNDS - 1]);
-    println!("  RSS after the warm-up round {warm} KiB, after round {ROUNDS} {end} KiB");
-    ensure!(
-        end <= warm + RSS_SLACK_KIB,
-        "the daemon's RSS grew from {warm} KiB to {end} KiB over {} rounds of {ADDRESSES} \
-         address changes (allowed: {RSS_SLACK_KIB} KiB); per round: {rss:?}",
-        ROUNDS - 1
-    );
-    // Last, a round with the daemon stopped (SIGSTOP) during each burst,
-    // as a loaded host may deschedule it: a thousand events cannot wait in
-    // its netlink socket's receive buffer, the kernel drops the rest and
-    // reports ENOBUFS, and the daemon has to start over from a dump.
-    for (batch, want, what) in [(&add, ADDRESSES, "additions"), (&del, 0, "removals")] {
-        let paused = Paused::new(daemon.pid())?;
-        stress::ip_batch(&veth.server.ns, batch)?;
-        drop(paused);
-        let seen = stress::poll(
-            FOLLOW,
-            &format!("the daemon to see all {what} made while it was stopped"),
-            || Ok(held(&veth, listen).ok().filter(|&n| n == want)),
-            || format!("{:?} of {want} flapping addresses", held(&veth, listen)),
-        );
-        if let Err(e) = seen {
-            return Err(e.context(format!(
-                "after an overflow of its netlink socket; its log says:\n{}",
-                daemon
-                    .log()
-                    .lines()
-                    .filter(|l| !l.contains("] address "))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            )));
+    /// Last, a round with the daemon stopped (SIGSTOP) during each burst,
+    /// as a loaded host may deschedule it: a thousand events cannot wait in
+    /// its netlink socket's receive buffer, the kernel drops the rest and
+    /// reports ENOBUFS, and the daemon has to start over from a dump.
+    fn while_stopped(&self, daemon: &Daemon) -> Result<()> {
+        let (veth, listen) = (self.veth, self.listen);
+        for (batch, want, what) in [
+            (&self.add, ADDRESSES, "additions"),
+            (&self.del, 0, "removals"),
+        ] {
+            let paused = Paused::new(daemon.pid())?;
+            stress::ip_batch(&veth.server.ns, batch)?;
+            drop(paused);
+            let seen = stress::poll(
+                FOLLOW,
+                &format!("the daemon to see all {what} made while it was stopped"),
+                || Ok(held(veth, listen).ok().filter(|&n| n == want)),
+                || format!("{:?} of {want} flapping addresses", held(veth, listen)),
+            );
+            if let Err(e) = seen {
+                return Err(e.context(format!(
+                    "after an overflow of its netlink socket; its log says:\n{}",
+                    daemon
+                        .log()
+                        .lines()
+                        .filter(|l| !l.contains("] address "))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )));
+            }
+            println!(
+                "  {ADDRESSES} {what} while the daemon was stopped: all seen once it ran again"
+            );
         }
-        println!("  {ADDRESSES} {what} while the daemon was stopped: all seen once it ran again");
+        Ok(())
     }
-    ensure!(
-        daemon.exited()?.is_none(),
-        "the daemon exited:\n{}",
-        daemon.log()
-    );
-
-    daemon.stop()?;
-    Ok(Outcome::Passed)
 }
 
 /// How many of the flapping addresses the daemon's own view of the host

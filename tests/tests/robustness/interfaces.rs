@@ -17,7 +17,7 @@ use lab::{
     daemon::{Config, Launch},
     dump,
     link::Ipv6,
-    stress::{self, UdpStream, udp_datagram},
+    stress::{self, UdpStream},
     traffic,
 };
 
@@ -78,7 +78,7 @@ impl Lab {
         let mut sent = Count::default();
         for payload in [0, 10, 200, 700, 1400] {
             traffic::one_way(&from, &to, payload)?;
-            sent += udp_datagram(self.exact, payload);
+            sent += Count::datagram(self.exact, payload);
         }
         Ok(sent)
     }

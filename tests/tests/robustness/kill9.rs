@@ -11,8 +11,14 @@ use std::{
 
 use anyhow::{Result, ensure};
 use lab::{
-    BpfDir, Count, Daemon, Dir, OtherKind, Veth, daemon::Config, dump, link::Ipv6, procnet::Snmp,
-    snapshot::AddressTable, stress::UdpStream, traffic,
+    BpfDir, Count, Daemon, Dir, OtherKind, Veth,
+    daemon::Config,
+    dump,
+    link::Ipv6,
+    procnet::Snmp,
+    snapshot::AddressTable,
+    stress::UdpStream,
+    traffic::{self, TcpBulk},
 };
 
 use crate::{Outcome, check_eq};
@@ -54,35 +60,7 @@ pub fn run() -> Result<Outcome> {
         SocketAddr::new(udp_dst, 5300),
     )?;
 
-    let (bulk, second) = thread::scope(|s| -> Result<_> {
-        let tcp = s.spawn(|| {
-            traffic::tcp_bulk_paced(
-                &veth.client.ns,
-                &veth.server.ns,
-                SocketAddr::new(tcp_dst, 5201),
-                TOTAL,
-                PAUSE,
-            )
-        });
-        thread::sleep(Duration::from_millis(500));
-        // The point is to kill mid-flight: a machine so slow that half a
-        // second is not mid-flight is an error in the test, not a pass.
-        ensure!(
-            !tcp.is_finished() && udp.is_running(),
-            "the traffic ended before the daemon was killed; make TOTAL larger"
-        );
-        let log = first.kill()?;
-        ensure!(!log.contains("exiting"), "SIGKILL ran an exit path:\n{log}");
-        thread::sleep(Duration::from_millis(300));
-        let second = Daemon::start(&config)?;
-        println!(
-            "  killed and restarted; traffic still flowing after the restart: tcp {}, udp {}",
-            !tcp.is_finished(),
-            udp.is_running()
-        );
-        let bulk = tcp.join().expect("the transfer does not panic")?;
-        Ok((bulk, second))
-    })?;
+    let (bulk, second) = kill_and_restart(&veth, &config, first, &udp, tcp_dst)?;
     let tally = udp.finish()?;
     let client_after = Snmp::read(&veth.client.ns)?;
     let server_after = Snmp::read(&veth.server.ns)?;
@@ -158,4 +136,45 @@ pub fn run() -> Result<Outcome> {
         }
     }
     Ok(Outcome::Passed)
+}
+
+/// Starts the bulk transfer, kills `first` half a second into it and starts
+/// the second daemon while the traffic still flows; returns once the
+/// transfer is done.
+fn kill_and_restart(
+    veth: &Veth,
+    config: &Config<'_>,
+    first: Daemon,
+    udp: &UdpStream,
+    tcp_dst: IpAddr,
+) -> Result<(TcpBulk, Daemon)> {
+    thread::scope(|s| -> Result<_> {
+        let tcp = s.spawn(|| {
+            traffic::tcp_bulk_paced(
+                &veth.client.ns,
+                &veth.server.ns,
+                SocketAddr::new(tcp_dst, 5201),
+                TOTAL,
+                PAUSE,
+            )
+        });
+        thread::sleep(Duration::from_millis(500));
+        // The point is to kill mid-flight: a machine so slow that half a
+        // second is not mid-flight is an error in the test, not a pass.
+        ensure!(
+            !tcp.is_finished() && udp.is_running(),
+            "the traffic ended before the daemon was killed; make TOTAL larger"
+        );
+        let log = first.kill()?;
+        ensure!(!log.contains("exiting"), "SIGKILL ran an exit path:\n{log}");
+        thread::sleep(Duration::from_millis(300));
+        let second = Daemon::start(&config)?;
+        println!(
+            "  killed and restarted; traffic still flowing after the restart: tcp {}, udp {}",
+            !tcp.is_finished(),
+            udp.is_running()
+        );
+        let bulk = tcp.join().expect("the transfer does not panic")?;
+        Ok((bulk, second))
+    })
 }

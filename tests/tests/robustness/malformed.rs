@@ -455,9 +455,49 @@ fn pick(direction: Direction, src: impl Into<IpAddr>, dst: impl Into<IpAddr>) ->
 
 /// One frame of a kind drawn at random, with what is known about it.
 fn generate(rng: &mut Rng, direction: Direction) -> (&'static str, Vec<u8>, Known) {
-    let non_ip = |f: &Vec<u8>| Known::Is(Bucket::NonIp(f.len() as u64));
     let tags = [0, 0, 1, 2][rng.range(0, 3)];
     match rng.range(0, 15) {
+        kind @ 0..=12 => malformed(rng, tags, kind),
+        13 => {
+            // Well formed, maybe with options, maybe padded or truncated.
+            let ihl = if rng.chance(80) { 5 } else { rng.range(6, 15) };
+            let payload = rng.range(0, 1400);
+            let (ip, src, dst) = ipv4(rng, ihl, payload);
+            let claimed = ip.len();
+            let mut f = l2(rng, tags, ETH_P_IP);
+            let l3 = f.len();
+            f.extend(ip);
+            let kind = shape(rng, &mut f, l3 + ihl * 4);
+            let counted = claimed.min(f.len() - l3) as u64;
+            (
+                kind.0,
+                f,
+                Known::Is(Bucket::Addr(pick(direction, src, dst), counted)),
+            )
+        }
+        _ => {
+            let payload = rng.range(0, 1400);
+            let (ip, src, dst) = ipv6(rng, payload);
+            let claimed = ip.len();
+            let mut f = l2(rng, tags, ETH_P_IPV6);
+            let l3 = f.len();
+            f.extend(ip);
+            let kind = shape(rng, &mut f, l3 + 40);
+            let counted = claimed.min(f.len() - l3) as u64;
+            (
+                kind.1,
+                f,
+                Known::Is(Bucket::Addr(pick(direction, src, dst), counted)),
+            )
+        }
+    }
+}
+
+/// A frame of malformed `kind` (0 to 12 of [`generate`]'s draw) behind
+/// `tags` VLAN tags.
+fn malformed(rng: &mut Rng, tags: usize, kind: usize) -> (&'static str, Vec<u8>, Known) {
+    let non_ip = |f: &Vec<u8>| Known::Is(Bucket::NonIp(f.len() as u64));
+    match kind {
         0 => {
             let n = rng.range(0, ETH_HLEN - 1);
             let f = rng.bytes(n);
@@ -548,8 +588,8 @@ fn generate(rng: &mut Rng, direction: Direction) -> (&'static str, Vec<u8>, Know
             let known = non_ip(&f);
             ("three VLAN tags", f, known)
         }
-        12 => {
-            // The frame ends inside a VLAN tag.
+        _ => {
+            // 12: the frame ends inside a VLAN tag.
             let tags = rng.range(1, 2);
             let mut f = l2(rng, tags, ETH_P_IP);
             f.truncate(rng.range(ETH_HLEN, f.len() - 1));
@@ -560,38 +600,6 @@ fn generate(rng: &mut Rng, direction: Direction) -> (&'static str, Vec<u8>, Know
                 Known::Model
             };
             ("VLAN tag cut short", f, known)
-        }
-        13 => {
-            // Well formed, maybe with options, maybe padded or truncated.
-            let ihl = if rng.chance(80) { 5 } else { rng.range(6, 15) };
-            let payload = rng.range(0, 1400);
-            let (ip, src, dst) = ipv4(rng, ihl, payload);
-            let claimed = ip.len();
-            let mut f = l2(rng, tags, ETH_P_IP);
-            let l3 = f.len();
-            f.extend(ip);
-            let kind = shape(rng, &mut f, l3 + ihl * 4);
-            let counted = claimed.min(f.len() - l3) as u64;
-            (
-                kind.0,
-                f,
-                Known::Is(Bucket::Addr(pick(direction, src, dst), counted)),
-            )
-        }
-        _ => {
-            let payload = rng.range(0, 1400);
-            let (ip, src, dst) = ipv6(rng, payload);
-            let claimed = ip.len();
-            let mut f = l2(rng, tags, ETH_P_IPV6);
-            let l3 = f.len();
-            f.extend(ip);
-            let kind = shape(rng, &mut f, l3 + 40);
-            let counted = claimed.min(f.len() - l3) as u64;
-            (
-                kind.1,
-                f,
-                Known::Is(Bucket::Addr(pick(direction, src, dst), counted)),
-            )
         }
     }
 }

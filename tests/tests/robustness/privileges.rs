@@ -17,8 +17,7 @@ use lab::{
     daemon::{Config, Launch, binary},
     dump,
     link::Ipv6,
-    stress::{self, udp_datagram},
-    traffic,
+    stress, traffic,
 };
 
 use crate::{Outcome, check_eq};
@@ -105,7 +104,7 @@ impl Lab {
         let mut sent = Count::default();
         for payload in [3, 333, 1333] {
             traffic::one_way(&from, &to, payload)?;
-            sent += udp_datagram(self.server, payload);
+            sent += Count::datagram(self.server, payload);
         }
         Ok(sent)
     }

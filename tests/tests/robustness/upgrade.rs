@@ -20,7 +20,7 @@ use lab::{
     daemon::{Config, Launch},
     link::Ipv6,
     procnet::Snmp,
-    stress::{self, UdpStream, udp_datagram},
+    stress::{self, UdpStream},
     traffic,
 };
 
@@ -84,7 +84,7 @@ pub fn run() -> Result<Outcome> {
     let mut after_upgrade = Count::default();
     for payload in [1, 300, 1200] {
         traffic::one_way(&from, &to, payload)?;
-        after_upgrade += udp_datagram(server, payload);
+        after_upgrade += Count::datagram(server, payload);
     }
     check_eq("v1 after the upgrade", &v1_frozen, &v1_total(pins.path())?)?;
 

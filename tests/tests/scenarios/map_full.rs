@@ -9,7 +9,7 @@ use lab::{
     snapshot::AddressTable, traffic,
 };
 
-use crate::{Outcome, check_eq, print_table, udp::datagram};
+use crate::{Outcome, check_eq, print_table};
 
 const CAPACITY: u32 = 4;
 const ADDRESSES: u8 = 10;
@@ -46,7 +46,7 @@ pub fn run() -> Result<Outcome> {
         for _ in 0..=i {
             let payload = 100 + 10 * i;
             traffic::one_way(&from, sink, payload)?;
-            *sent.entry(addr).or_default() += datagram(addr, payload);
+            *sent.entry(addr).or_default() += Count::datagram(addr, payload);
         }
     }
     let snap = dump(&veth.server.ns, &pins)?;

@@ -5,13 +5,8 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use anyhow::{Result, ensure};
 use lab::{
-    BpfDir, Count, Daemon, Dir, OtherKind, Snapshot, Veth,
-    daemon::Config,
-    dump,
-    frames::{UDP_HLEN, ip_header_len},
-    link::Ipv6,
-    snapshot::AddressTable,
-    traffic,
+    BpfDir, Count, Daemon, Dir, OtherKind, Snapshot, Veth, daemon::Config, dump, link::Ipv6,
+    snapshot::AddressTable, traffic,
 };
 
 use crate::{Outcome, check_eq, print_table};
@@ -43,11 +38,6 @@ pub struct Expected {
     pub server_tx: AddressTable,
     pub client_rx: AddressTable,
     pub client_tx: AddressTable,
-}
-
-/// One UDP datagram with `payload` bytes, as counted at the IP layer.
-pub fn datagram(addr: IpAddr, payload: usize) -> Count {
-    Count::one((ip_header_len(addr) + UDP_HLEN + payload) as u64)
 }
 
 /// IPv4: a primary address, a secondary one, and a secondary one with the
@@ -118,11 +108,14 @@ pub fn send_plan(veth: &Veth, aliases: &Aliases) -> Result<Expected> {
             traffic::udp_socket(&veth.server.ns, SocketAddr::new(server_addr, SERVER_PORT))?;
         for &request in requests {
             traffic::exchange(&client, &server, request, reply)?;
-            *expected.server_rx.entry(server_addr).or_default() += datagram(server_addr, request);
-            *expected.server_tx.entry(server_addr).or_default() += datagram(server_addr, reply);
+            *expected.server_rx.entry(server_addr).or_default() +=
+                Count::datagram(server_addr, request);
+            *expected.server_tx.entry(server_addr).or_default() +=
+                Count::datagram(server_addr, reply);
             *expected.client_tx.entry(aliases.client).or_default() +=
-                datagram(server_addr, request);
-            *expected.client_rx.entry(aliases.client).or_default() += datagram(server_addr, reply);
+                Count::datagram(server_addr, request);
+            *expected.client_rx.entry(aliases.client).or_default() +=
+                Count::datagram(server_addr, reply);
         }
     }
     Ok(expected)

@@ -2,7 +2,7 @@
 //! daemon started with a web config; curl and traffic beside it.
 
 use std::{
-    net::{IpAddr, SocketAddr},
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::Command,
 };
@@ -13,8 +13,9 @@ use lab::{
     daemon::{Config, Launch},
     frames::{UDP_HLEN, ip_header_len},
     http::{self, Response},
+    ip,
     link::Ipv6,
-    prereq, prometheus,
+    prometheus,
     scratch::Scratch,
     traffic,
 };
@@ -54,7 +55,6 @@ pub enum Curl {
 
 impl Lab {
     pub fn new() -> Result<Self> {
-        prereq::require()?;
         let veth = Veth::new(Ipv6::Off)?;
         veth.client.add_addr(ip(CLIENT), 24)?;
         veth.server.add_addr(ip(PRIMARY), 24)?;
@@ -161,10 +161,6 @@ impl Lab {
         }
         Ok((rx, tx))
     }
-}
-
-pub fn ip(s: &str) -> IpAddr {
-    s.parse().expect("a valid address literal")
 }
 
 /// Runs `cmd` and returns its output whatever its exit status.

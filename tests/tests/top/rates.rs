@@ -1,0 +1,325 @@
+//! top against a daemon counting UDP at three known rates: the default
+//! view, its sort orders and units, the filter, a daemon that goes away and
+//! comes back, the one-shot output without a terminal, and quitting.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    sync::Arc,
+};
+
+use anyhow::{Context, Result, ensure};
+use lab::{
+    Count, Daemon, Veth,
+    background::{Pace, Traffic},
+    cmd,
+    daemon::binary,
+    harness::Outcome,
+    ip,
+    link::Ipv6,
+    served::{Listen, Served},
+    traffic,
+};
+
+use crate::{
+    screen::ScreenRow,
+    tmux::{self, EXITED, Tmux},
+};
+
+const CLIENT: &str = "10.74.0.1";
+const WEB: &str = "10.74.0.2";
+const MAIL: &str = "10.74.0.3";
+const STRAY: &str = "10.74.0.4";
+const PORT: u16 = 5300;
+const PAYLOAD: usize = 1000;
+/// Packets per second to each address; different enough that the order
+/// by rate is unambiguous.
+const WEB_PPS: u32 = 200;
+const MAIL_PPS: u32 = 50;
+const STRAY_PPS: u32 = 10;
+/// Rates are measured over real time by a process the test does not pace.
+const TOLERANCE: f64 = 0.10;
+
+const ALIASES: &str = r#"
+[[alias]]
+name = "web"
+address = "10.74.0.2"
+owner = "team-web"
+interface = "lab-srv"
+
+[[alias]]
+name = "mail"
+address = "10.74.0.3"
+owner = "team-mail"
+interface = "lab-srv"
+"#;
+
+pub fn run() -> Result<Outcome> {
+    if let Some(reason) = tmux::missing() {
+        return Ok(Outcome::Skipped(reason));
+    }
+    let mut lab = TopLab::start()?;
+    lab.default_view()?;
+    lab.orders_and_units()?;
+    lab.filter()?;
+    lab.restart()?;
+    lab.once()?;
+    lab.quit()?;
+    lab.traffic.finish()?;
+    lab.daemon.take().expect("running").stop()?;
+    Ok(Outcome::Passed)
+}
+
+/// A daemon on the server end of a veth, UDP flowing to the three server
+/// addresses, and top in a tmux pane, reaching the daemon over the server
+/// namespace's loopback, which the daemon does not count on.
+struct TopLab {
+    pane: Tmux,
+    traffic: Traffic,
+    daemon: Option<Daemon>,
+    served: Served,
+    url: String,
+    bin: PathBuf,
+    _sinks: Vec<std::net::UdpSocket>,
+    veth: Veth,
+}
+
+impl TopLab {
+    fn start() -> Result<Self> {
+        let veth = Veth::new(Ipv6::Off)?;
+        let (srv, cli) = (&veth.server, &veth.client);
+        let client = ip(CLIENT);
+        let servers: [IpAddr; 3] = [ip(WEB), ip(MAIL), ip(STRAY)];
+        cli.add_addr(client, 24)?;
+        for addr in servers {
+            srv.add_addr(addr, 24)?;
+        }
+        veth.know_each_other(&[client], &servers)?;
+        let served = Served::new("top", srv, ALIASES, Listen::Loopback)?;
+        let daemon = served.start(srv)?;
+
+        // Bound sockets, never read: a full buffer drops in silence, where a
+        // closed port would answer with ICMP and add transmit traffic.
+        let _sinks = servers
+            .iter()
+            .map(|&a| traffic::udp_socket(&srv.ns, SocketAddr::new(a, PORT)))
+            .collect::<Result<Vec<_>>>()?;
+        let socket = traffic::udp_socket(&cli.ns, SocketAddr::new(client, 0))?;
+        let mut flows = Traffic::default();
+        for (to, pps) in servers.into_iter().zip([WEB_PPS, MAIL_PPS, STRAY_PPS]) {
+            let pace = Pace::per_second(SocketAddr::new(to, PORT), PAYLOAD, pps);
+            flows.flow(socket.try_clone()?, pace, Arc::default());
+        }
+
+        let bin = binary()?;
+        let url = format!("http://{}", served.listen());
+        let pane = Tmux::start(&[
+            "ip",
+            "netns",
+            "exec",
+            srv.ns.name(),
+            bin.to_str().context("non-UTF-8 binary path")?,
+            "top",
+            "--url",
+            &url,
+        ])?;
+        Ok(Self {
+            pane,
+            traffic: flows,
+            daemon: Some(daemon),
+            served,
+            url,
+            bin,
+            _sinks,
+            veth,
+        })
+    }
+
+    /// The default view: rates in bits, sorted by total, largest first.
+    fn default_view(&self) -> Result<()> {
+        let screen = self
+            .pane
+            .wait_for("rates of web, mail and the stray", |s| {
+                ["web", "mail", STRAY]
+                    .iter()
+                    .all(|n| s.row(n).is_some_and(|r| r.rx.is_some()))
+            })?;
+        println!("{}", screen.text.trim_end());
+        ensure!(
+            screen.text.contains(&format!("· {} ·", self.url)),
+            "no URL in the header"
+        );
+        ensure!(
+            screen.text.contains("counting on lab-srv (tc rx, tc tx)"),
+            "no attachments in the header"
+        );
+        let web = screen.row("web").expect("waited for");
+        let mail = screen.row("mail").expect("waited for");
+        let stray = screen.row(STRAY).expect("waited for");
+        check_row(&web, WEB, "documented", "team-web")?;
+        check_row(&mail, MAIL, "documented", "team-mail")?;
+        check_row(&stray, STRAY, "undocumented", "-")?;
+        within("web rx bit/s", web.rx, bits(WEB_PPS))?;
+        within("mail rx bit/s", mail.rx, bits(MAIL_PPS))?;
+        within("web tx bit/s", web.tx, 0.0)?;
+        ensure!(
+            !web.marked && !mail.marked && stray.marked,
+            "only the undocumented address with traffic is marked `!`"
+        );
+        screen.order(&["web", "mail", STRAY])
+    }
+
+    fn orders_and_units(&self) -> Result<()> {
+        let pane = &self.pane;
+        // Name order: aliases A-Z, then bare addresses.
+        pane.keys(&["n"])?;
+        pane.wait_for("name order", |s| s.order(&["mail", "web", STRAY]).is_ok())?;
+        // By rx, then inverted: smallest first.
+        pane.keys(&["r"])?;
+        pane.wait_for("rx order", |s| s.order(&["web", "mail", STRAY]).is_ok())?;
+        pane.keys(&["i"])?;
+        pane.wait_for("inverted rx order", |s| {
+            s.order(&[STRAY, "mail", "web"]).is_ok()
+        })?;
+
+        // Packets per second.
+        pane.keys(&["b"])?;
+        let screen = pane.wait_for("packet rates", |s| s.text.contains("pkt/s"))?;
+        println!("{}", screen.text.trim_end());
+        for (name, pps) in [("web", WEB_PPS), ("mail", MAIL_PPS)] {
+            let row = screen.row(name).context("row gone")?;
+            within(&format!("{name} rx pkt/s"), row.rx, f64::from(pps))?;
+        }
+        Ok(())
+    }
+
+    /// The filter hides what does not match, and Esc brings it back.
+    fn filter(&self) -> Result<()> {
+        let pane = &self.pane;
+        pane.keys(&["/"])?;
+        pane.literal("mail")?;
+        pane.keys(&["Enter"])?;
+        let screen = pane.wait_for("only mail", |s| {
+            s.row("mail").is_some() && s.row("web").is_none() && s.row(STRAY).is_none()
+        })?;
+        println!("{}", screen.text.trim_end());
+        ensure!(
+            screen.text.contains("filter \"mail\""),
+            "filter not in header"
+        );
+        pane.keys(&["Escape"])?;
+        pane.wait_for("every row again", |s| s.row("web").is_some())?;
+        Ok(())
+    }
+
+    /// A daemon that goes away is a status line, and one that comes back
+    /// is read again without a key pressed. The maps stay pinned, so the
+    /// restarted daemon carries on from the same counts.
+    fn restart(&mut self) -> Result<()> {
+        self.daemon.take().expect("running").stop()?;
+        let screen = self.pane.wait_for("the daemon reported gone", |s| {
+            s.text.contains("daemon unreachable")
+        })?;
+        println!("{}", screen.text.trim_end());
+        self.daemon = Some(self.served.start(&self.veth.server)?);
+        let screen = self.pane.wait_for("rows read again", |s| {
+            !s.text.contains("daemon unreachable") && s.row("web").is_some_and(|r| r.rx > Some(0.0))
+        })?;
+        println!("{}", screen.text.trim_end());
+        Ok(())
+    }
+
+    /// Without a terminal, top prints one interval's rates and exits.
+    fn once(&self) -> Result<()> {
+        let once = |extra: &[&str]| {
+            cmd::run(
+                self.veth
+                    .server
+                    .ns
+                    .exec(&self.bin)
+                    .args(["top", "--url", &self.url, "--interval", "2s"])
+                    .args(extra),
+            )
+        };
+        let table = once(&[])?;
+        println!("{table}");
+        ensure!(
+            table.starts_with("NAME")
+                && table.lines().nth(1).is_some_and(|l| l.starts_with("web ")),
+            "`top` without a terminal: expected a table with web first"
+        );
+        let json: serde_json::Value = serde_json::from_str(&once(&["--json"])?)?;
+        for (i, (name, pps)) in [("web", WEB_PPS), ("mail", MAIL_PPS)]
+            .into_iter()
+            .enumerate()
+        {
+            let alias = &json["aliases"][i];
+            ensure!(
+                alias["alias"] == name,
+                "`top --json`: {name} is not row {i}: {json}"
+            );
+            within(
+                &format!("--json {name} rx bits_per_second"),
+                alias["rx"]["bits_per_second"].as_f64(),
+                bits(pps),
+            )?;
+            within(
+                &format!("--json {name} rx packets_per_second"),
+                alias["rx"]["packets_per_second"].as_f64(),
+                f64::from(pps),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// q leaves the alternate screen and exits 0.
+    fn quit(&self) -> Result<()> {
+        self.pane.keys(&["q"])?;
+        self.pane
+            .wait_for("top to exit", |s| s.text.contains(EXITED))?;
+        let screen = self.pane.capture()?;
+        ensure!(
+            screen.text.contains(&format!("{EXITED} 0")),
+            "top did not exit cleanly:\n{}",
+            screen.text
+        );
+        Ok(())
+    }
+}
+
+/// `pps` datagrams a second in bits a second, counted at the IP layer:
+/// header, UDP header, payload.
+fn bits(pps: u32) -> f64 {
+    f64::from(pps) * Count::datagram(ip(WEB), PAYLOAD).bytes as f64 * 8.0
+}
+
+fn check_row(row: &ScreenRow, address: &str, state: &str, owner: &str) -> Result<()> {
+    ensure!(
+        (row.address.as_str(), row.state.as_str(), row.owner.as_str()) == (address, state, owner),
+        "row {row:?}: expected {address} {state} {owner}"
+    );
+    Ok(())
+}
+
+fn within(what: &str, got: Option<f64>, want: f64) -> Result<()> {
+    let got = got.with_context(|| format!("{what}: no rate shown"))?;
+    let ok = if want == 0.0 {
+        got == 0.0
+    } else {
+        (got - want).abs() <= want * TOLERANCE
+    };
+    println!(
+        "  {what}: shown {got:.0}, sent {want:.0} ({:+.1}%)",
+        if want == 0.0 {
+            0.0
+        } else {
+            (got / want - 1.0) * 100.0
+        }
+    );
+    ensure!(
+        ok,
+        "{what}: shown {got}, sent {want}, more than {:.0}% apart",
+        TOLERANCE * 100.0
+    );
+    Ok(())
+}
