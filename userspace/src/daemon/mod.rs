@@ -95,7 +95,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let config = inventory::load_config(&opts.config)?;
     info!(
         "{} documented aliases from {}",
-        config.aliases.len(),
+        config.aliases().len(),
         opts.config.display()
     );
     let (config_tx, config_rx) = watch::channel(ConfigStatus {
@@ -271,7 +271,7 @@ fn reload(path: &std::path::Path, tx: &watch::Sender<ConfigStatus>) {
         Ok(config) => {
             info!(
                 "SIGHUP: reloaded {} documented aliases from {}",
-                config.aliases.len(),
+                config.aliases().len(),
                 path.display()
             );
             tx.send_replace(ConfigStatus {
