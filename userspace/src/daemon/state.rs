@@ -77,6 +77,14 @@ impl Live {
         })
     }
 
+    /// How many foreign addresses have series of their own.
+    pub fn foreign_series(&self) -> usize {
+        self.foreign
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .listed()
+    }
+
     /// The joined inventory, as `aliasstat aliases` shows it.
     pub fn rows(&self) -> Result<Vec<Row>, CountersError> {
         let counts = self.counters.snapshot()?;

@@ -1,415 +1,217 @@
-//! The Prometheus collector. Every value is read from the kernel's maps and
-//! the live inventory at scrape time; nothing is accumulated here.
+//! The Prometheus exposition. Every value is read from the kernel's maps
+//! and the live inventory at scrape time; nothing is accumulated here.
+//!
+//! The text is written straight from the map snapshot into one buffer,
+//! family by family in name order, with the label text of each series
+//! rendered once per inventory ([`labels`]). Scrapes that arrive while one
+//! is being rendered wait for it and get the same body, so concurrent
+//! scrapes cost one render and one copy of the text however many there
+//! are. The prometheus crate is kept for the `process_*` families only: it
+//! reads /proc well, and those families are a few lines.
+
+mod addresses;
+mod buckets;
+mod family;
+mod inventory;
+mod labels;
+mod self_metrics;
 
 use std::{
-    collections::BTreeMap,
-    net::IpAddr,
-    sync::Arc,
-    time::{Instant, UNIX_EPOCH},
+    io::Write as _,
+    sync::{
+        Arc, Mutex, OnceLock, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
 };
 
-use common::{Counters, Direction, OtherKind};
+use bytes::{BufMut as _, Bytes, BytesMut};
+use common::Direction;
+use flate2::{Compression, write::GzEncoder};
 use log::warn;
-use prometheus::{
-    GaugeVec, IntCounterVec, IntGaugeVec, Opts,
-    core::{Collector, Desc},
-    proto::MetricFamily,
-};
+use prometheus::Encoder as _;
 
+use self::{
+    buckets::{Bucket, Buckets},
+    labels::LabelCache,
+    self_metrics::Fill,
+};
 use crate::daemon::Live;
 
-#[derive(Clone, Copy)]
-enum Kind {
-    Counter,
-    Gauge,
-    /// A gauge with a fractional value (durations).
-    Seconds,
+/// The gzip level: the fastest. Exposition text is so repetitive that
+/// level 1 already shrinks it about tenfold, and higher levels cost
+/// several times the CPU for a few percent (see BENCHMARKS.md).
+const GZIP_LEVEL: u32 = 1;
+
+/// One rendered exposition, shared by every scrape that asked for it.
+pub struct Body {
+    plain: Bytes,
+    gzip: OnceLock<Bytes>,
 }
 
-struct Family {
-    name: &'static str,
-    help: &'static str,
-    labels: &'static [&'static str],
-    kind: Kind,
-}
+impl Body {
+    pub fn plain(&self) -> Bytes {
+        self.plain.clone()
+    }
 
-const fn counter(
-    name: &'static str,
-    help: &'static str,
-    labels: &'static [&'static str],
-) -> Family {
-    Family {
-        name,
-        help,
-        labels,
-        kind: Kind::Counter,
+    /// The body gzipped, compressed by the first scrape that asks. Blocks:
+    /// call it off the async runtime.
+    pub fn gzip(&self) -> Bytes {
+        self.gzip
+            .get_or_init(|| {
+                let mut gz = GzEncoder::new(
+                    BytesMut::with_capacity(self.plain.len() / 8).writer(),
+                    Compression::new(GZIP_LEVEL),
+                );
+                gz.write_all(&self.plain)
+                    .and_then(|()| gz.finish())
+                    .map(|w| w.into_inner().freeze())
+                    .expect("writing to memory cannot fail")
+            })
+            .clone()
     }
 }
 
-const fn gauge(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Family {
-    Family {
-        name,
-        help,
-        labels,
-        kind: Kind::Gauge,
-    }
-}
-
-const ADDRESS: &[&str] = &["interface", "address", "alias"];
-const BUCKET: &[&str] = &["interface", "direction"];
-
-// Indexes into FAMILIES, in the order they are declared.
-const RX_PACKETS: usize = 0;
-const RX_BYTES: usize = 1;
-const TX_PACKETS: usize = 2;
-const TX_BYTES: usize = 3;
-const PRESENT: usize = 4;
-const DOCUMENTED: usize = 5;
-const ALIAS_INFO: usize = 6;
-const NON_IP_PACKETS: usize = 7;
-const NON_IP_BYTES: usize = 8;
-const OVERFLOW_PACKETS: usize = 9;
-const OVERFLOW_BYTES: usize = 10;
-const OTHER_PACKETS: usize = 11;
-const OTHER_BYTES: usize = 12;
-const FOREIGN_SERIES: usize = 13;
-const FOREIGN_LIMIT: usize = 14;
-const ATTACHED: usize = 15;
-const MAP_ENTRIES: usize = 16;
-const MAP_CAPACITY: usize = 17;
-const RELOAD_SUCCESS: usize = 18;
-const RELOAD_TIMESTAMP: usize = 19;
-const BUILD_INFO: usize = 20;
-const SCRAPE_DURATION: usize = 21;
-
-const FAMILIES: [Family; 22] = [
-    counter(
-        "aliasstat_receive_packets_total",
-        "Packets received for this destination address on this interface (the interface where they were seen). A GSO/GRO packet counts as the wire packets it stands for. alias is the documented name, empty when undocumented.",
-        ADDRESS,
-    ),
-    counter(
-        "aliasstat_receive_bytes_total",
-        "IP-layer bytes (IP header plus payload) received for this destination address on this interface.",
-        ADDRESS,
-    ),
-    counter(
-        "aliasstat_transmit_packets_total",
-        "Packets sent from this source address on this interface. A GSO packet counts as the wire packets it stands for.",
-        ADDRESS,
-    ),
-    counter(
-        "aliasstat_transmit_bytes_total",
-        "IP-layer bytes (IP header plus payload) sent from this source address on this interface.",
-        ADDRESS,
-    ),
-    gauge(
-        "aliasstat_address_present",
-        "1 while the address is configured on this host (interface is the one holding it, label its IFA_LABEL such as eth0:1); 0 for a documented address that is absent.",
-        &["interface", "address", "label"],
-    ),
-    gauge(
-        "aliasstat_address_documented",
-        "1 if the alias file documents the address, 0 otherwise, for every address on this host, in the file, or with its own traffic series.",
-        &["address"],
-    ),
-    gauge(
-        "aliasstat_alias_info",
-        "Always 1: the owner and purpose of each documented alias, from the alias file. Join on address.",
-        &["alias", "address", "owner", "purpose"],
-    ),
-    counter(
-        "aliasstat_non_ip_packets_total",
-        "Frames that are not well-formed IPv4 or IPv6 (ARP, LLDP, malformed IP), per interface and direction.",
-        BUCKET,
-    ),
-    counter(
-        "aliasstat_non_ip_bytes_total",
-        "Frame bytes (link-layer header included) of non-IP frames, per interface and direction.",
-        BUCKET,
-    ),
-    counter(
-        "aliasstat_overflow_packets_total",
-        "IP packets counted here because the address map was full when their address was first seen. Nonzero means --map-capacity is too small.",
-        BUCKET,
-    ),
-    counter(
-        "aliasstat_overflow_bytes_total",
-        "IP-layer bytes of packets counted in the overflow bucket.",
-        BUCKET,
-    ),
-    counter(
-        "aliasstat_foreign_other_packets_total",
-        "Packets of foreign addresses (neither on this host nor documented) without a series of their own, summed per interface and direction: those beyond --max-foreign-series, and those evicted after --foreign-idle without traffic.",
-        BUCKET,
-    ),
-    counter(
-        "aliasstat_foreign_other_bytes_total",
-        "IP-layer bytes of foreign addresses without a series of their own, summed per interface and direction.",
-        BUCKET,
-    ),
-    gauge(
-        "aliasstat_foreign_series",
-        "Foreign addresses that currently have per-address series.",
-        &[],
-    ),
-    gauge(
-        "aliasstat_foreign_series_limit",
-        "The --max-foreign-series limit.",
-        &[],
-    ),
-    gauge(
-        "aliasstat_program_attached",
-        "1 while the counting program is attached to the interface at this hook (tc or xdp) and direction, 0 when it is not.",
-        &["interface", "hook", "direction"],
-    ),
-    gauge(
-        "aliasstat_map_entries",
-        "Entries in the BPF map: addresses holds one per (interface, direction, address), other the non_ip and overflow buckets.",
-        &["map"],
-    ),
-    gauge(
-        "aliasstat_map_capacity",
-        "Maximum entries of the BPF map (--map-capacity for addresses).",
-        &["map"],
-    ),
-    gauge(
-        "aliasstat_config_last_reload_success",
-        "1 if the last load of the alias file succeeded, 0 if it failed and the previous inventory is still in use.",
-        &[],
-    ),
-    gauge(
-        "aliasstat_config_last_reload_timestamp_seconds",
-        "Unix time of the last load (or failed reload) of the alias file.",
-        &[],
-    ),
-    gauge(
-        "aliasstat_build_info",
-        "Always 1: the aliasstat version.",
-        &["version"],
-    ),
-    Family {
-        kind: Kind::Seconds,
-        name: "aliasstat_scrape_duration_seconds",
-        help: "Time this scrape took to read the maps and the inventory and build the aliasstat metrics.",
-        labels: &[],
-    },
-];
-
-/// One fresh vector per family per scrape: the values come from the kernel
-/// and are set once, never added to across scrapes.
-enum Vec_ {
-    Counter(IntCounterVec),
-    Gauge(IntGaugeVec),
-    Seconds(GaugeVec),
-}
-
-impl Vec_ {
-    fn new(f: &Family) -> Self {
-        let opts = Opts::new(f.name, f.help);
-        match f.kind {
-            Kind::Counter => {
-                Self::Counter(IntCounterVec::new(opts, f.labels).expect("valid metric"))
-            }
-            Kind::Gauge => Self::Gauge(IntGaugeVec::new(opts, f.labels).expect("valid metric")),
-            Kind::Seconds => Self::Seconds(GaugeVec::new(opts, f.labels).expect("valid metric")),
-        }
-    }
-
-    fn set(&self, labels: &[&str], value: u64) {
-        match self {
-            Self::Counter(v) => v.with_label_values(labels).inc_by(value),
-            Self::Gauge(v) => v
-                .with_label_values(labels)
-                .set(i64::try_from(value).unwrap_or(i64::MAX)),
-            Self::Seconds(v) => v.with_label_values(labels).set(value as f64),
-        }
-    }
-
-    fn set_seconds(&self, seconds: f64) {
-        if let Self::Seconds(v) = self {
-            v.with_label_values::<&str>(&[]).set(seconds);
-        }
-    }
-
-    fn collector(&self) -> &dyn Collector {
-        match self {
-            Self::Counter(v) => v,
-            Self::Gauge(v) => v,
-            Self::Seconds(v) => v,
-        }
-    }
-}
-
-pub struct AliasCollector {
+/// Serves `/metrics`: renders on demand, one render at a time.
+pub struct Exporter {
     live: Arc<Live>,
     max_foreign: usize,
-    templates: Vec<Vec_>,
+    renderer: Arc<tokio::sync::Mutex<Renderer>>,
+    /// Renders started so far; each body is tagged with its number.
+    started: AtomicU64,
+    latest: Mutex<Option<(u64, Arc<Body>)>>,
 }
 
-impl AliasCollector {
-    pub fn new(live: Arc<Live>, max_foreign: usize) -> Self {
-        Self {
+impl Exporter {
+    pub fn new(live: Arc<Live>, max_foreign: usize) -> Arc<Self> {
+        Arc::new(Self {
             live,
             max_foreign,
-            templates: FAMILIES.iter().map(Vec_::new).collect(),
+            renderer: Arc::default(),
+            started: AtomicU64::new(0),
+            latest: Mutex::new(None),
+        })
+    }
+
+    /// A body rendered after this call began: the one a render that
+    /// started meanwhile produced, or a new one.
+    pub async fn scrape(self: &Arc<Self>) -> Result<Arc<Body>, tokio::task::JoinError> {
+        let arrived = self.started.load(Ordering::Acquire);
+        // Waiting here is asynchronous: a burst of scrapes holds no
+        // threads and no buffers while one of them renders.
+        let mut renderer = self.renderer.clone().lock_owned().await;
+        if let Some(body) = self.fresh_since(arrived) {
+            return Ok(body);
+        }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let number = this.started.fetch_add(1, Ordering::AcqRel) + 1;
+            // Let go of the last body first, so that its buffer is reused
+            // when no response holds it any more.
+            *this.latest() = None;
+            let body = Arc::new(renderer.render(&this.live, this.max_foreign));
+            *this.latest() = Some((number, body.clone()));
+            body
+        })
+        .await
+    }
+
+    fn fresh_since(&self, arrived: u64) -> Option<Arc<Body>> {
+        match &*self.latest() {
+            Some((number, body)) if *number > arrived => Some(body.clone()),
+            _ => None,
         }
     }
 
-    fn fill(&self, v: &[Vec_]) {
+    fn latest(&self) -> std::sync::MutexGuard<'_, Option<(u64, Arc<Body>)>> {
+        self.latest.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What is kept between scrapes: the output buffer and the label text.
+pub struct Renderer {
+    out: BytesMut,
+    /// Length of the last body, to size the next one.
+    last_len: usize,
+    labels: LabelCache,
+    process: prometheus::Registry,
+}
+
+impl Default for Renderer {
+    fn default() -> Self {
+        let process = prometheus::Registry::new();
+        process
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("process families are registered once");
+        Self {
+            out: BytesMut::new(),
+            last_len: 0,
+            labels: LabelCache::default(),
+            process,
+        }
+    }
+}
+
+impl Renderer {
+    /// The whole exposition, aliasstat's families in name order, then the
+    /// `process_*` ones.
+    pub fn render(&mut self, live: &Live, max_foreign: usize) -> Body {
         let started = Instant::now();
-        let live = &self.live;
+        // Room for what the last scrape wrote; this reuses the last body's
+        // memory when no response holds it any more.
+        self.out.reserve(self.last_len);
         let host = live.host.borrow().clone();
         let status = live.config.borrow().clone();
-        let config = &status.config;
-        let alias_of = |a: IpAddr| config.alias(a).map_or("", |a| a.name.as_str());
-
-        match live.split() {
-            Ok((snap, split)) => {
-                // Series are named by interface name, summed over indexes:
-                // an interface deleted and created again continues its
-                // series instead of restarting it.
-                let mut addresses: BTreeMap<(String, IpAddr, Direction), Counters> =
-                    BTreeMap::new();
-                for c in &split.listed {
-                    let key = (host.link_name(c.ifindex), c.address, c.direction);
-                    *addresses.entry(key).or_default() += c.counters;
-                }
-                let mut known: Vec<IpAddr> = Vec::with_capacity(addresses.len());
-                for ((iface, address, dir), c) in &addresses {
-                    let addr = address.to_string();
-                    let labels = [iface.as_str(), addr.as_str(), alias_of(*address)];
-                    let (packets, bytes) = match dir {
-                        Direction::Rx => (RX_PACKETS, RX_BYTES),
-                        Direction::Tx => (TX_PACKETS, TX_BYTES),
-                    };
-                    v[packets].set(&labels, c.packets);
-                    v[bytes].set(&labels, c.bytes);
-                    known.push(*address);
-                }
-                let mut buckets: BTreeMap<(String, Direction, usize, usize), Counters> =
-                    BTreeMap::new();
-                for o in &snap.other {
-                    let families = match o.kind {
-                        OtherKind::NonIp => (NON_IP_PACKETS, NON_IP_BYTES),
-                        OtherKind::Overflow => (OVERFLOW_PACKETS, OVERFLOW_BYTES),
-                        // Idle foreign entries folded away: still foreign
-                        // traffic without a series of its own.
-                        OtherKind::Evicted => (OTHER_PACKETS, OTHER_BYTES),
-                    };
-                    let key = (
-                        host.link_name(o.ifindex),
-                        o.direction,
-                        families.0,
-                        families.1,
-                    );
-                    *buckets.entry(key).or_default() += o.counters;
-                }
-                for ((ifindex, dir), c) in &split.other {
-                    let key = (host.link_name(*ifindex), *dir, OTHER_PACKETS, OTHER_BYTES);
-                    *buckets.entry(key).or_default() += *c;
-                }
-                for ((iface, dir, packets, bytes), c) in &buckets {
-                    let labels = [iface.as_str(), dir.metric_name()];
-                    v[*packets].set(&labels, c.packets);
-                    v[*bytes].set(&labels, c.bytes);
-                }
-                v[MAP_ENTRIES].set(&["addresses"], snap.addresses.len() as u64);
-                v[MAP_ENTRIES].set(&["other"], snap.other.len() as u64);
-                known.extend(host.addresses().map(|a| a.address));
-                known.extend(config.aliases.iter().map(|a| a.address));
-                known.sort_unstable();
-                known.dedup();
-                for a in known {
-                    let documented = u64::from(config.alias(a).is_some());
-                    v[DOCUMENTED].set(&[&a.to_string()], documented);
-                }
-            }
-            // The self-metrics below still tell what is wrong.
-            Err(e) => warn!("scrape: {e}"),
+        self.labels.follow(&host, &status.config);
+        let read = live.split().map_err(|e| warn!("scrape: {e}")).ok();
+        let (series, buckets, entries) = match &read {
+            Some((snap, split)) => (
+                addresses::series(&split.listed, &mut self.labels),
+                Buckets::new(&snap.other, split, &mut self.labels),
+                Some((snap.addresses.len(), snap.other.len())),
+            ),
+            // The self-metrics still tell what is wrong.
+            None => (Vec::new(), Buckets::default(), None),
+        };
+        drop(read);
+        self.labels.prune(series.len());
+        let fill = Fill {
+            foreign_series: live.foreign_series(),
+            foreign_limit: max_foreign,
+            address_capacity: live.address_capacity,
+            entries,
+        };
+        let out = &mut self.out;
+        self.labels
+            .inventory()
+            .write(out, series.iter().map(|s| s.address));
+        self_metrics::write_build_and_reload(out, &status);
+        buckets.write(out, Bucket::ForeignOther);
+        self_metrics::write_fill(out, &fill);
+        buckets.write(out, Bucket::NonIp);
+        buckets.write(out, Bucket::Overflow);
+        self_metrics::write_attached(out, &live.attachments());
+        addresses::write(out, Direction::Rx, &series);
+        self_metrics::write_duration(out, started.elapsed().as_secs_f64());
+        addresses::write(out, Direction::Tx, &series);
+        prometheus::TextEncoder::new()
+            .encode(&self.process.gather(), &mut (&mut *out).writer())
+            .expect("writing to memory cannot fail");
+        self.last_len = self.out.len();
+        Body {
+            plain: self.out.split().freeze(),
+            gzip: OnceLock::new(),
         }
-
-        for a in host.addresses() {
-            let addr = a.address.to_string();
-            v[PRESENT].set(&[&a.interface, &addr, a.label.as_deref().unwrap_or("")], 1);
-        }
-        for alias in &config.aliases {
-            let addr = alias.address.to_string();
-            v[ALIAS_INFO].set(&[&alias.name, &addr, &alias.owner, &alias.purpose], 1);
-            if !host.holds(alias.address) {
-                v[PRESENT].set(&[alias.interface.as_deref().unwrap_or(""), &addr, ""], 0);
-            }
-        }
-        for a in live.attachments() {
-            let labels = [a.iface.as_str(), a.hook.as_str(), a.direction.metric_name()];
-            v[ATTACHED].set(&labels, u64::from(a.is_attached()));
-        }
-        let listed = live
-            .foreign
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .listed();
-        v[FOREIGN_SERIES].set(&[], listed as u64);
-        v[FOREIGN_LIMIT].set(&[], self.max_foreign as u64);
-        v[MAP_CAPACITY].set(&["addresses"], u64::from(live.address_capacity));
-        v[MAP_CAPACITY].set(&["other"], u64::from(common::names::OTHER_CAPACITY));
-        v[RELOAD_SUCCESS].set(&[], u64::from(status.last_reload_success));
-        let reloaded = status
-            .last_reload
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        v[RELOAD_TIMESTAMP].set(&[], reloaded);
-        v[BUILD_INFO].set(&[env!("CARGO_PKG_VERSION")], 1);
-        v[SCRAPE_DURATION].set_seconds(started.elapsed().as_secs_f64());
     }
-}
-
-impl Collector for AliasCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.templates
-            .iter()
-            .flat_map(|t| t.collector().desc())
-            .collect()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let fresh: Vec<Vec_> = FAMILIES.iter().map(Vec_::new).collect();
-        self.fill(&fresh);
-        fresh.iter().flat_map(|v| v.collector().collect()).collect()
-    }
-}
-
-/// The registry `/metrics` serves: aliasstat's families plus the standard
-/// `process_*` ones.
-pub fn registry(live: Arc<Live>, max_foreign: usize) -> prometheus::Registry {
-    let registry = prometheus::Registry::new();
-    registry
-        .register(Box::new(AliasCollector::new(live, max_foreign)))
-        .expect("aliasstat families are registered once");
-    registry
-        .register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))
-        .expect("process families are registered once");
-    registry
-}
-
-/// The text exposition format.
-pub fn encode(registry: &prometheus::Registry) -> Vec<u8> {
-    let mut out = Vec::new();
-    prometheus::Encoder::encode(
-        &prometheus::TextEncoder::new(),
-        &registry.gather(),
-        &mut out,
-    )
-    .expect("writing to a Vec cannot fail");
-    out
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use std::{sync::Mutex, time::UNIX_EPOCH};
 
+    use common::{Counters, OtherKind};
     use tokio::sync::watch;
 
     use super::*;
@@ -446,6 +248,11 @@ mod tests {
         })
     }
 
+    fn render(live: &Live) -> String {
+        let body = Renderer::default().render(live, 1);
+        String::from_utf8(body.plain().to_vec()).unwrap()
+    }
+
     fn samples(text: &str) -> Vec<&str> {
         text.lines()
             .filter(|l| l.starts_with("aliasstat_") && !l.starts_with("aliasstat_scrape_duration"))
@@ -474,17 +281,14 @@ mod tests {
                 counters: Counters::new(2, 84),
             }],
         };
-        let config = Config {
-            aliases: vec![Alias {
-                name: "vip".into(),
-                address: "192.0.2.10".parse().unwrap(),
-                owner: "web".into(),
-                purpose: "TLS".into(),
-                interface: Some("eth0".into()),
-            }],
-        };
-        let registry = registry(live(counts, config), 1);
-        let text = String::from_utf8(encode(&registry)).unwrap();
+        let config = Config::new(vec![Alias {
+            name: "vip".into(),
+            address: "192.0.2.10".parse().unwrap(),
+            owner: "web".into(),
+            purpose: "TLS".into(),
+            interface: Some("eth0".into()),
+        }]);
+        let text = render(&live(counts, config));
         assert_eq!(
             samples(&text),
             [
@@ -515,9 +319,108 @@ mod tests {
             ]
         );
         // Every family explains itself.
-        for f in &FAMILIES {
+        for f in ALL {
             assert!(text.contains(&format!("# HELP {} ", f.name)) || !text.contains(f.name));
             assert!(f.help.len() > 20, "{} needs a real HELP text", f.name);
         }
+        // Families come in name order, each introduced once.
+        let helps: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# HELP "))
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        assert!(helps.is_sorted(), "{helps:?}");
+        for f in ALL {
+            let n = helps.iter().filter(|h| **h == f.name).count();
+            assert!(n <= 1, "{} introduced {n} times", f.name);
+        }
+    }
+
+    #[test]
+    fn every_family_is_named_and_explained_as_prometheus_asks() {
+        for f in ALL {
+            assert!(f.name.starts_with("aliasstat_"), "{}", f.name);
+            let counter = f.kind == family::Kind::Counter;
+            assert_eq!(
+                f.name.ends_with("_total"),
+                counter,
+                "{}: _total iff counter",
+                f.name
+            );
+            // Base units only: bytes and seconds, never kilo-, milli-, bits.
+            for unit in ["_kb", "_mb", "_ms", "_milliseconds", "_bits", "_percent"] {
+                assert!(!f.name.contains(unit), "{} is not in base units", f.name);
+            }
+            assert!(f.help.len() > 20, "{} needs a real HELP text", f.name);
+            assert!(
+                !f.help.contains(['\\', '\n']),
+                "{}: HELP is written unescaped",
+                f.name
+            );
+            assert!(f.labels.is_sorted(), "{}: labels in name order", f.name);
+        }
+        let mut names: Vec<&str> = ALL.iter().map(|f| f.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len(), "family names are unique");
+    }
+
+    #[test]
+    fn concurrent_scrapes_share_one_body() {
+        let exporter = Exporter::new(live(Snapshot::default(), Config::default()), 1);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let bodies = rt.block_on(async {
+            let scrapes = (0..20).map(|_| {
+                let e = exporter.clone();
+                tokio::spawn(async move { e.scrape().await.unwrap() })
+            });
+            futures::future::try_join_all(scrapes).await.unwrap()
+        });
+        // The first renders alone; all that arrived while it did share the
+        // one render that starts after it.
+        let distinct = bodies
+            .iter()
+            .map(Arc::as_ptr)
+            .collect::<std::collections::BTreeSet<_>>();
+        assert!(
+            distinct.len() <= 2,
+            "{} renders for 20 scrapes",
+            distinct.len()
+        );
+        let gz = bodies[0].gzip();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut text)
+            .unwrap();
+        assert_eq!(text.as_bytes(), &bodies[0].plain()[..]);
     }
 }
+
+/// Every family, for the checks above.
+#[cfg(test)]
+const ALL: &[family::Meta] = &[
+    addresses::RECEIVE_PACKETS.meta(),
+    addresses::RECEIVE_BYTES.meta(),
+    addresses::TRANSMIT_PACKETS.meta(),
+    addresses::TRANSMIT_BYTES.meta(),
+    buckets::NON_IP_PACKETS.meta(),
+    buckets::NON_IP_BYTES.meta(),
+    buckets::OVERFLOW_PACKETS.meta(),
+    buckets::OVERFLOW_BYTES.meta(),
+    buckets::FOREIGN_OTHER_PACKETS.meta(),
+    buckets::FOREIGN_OTHER_BYTES.meta(),
+    inventory::DOCUMENTED.meta(),
+    inventory::PRESENT.meta(),
+    inventory::ALIAS_INFO.meta(),
+    self_metrics::FOREIGN_SERIES.meta(),
+    self_metrics::FOREIGN_LIMIT.meta(),
+    self_metrics::ATTACHED.meta(),
+    self_metrics::MAP_ENTRIES.meta(),
+    self_metrics::MAP_CAPACITY.meta(),
+    self_metrics::RELOAD_SUCCESS.meta(),
+    self_metrics::RELOAD_TIMESTAMP.meta(),
+    self_metrics::BUILD_INFO.meta(),
+    self_metrics::SCRAPE_DURATION.meta(),
+];
