@@ -119,7 +119,9 @@ struct RawAlias {
     interface: Option<String>,
 }
 
-/// Parses and validates the text of an inventory file named `path`.
+/// Parses and validates the text of an inventory file named `path`. First
+/// uses are kept as byte offsets and turned into line numbers only for an
+/// error: counting lines for every alias made a large file quadratic.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let invalid = |span: Range<usize>, message: String| ConfigError::Invalid {
         location: locate(text, path, span.start),
@@ -131,13 +133,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             format!("{}; see the example in the README", e.message().trim_end()),
         )
     })?;
-
-    // Byte offsets of first uses; turned into line numbers only for an
-    // error, since counting lines from the top for every alias made a
-    // large file quadratic to load.
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut addresses: HashMap<IpAddr, (String, usize)> = HashMap::new();
-    let line = |offset: usize| locate(text, path, offset).line;
     let mut aliases = Vec::with_capacity(file.alias.len());
     for raw in file.alias {
         let name_span = raw.name.span();
@@ -149,7 +146,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             ));
         }
         if let Some(first) = names.insert(name.clone(), name_span.start) {
-            let first = line(first);
+            let first = locate(text, path, first).line;
             return Err(invalid(
                 name_span,
                 format!(
@@ -168,7 +165,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             )
         })?;
         if let Some((other, first)) = addresses.insert(address, (name.clone(), name_span.start)) {
-            let first = line(first);
+            let first = locate(text, path, first).line;
             return Err(invalid(
                 address_span,
                 format!(

@@ -57,6 +57,7 @@ pub struct Family<const N: usize> {
 }
 
 /// What every family has in common, for checks over all of them.
+#[cfg(test)]
 #[derive(Clone, Copy, Debug)]
 pub struct Meta {
     pub name: &'static str,
@@ -66,6 +67,7 @@ pub struct Meta {
 }
 
 impl<const N: usize> Family<N> {
+    #[cfg(test)]
     pub const fn meta(&'static self) -> Meta {
         Meta {
             name: self.name,

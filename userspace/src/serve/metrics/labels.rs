@@ -13,6 +13,7 @@ use crate::inventory::{Config, HostTable};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Interface(u32);
 
+#[derive(Default)]
 pub struct LabelCache {
     /// The versions the text below was rendered from. Both watch channels
     /// publish a new `Arc` for every change, so comparing pointers is
@@ -26,21 +27,6 @@ pub struct LabelCache {
     inventory: Option<Inventory>,
     /// Counts scrapes, to tell which series the last one used.
     scrape: u64,
-}
-
-impl Default for LabelCache {
-    fn default() -> Self {
-        Self {
-            host: Arc::default(),
-            config: Arc::default(),
-            by_index: HashMap::new(),
-            by_name: HashMap::new(),
-            names: Vec::new(),
-            series: HashMap::new(),
-            inventory: None,
-            scrape: 0,
-        }
-    }
 }
 
 impl LabelCache {

@@ -396,31 +396,30 @@ mod tests {
             .unwrap();
         assert_eq!(text.as_bytes(), &bodies[0].plain()[..]);
     }
-}
 
-/// Every family, for the checks above.
-#[cfg(test)]
-const ALL: &[family::Meta] = &[
-    addresses::RECEIVE_PACKETS.meta(),
-    addresses::RECEIVE_BYTES.meta(),
-    addresses::TRANSMIT_PACKETS.meta(),
-    addresses::TRANSMIT_BYTES.meta(),
-    buckets::NON_IP_PACKETS.meta(),
-    buckets::NON_IP_BYTES.meta(),
-    buckets::OVERFLOW_PACKETS.meta(),
-    buckets::OVERFLOW_BYTES.meta(),
-    buckets::FOREIGN_OTHER_PACKETS.meta(),
-    buckets::FOREIGN_OTHER_BYTES.meta(),
-    inventory::DOCUMENTED.meta(),
-    inventory::PRESENT.meta(),
-    inventory::ALIAS_INFO.meta(),
-    self_metrics::FOREIGN_SERIES.meta(),
-    self_metrics::FOREIGN_LIMIT.meta(),
-    self_metrics::ATTACHED.meta(),
-    self_metrics::MAP_ENTRIES.meta(),
-    self_metrics::MAP_CAPACITY.meta(),
-    self_metrics::RELOAD_SUCCESS.meta(),
-    self_metrics::RELOAD_TIMESTAMP.meta(),
-    self_metrics::BUILD_INFO.meta(),
-    self_metrics::SCRAPE_DURATION.meta(),
-];
+    /// Every family, for the checks above.
+    const ALL: &[family::Meta] = &[
+        addresses::RECEIVE_PACKETS.meta(),
+        addresses::RECEIVE_BYTES.meta(),
+        addresses::TRANSMIT_PACKETS.meta(),
+        addresses::TRANSMIT_BYTES.meta(),
+        buckets::NON_IP_PACKETS.meta(),
+        buckets::NON_IP_BYTES.meta(),
+        buckets::OVERFLOW_PACKETS.meta(),
+        buckets::OVERFLOW_BYTES.meta(),
+        buckets::FOREIGN_OTHER_PACKETS.meta(),
+        buckets::FOREIGN_OTHER_BYTES.meta(),
+        inventory::DOCUMENTED.meta(),
+        inventory::PRESENT.meta(),
+        inventory::ALIAS_INFO.meta(),
+        self_metrics::FOREIGN_SERIES.meta(),
+        self_metrics::FOREIGN_LIMIT.meta(),
+        self_metrics::ATTACHED.meta(),
+        self_metrics::MAP_ENTRIES.meta(),
+        self_metrics::MAP_CAPACITY.meta(),
+        self_metrics::RELOAD_SUCCESS.meta(),
+        self_metrics::RELOAD_TIMESTAMP.meta(),
+        self_metrics::BUILD_INFO.meta(),
+        self_metrics::SCRAPE_DURATION.meta(),
+    ];
+}
