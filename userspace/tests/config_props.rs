@@ -46,14 +46,14 @@ fn check(text: &str) -> Result<(), TestCaseError> {
     match parse_config(text, Path::new(PATH)) {
         Ok(config) => {
             // Whatever parses holds unique names and addresses.
-            let mut names: Vec<_> = config.aliases.iter().map(|a| &a.name).collect();
-            let mut addrs: Vec<_> = config.aliases.iter().map(|a| a.address).collect();
+            let mut names: Vec<_> = config.aliases().iter().map(|a| &a.name).collect();
+            let mut addrs: Vec<_> = config.aliases().iter().map(|a| a.address).collect();
             names.sort();
             names.dedup();
             addrs.sort();
             addrs.dedup();
-            prop_assert_eq!(names.len(), config.aliases.len());
-            prop_assert_eq!(addrs.len(), config.aliases.len());
+            prop_assert_eq!(names.len(), config.aliases().len());
+            prop_assert_eq!(addrs.len(), config.aliases().len());
             Ok(())
         }
         Err(e) => check_location(text, &e),
@@ -199,5 +199,5 @@ fn the_shipped_example_parses() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/aliases.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let config = parse_config(&text, &path).unwrap();
-    assert_eq!(config.aliases.len(), 5);
+    assert_eq!(config.aliases().len(), 5);
 }

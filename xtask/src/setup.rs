@@ -19,8 +19,17 @@ use crate::{cmd, workspace};
 /// prometheus for `promtool check metrics`.
 /// The root tests and the dashboard checks use these: ip and nft for the
 /// lab, tmux to drive `aliasstat top`, Prometheus and promtool for the rules
-/// and dashboards, jq and curl for dashboards/check.sh.
-const ROOT_PACKAGES: &[&str] = &["iproute2", "nftables", "tmux", "prometheus", "jq", "curl"];
+/// and dashboards, jq and curl for dashboards/check.sh, and node_exporter
+/// for the bench's textfile-collector yardstick.
+const ROOT_PACKAGES: &[&str] = &[
+    "iproute2",
+    "nftables",
+    "tmux",
+    "prometheus",
+    "jq",
+    "curl",
+    "prometheus-node-exporter",
+];
 
 /// Pinned so a new release cannot drop the `llvm-<major>` feature under CI.
 /// Raise it when the nightly moves to an LLVM this version does not support.

@@ -45,7 +45,11 @@ pub fn run(args: TestArgs) -> Result<()> {
     // Every benchmark once at a tiny size, so that none of them rots; no
     // number is checked. A run filtered to some scenarios skips it.
     if args.harness_args.is_empty() {
-        crate::bench::run(crate::bench::BenchArgs { quick: true })?;
+        crate::bench::run(crate::bench::BenchArgs {
+            quick: true,
+            full: false,
+            only: Vec::new(),
+        })?;
     }
 
     // promtool check/test of the alert rules, and every dashboard query

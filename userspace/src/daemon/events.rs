@@ -118,7 +118,7 @@ fn reload(path: &Path, tx: &watch::Sender<ConfigStatus>) {
         Ok(config) => {
             info!(
                 "SIGHUP: reloaded {} documented aliases from {}",
-                config.aliases.len(),
+                config.aliases().len(),
                 path.display()
             );
             tx.send_replace(ConfigStatus {

@@ -48,7 +48,7 @@ pub(super) fn inventory(path: &Path) -> Result<Inventory, DaemonError> {
     let config = inventory::load_config(path)?;
     info!(
         "{} documented aliases from {}",
-        config.aliases.len(),
+        config.aliases().len(),
         path.display()
     );
     let (config_tx, config_rx) = watch::channel(ConfigStatus {

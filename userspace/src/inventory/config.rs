@@ -28,12 +28,34 @@ pub struct Alias {
 /// The parsed file. An empty one documents nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
-    pub aliases: Vec<Alias>,
+    aliases: Vec<Alias>,
+    /// Position in `aliases` of each address: every join of the host's
+    /// addresses or the counters with the file is a lookup here, so it
+    /// costs one pass whatever the number of aliases.
+    by_address: HashMap<IpAddr, usize>,
 }
 
 impl Config {
+    /// The aliases in file order. A repeated address keeps its first alias
+    /// (the parser rejects repeats; this only matters for hand-made ones).
+    pub fn new(aliases: Vec<Alias>) -> Self {
+        let mut by_address = HashMap::with_capacity(aliases.len());
+        for (i, a) in aliases.iter().enumerate() {
+            by_address.entry(a.address).or_insert(i);
+        }
+        Self {
+            aliases,
+            by_address,
+        }
+    }
+
+    /// Every alias, in file order.
+    pub fn aliases(&self) -> &[Alias] {
+        &self.aliases
+    }
+
     pub fn alias(&self, address: IpAddr) -> Option<&Alias> {
-        self.aliases.iter().find(|a| a.address == address)
+        self.by_address.get(&address).map(|&i| &self.aliases[i])
     }
 }
 
@@ -97,7 +119,9 @@ struct RawAlias {
     interface: Option<String>,
 }
 
-/// Parses and validates the text of an inventory file named `path`.
+/// Parses and validates the text of an inventory file named `path`. First
+/// uses are kept as byte offsets and turned into line numbers only for an
+/// error: counting lines for every alias made a large file quadratic.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let invalid = |span: Range<usize>, message: String| ConfigError::Invalid {
         location: locate(text, path, span.start),
@@ -109,7 +133,6 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             format!("{}; see the example in the README", e.message().trim_end()),
         )
     })?;
-
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut addresses: HashMap<IpAddr, (String, usize)> = HashMap::new();
     let mut aliases = Vec::with_capacity(file.alias.len());
@@ -122,8 +145,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 "the alias name is empty; give every [[alias]] a name such as \"shop-tls\"".into(),
             ));
         }
-        let line = locate(text, path, name_span.start).line;
-        if let Some(first) = names.insert(name.clone(), line) {
+        if let Some(first) = names.insert(name.clone(), name_span.start) {
+            let first = locate(text, path, first).line;
             return Err(invalid(
                 name_span,
                 format!(
@@ -141,7 +164,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 ),
             )
         })?;
-        if let Some((other, first)) = addresses.insert(address, (name.clone(), line)) {
+        if let Some((other, first)) = addresses.insert(address, (name.clone(), name_span.start)) {
+            let first = locate(text, path, first).line;
             return Err(invalid(
                 address_span,
                 format!(
@@ -157,7 +181,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             interface: raw.interface,
         });
     }
-    Ok(Config { aliases })
+    Ok(Config::new(aliases))
 }
 
 fn locate(text: &str, path: &Path, offset: usize) -> Location {
@@ -197,7 +221,7 @@ address = "2001:db8::53"
 "#;
         let config = parse(text, Path::new(PATH)).unwrap();
         assert_eq!(
-            config.aliases,
+            config.aliases(),
             [
                 Alias {
                     name: "shop-tls".into(),

@@ -29,7 +29,7 @@ pub fn drift<'a>(host: &'a HostTable, config: &'a Config) -> Drift<'a> {
         .collect();
     let mut missing = Vec::new();
     let mut misplaced = Vec::new();
-    for alias in &config.aliases {
+    for alias in config.aliases() {
         let holders: Vec<&HostAddress> = host.holders(alias.address).collect();
         if holders.is_empty() {
             missing.push(alias);

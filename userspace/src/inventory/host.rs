@@ -4,7 +4,11 @@
 //! same function serves the start-up dump and the live events, so both
 //! paths agree by construction.
 
-use std::{collections::BTreeMap, fmt, net::IpAddr};
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt,
+    net::IpAddr,
+};
 
 use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
@@ -88,6 +92,9 @@ pub struct HostTable {
     /// re-created under the same name continues the same series.
     departed: BTreeMap<u32, String>,
     addresses: BTreeMap<(u32, IpAddr), HostAddress>,
+    /// The interfaces holding each address, so that asking who holds an
+    /// address does not scan the whole table.
+    holders: HashMap<IpAddr, Vec<u32>>,
 }
 
 impl HostTable {
@@ -104,19 +111,47 @@ impl HostTable {
                 // The kernel reports the addresses' removal too, but only
                 // for those it still had; dropping them here makes a lost
                 // event harmless.
-                self.addresses.retain(|(i, _), _| *i != index);
+                let gone: Vec<IpAddr> = self
+                    .addresses
+                    .extract_if(.., |(i, _), _| *i == index)
+                    .map(|((_, a), _)| a)
+                    .collect();
+                for address in gone {
+                    self.unhold(index, address);
+                }
             }
             RouteNetlinkMessage::NewAddress(addr) => {
                 if let Some(entry) = self.entry(addr) {
-                    self.addresses.insert((entry.ifindex, entry.address), entry);
+                    let key = (entry.ifindex, entry.address);
+                    if self.addresses.insert(key, entry).is_none() {
+                        let on = self.holders.entry(key.1).or_default();
+                        // Kept sorted: holders come out in index order, as
+                        // they did from the table itself.
+                        let at = on.partition_point(|&i| i < key.0);
+                        on.insert(at, key.0);
+                    }
                 }
             }
             RouteNetlinkMessage::DelAddress(addr) => {
-                if let Some(entry) = self.entry(addr) {
-                    self.addresses.remove(&(entry.ifindex, entry.address));
+                if let Some(entry) = self.entry(addr)
+                    && self
+                        .addresses
+                        .remove(&(entry.ifindex, entry.address))
+                        .is_some()
+                {
+                    self.unhold(entry.ifindex, entry.address);
                 }
             }
             _ => {}
+        }
+    }
+
+    fn unhold(&mut self, ifindex: u32, address: IpAddr) {
+        if let Some(on) = self.holders.get_mut(&address) {
+            on.retain(|&i| i != ifindex);
+            if on.is_empty() {
+                self.holders.remove(&address);
+            }
         }
     }
 
@@ -173,11 +208,13 @@ impl HostTable {
         self.addresses.values()
     }
 
-    /// The entries holding `address` (usually one).
+    /// The entries holding `address` (usually one), by interface index.
     pub fn holders(&self, address: IpAddr) -> impl Iterator<Item = &HostAddress> {
-        self.addresses
-            .values()
-            .filter(move |e| e.address == address)
+        self.holders
+            .get(&address)
+            .into_iter()
+            .flatten()
+            .filter_map(move |&i| self.addresses.get(&(i, address)))
     }
 
     /// Whether interface `ifindex` holds `address`.
@@ -186,7 +223,7 @@ impl HostTable {
     }
 
     pub fn holds(&self, address: IpAddr) -> bool {
-        self.holders(address).next().is_some()
+        self.holders.contains_key(&address)
     }
 
     /// The name of `index` as last reported, for counts seen on it, also

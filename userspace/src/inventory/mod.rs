@@ -67,12 +67,10 @@ mod tests {
     #[test]
     fn states_follow_file_and_host() {
         let host = host();
-        let config = Config {
-            aliases: vec![
-                alias("shop", "192.168.1.100", None),
-                alias("vip", "192.168.1.200", None),
-            ],
-        };
+        let config = Config::new(vec![
+            alias("shop", "192.168.1.100", None),
+            alias("vip", "192.168.1.200", None),
+        ]);
         let ip = |s: &str| s.parse().unwrap();
         assert_eq!(
             state(&host, &config, ip("192.168.1.100")),
@@ -106,9 +104,7 @@ mod tests {
             AddressFlags::Permanent,
             AddressScope::Universe,
         )));
-        let config = Config {
-            aliases: vec![alias("shop", "192.168.1.100", None)],
-        };
+        let config = Config::new(vec![alias("shop", "192.168.1.100", None)]);
         let lines: Vec<String> = changes(&before, &now, &config)
             .iter()
             .map(ToString::to_string)
@@ -125,14 +121,12 @@ mod tests {
     #[test]
     fn drift_ignores_host_and_link_scope_unless_named() {
         let host = host();
-        let config = Config {
-            aliases: vec![
-                alias("shop", "192.168.1.100", Some("eth0")),
-                alias("dns", "192.0.2.53", Some("eth0")),
-                alias("gone", "192.168.1.200", None),
-                alias("local", "127.0.0.1", None),
-            ],
-        };
+        let config = Config::new(vec![
+            alias("shop", "192.168.1.100", Some("eth0")),
+            alias("dns", "192.0.2.53", Some("eth0")),
+            alias("gone", "192.168.1.200", None),
+            alias("local", "127.0.0.1", None),
+        ]);
         let d = drift(&host, &config);
         let undocumented: Vec<String> = d
             .undocumented
@@ -155,13 +149,11 @@ mod tests {
         assert_eq!(misplaced, [("dns", vec!["lo"])]);
         assert!(!d.is_empty());
 
-        let agreeing = Config {
-            aliases: vec![
-                alias("shop", "192.168.1.100", Some("eth0")),
-                alias("dns", "192.0.2.53", Some("lo")),
-                alias("mgmt", "192.168.1.10", None),
-            ],
-        };
+        let agreeing = Config::new(vec![
+            alias("shop", "192.168.1.100", Some("eth0")),
+            alias("dns", "192.0.2.53", Some("lo")),
+            alias("mgmt", "192.168.1.10", None),
+        ]);
         assert!(drift(&host, &agreeing).is_empty());
     }
 }

@@ -55,7 +55,7 @@ pub fn rows(host: &HostTable, config: &Config, counts: &Snapshot) -> Vec<Row> {
     let mut addresses: Vec<IpAddr> = host
         .addresses()
         .map(|a| a.address)
-        .chain(config.aliases.iter().map(|a| a.address))
+        .chain(config.aliases().iter().map(|a| a.address))
         .chain(seen.keys().copied())
         .collect();
     addresses.sort_unstable();
@@ -126,24 +126,22 @@ mod tests {
             AddressFlags::Permanent,
             AddressScope::Universe,
         )));
-        let config = Config {
-            aliases: vec![
-                Alias {
-                    name: "dns".into(),
-                    address: "192.0.2.53".parse().unwrap(),
-                    owner: "infra".into(),
-                    purpose: "resolver".into(),
-                    interface: Some("lo".into()),
-                },
-                Alias {
-                    name: "vip".into(),
-                    address: "192.0.2.80".parse().unwrap(),
-                    owner: "web".into(),
-                    purpose: String::new(),
-                    interface: None,
-                },
-            ],
-        };
+        let config = Config::new(vec![
+            Alias {
+                name: "dns".into(),
+                address: "192.0.2.53".parse().unwrap(),
+                owner: "infra".into(),
+                purpose: "resolver".into(),
+                interface: Some("lo".into()),
+            },
+            Alias {
+                name: "vip".into(),
+                address: "192.0.2.80".parse().unwrap(),
+                owner: "web".into(),
+                purpose: String::new(),
+                interface: None,
+            },
+        ]);
         let count = |address: &str, direction, packets, bytes| AddressCount {
             ifindex: 2,
             direction,

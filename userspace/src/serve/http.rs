@@ -22,7 +22,6 @@ use hyper::{
 };
 use hyper_util::rt::{TokioIo, TokioTimer};
 use log::{debug, warn};
-use prometheus::Registry;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpListener,
@@ -50,7 +49,7 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 struct App {
     live: Arc<Live>,
-    registry: Registry,
+    exporter: Arc<metrics::Exporter>,
     web: watch::Receiver<Arc<WebConfig>>,
 }
 
@@ -76,7 +75,7 @@ pub async fn serve(
     web: watch::Receiver<Arc<WebConfig>>,
 ) {
     let app = Arc::new(App {
-        registry: metrics::registry(live.clone()),
+        exporter: metrics::Exporter::new(live.clone()),
         live,
         web,
     });
@@ -185,6 +184,62 @@ async fn authorized(
     handle(req, app).await
 }
 
+/// Whether the client takes `gzip` (Prometheus sends `Accept-Encoding:
+/// gzip`); `gzip;q=0` refuses it.
+fn accepts_gzip(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let weight = parts
+                .find_map(|p| p.strip_prefix("q="))
+                .map_or(Some(1.0), |q| q.parse::<f32>().ok());
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && weight.is_some_and(|q| q > 0.0)
+        })
+}
+
+async fn metrics_response(app: &App, gzip: bool) -> Response<Full<Bytes>> {
+    // Rendering a large map takes a while; it runs off the runtime thread
+    // that also follows rtnetlink, and so does compressing it.
+    let body = match app.exporter.scrape().await {
+        Ok(body) => body,
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("scrape failed: {e}\n"),
+            );
+        }
+    };
+    let bytes = if gzip {
+        match tokio::task::spawn_blocking(move || body.gzip()).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("compressing the scrape failed: {e}\n"),
+                );
+            }
+        }
+    } else {
+        body.plain()
+    };
+    let mut resp = with_type(
+        text(StatusCode::OK, bytes),
+        "text/plain; version=0.0.4; charset=utf-8",
+    );
+    let headers = resp.headers_mut();
+    // Caches must not hand a gzipped body to a client that did not ask.
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if gzip {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    resp
+}
+
 async fn handle(
     req: Request<Incoming>,
     app: Arc<App>,
@@ -233,22 +288,7 @@ async fn handle(
             ),
             "application/json",
         ),
-        "/metrics" => {
-            // Reading a large map takes a while; keep it off the runtime
-            // thread that also follows rtnetlink.
-            let app = app.clone();
-            let body = tokio::task::spawn_blocking(move || metrics::encode(&app.registry)).await;
-            match body {
-                Ok(body) => with_type(
-                    text(StatusCode::OK, body),
-                    "text/plain; version=0.0.4; charset=utf-8",
-                ),
-                Err(e) => text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("scrape failed: {e}\n"),
-                ),
-            }
-        }
+        "/metrics" => metrics_response(&app, accepts_gzip(&req)).await,
         _ => {
             let app = app.clone();
             let rows = tokio::task::spawn_blocking(move || app.live.rows()).await;

@@ -7,12 +7,17 @@
 //!    or nftables accounting on the receiving end.
 //! 3. [`scrape`]: a `/metrics` scrape, one map read (batched and per key)
 //!    and the daemon's memory, for 1k to 1M map entries.
+//! 4. [`aliases`]: N documented aliases configured on a veth with a packet
+//!    each: scrapes plain and gzip against the map read and node_exporter's
+//!    textfile collector, memory under concurrent scrapes, and `check`,
+//!    `aliases --json`, reload and start-up against `ip -j addr show`.
 //!
 //! Prints the tables and writes them into BENCHMARKS.md between its
 //! markers; `--quick` runs everything at a tiny size for the test suite and
 //! leaves BENCHMARKS.md alone. Needs root. Nothing here asserts a time:
 //! the verdicts against the targets are reported, not enforced.
 
+mod aliases;
 mod live;
 mod packet;
 mod scrape;
@@ -33,8 +38,24 @@ pub struct BenchArgs {
     /// Run every benchmark at a tiny size (a few seconds in all), to check
     /// that they still work; the numbers mean nothing. Writes
     /// target/bench-quick.md instead of BENCHMARKS.md.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "full")]
     pub quick: bool,
+    /// Also run the largest sizes (100k configured aliases).
+    #[arg(long)]
+    pub full: bool,
+    /// Run only these parts; the tables go to target/bench-only.md and
+    /// BENCHMARKS.md is left alone.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<Part>,
+}
+
+/// The parts of the benchmark, for `--only`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    Packet,
+    Live,
+    Scrape,
+    Aliases,
 }
 
 /// Sizes and repetitions of one run.
@@ -50,10 +71,12 @@ pub struct Plan {
     nft_sizes: Vec<usize>,
     /// Entries in the address map for the userspace costs.
     map_sizes: Vec<u32>,
+    /// Aliases configured and documented for the inventory costs.
+    alias_sizes: Vec<usize>,
 }
 
 impl Plan {
-    fn new(quick: bool) -> Self {
+    fn new(quick: bool, full: bool) -> Self {
         if quick {
             Self {
                 repeat: 10_000,
@@ -61,6 +84,7 @@ impl Plan {
                 seconds: 0.2,
                 nft_sizes: vec![10, 1000],
                 map_sizes: vec![100, 1000],
+                alias_sizes: vec![100],
             }
         } else {
             Self {
@@ -69,6 +93,11 @@ impl Plan {
                 seconds: 2.0,
                 nft_sizes: vec![10, 100, 1000],
                 map_sizes: vec![1_000, 10_000, 100_000, 1_000_000],
+                alias_sizes: if full {
+                    vec![1_000, 10_000, 100_000]
+                } else {
+                    vec![1_000, 10_000]
+                },
             }
         }
     }
@@ -159,7 +188,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     setup::run()?;
     let aliasstat = build::build(Profile::Release)?;
     let tools = tools::Tools::build(aliasstat.clone())?;
-    let plan = Plan::new(args.quick);
+    let plan = Plan::new(args.quick, args.full);
+    let runs = |part| args.only.is_empty() || args.only.contains(&part);
     lab::remove_stale()?;
     lab::bpffs::mount()?;
     // The lab's daemon guard runs this binary; set before any thread runs.
@@ -168,22 +198,52 @@ pub fn run(args: BenchArgs) -> Result<()> {
     unsafe { std::env::set_var("ALIASSTAT_BIN", &aliasstat) };
 
     let machine = tools::Machine::probe();
-    println!("bench: per-packet cost (BPF_PROG_TEST_RUN)");
-    let packet = packet::run(&tools, &plan)?;
-    println!("{}", packet.table());
-    println!("bench: live throughput over a veth");
-    let live = live::run(&tools, &plan)?;
-    println!("{}", live.table());
-    println!("bench: userspace (scrape, map read, memory)");
-    let userspace = scrape::run(&tools, &plan)?;
-    println!("{}", userspace.table());
-
-    let mut verdicts = packet.verdicts();
-    verdicts.extend(live.verdicts());
-    verdicts.extend(userspace.verdicts());
-    let report = report(&machine, &packet, &live, &userspace, &verdicts, args.quick);
+    let mut sections = Vec::new();
+    let mut verdicts = Vec::new();
+    if runs(Part::Packet) {
+        println!("bench: per-packet cost (BPF_PROG_TEST_RUN)");
+        let packet = packet::run(&tools, &plan)?;
+        println!("{}", packet.table());
+        verdicts.extend(packet.verdicts());
+        sections.push(("1. Per-packet cost (BPF_PROG_TEST_RUN)", packet.table()));
+    }
+    if runs(Part::Live) {
+        println!("bench: live throughput over a veth");
+        let live = live::run(&tools, &plan)?;
+        println!("{}", live.table());
+        verdicts.extend(live.verdicts());
+        sections.push(("2. Live throughput (UDP flood over a veth)", live.table()));
+    }
+    if runs(Part::Scrape) {
+        println!("bench: userspace (scrape, map read, memory)");
+        let userspace = scrape::run(&tools, &plan)?;
+        println!("{}", userspace.table());
+        verdicts.extend(userspace.verdicts());
+        sections.push(("3. Userspace: scrape, map read, memory", userspace.table()));
+    }
+    if runs(Part::Aliases) {
+        println!("bench: configured aliases (scrape, gzip, node_exporter, commands)");
+        let aliases = aliases::run(&tools, &plan)?;
+        println!("{}", aliases.table());
+        verdicts.extend(aliases.verdicts());
+        sections.push((
+            "4. Configured aliases: scrape, node_exporter, commands",
+            aliases.table(),
+        ));
+    }
+    let report = report(&machine, &sections, &verdicts, args.quick);
     println!("{report}");
 
+    if !args.only.is_empty() {
+        let path = workspace::root().join("target/bench-only.md");
+        std::fs::write(&path, &report)
+            .with_context(|| format!("could not write {}", path.display()))?;
+        println!(
+            "bench: parts only, tables in {} (BENCHMARKS.md left alone)",
+            path.display()
+        );
+        return Ok(());
+    }
     if args.quick {
         let path = workspace::root().join("target/bench-quick.md");
         std::fs::write(&path, &report)
@@ -204,9 +264,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
 fn report(
     machine: &tools::Machine,
-    packet: &packet::PacketCost,
-    live: &live::Throughput,
-    userspace: &scrape::Userspace,
+    sections: &[(&str, String)],
     verdicts: &[Verdict],
     quick: bool,
 ) -> String {
@@ -222,21 +280,9 @@ fn report(
     for v in verdicts {
         let _ = writeln!(r, "{}", v.row());
     }
-    let _ = writeln!(
-        r,
-        "\n### 1. Per-packet cost (BPF_PROG_TEST_RUN)\n\n{}",
-        packet.table()
-    );
-    let _ = writeln!(
-        r,
-        "### 2. Live throughput (UDP flood over a veth)\n\n{}",
-        live.table()
-    );
-    let _ = writeln!(
-        r,
-        "### 3. Userspace: scrape, map read, memory\n\n{}",
-        userspace.table()
-    );
+    for (title, table) in sections {
+        let _ = writeln!(r, "\n### {title}\n\n{table}");
+    }
     r
 }
 

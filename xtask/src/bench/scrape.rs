@@ -131,22 +131,47 @@ fn size(tools: &Tools, plan: &Plan, entries: u32) -> Result<Row> {
 /// `GET /metrics` from inside the namespace: (seconds to the last byte,
 /// body).
 fn scrape(veth: &Veth, addr: SocketAddr) -> Result<(f64, String)> {
+    let (elapsed, _, body) = get(&veth.server.ns, addr, "/metrics", false)?;
+    Ok((
+        elapsed,
+        String::from_utf8(body).context("a non-UTF-8 response")?,
+    ))
+}
+
+/// `GET path` from inside `ns`, asking for gzip if `gzip`: (seconds to the
+/// last byte, head, body as sent).
+pub(super) fn get(
+    ns: &lab::Netns,
+    addr: SocketAddr,
+    path: &str,
+    gzip: bool,
+) -> Result<(f64, String, Vec<u8>)> {
     let started = Instant::now();
-    let mut stream = veth
-        .server
-        .ns
+    let mut stream = ns
         .enter(|| TcpStream::connect(addr))?
         .with_context(|| format!("connect to {addr}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")?;
+    let accept = if gzip {
+        "Accept-Encoding: gzip\r\n"
+    } else {
+        ""
+    };
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: bench\r\n{accept}Connection: close\r\n\r\n"
+    )?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
     let elapsed = started.elapsed().as_secs_f64();
-    let text = String::from_utf8(response).context("a non-UTF-8 response")?;
-    let (head, body) = text.split_once("\r\n\r\n").context("no HTTP head")?;
-    ensure!(head.starts_with("HTTP/1.1 200"), "GET /metrics: {head}");
-    // hyper sends a body of known length whole; no chunked decoding needed.
-    Ok((elapsed, body.to_owned()))
+    let end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no HTTP head")?;
+    let head = String::from_utf8_lossy(&response[..end]).into_owned();
+    ensure!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
+    // Both servers send a body of known length whole; no chunked decoding
+    // needed.
+    Ok((elapsed, head, response[end + 4..].to_vec()))
 }
 
 fn scrape_duration(body: &str) -> Option<f64> {
@@ -159,14 +184,28 @@ fn scrape_duration(body: &str) -> Option<f64> {
 
 /// An `aliasstat run` with the flags the benchmark needs, which the lab's
 /// daemon guard does not take.
-struct Daemon {
+pub(super) struct Daemon {
     child: Child,
+    /// Its log lines after `ready`.
+    log: mpsc::Receiver<String>,
 }
 
 impl Daemon {
     fn start(tools: &Tools, veth: &Veth, pins: &BpfDir, capacity: u32) -> Result<Self> {
+        Self::start_with(tools, veth, pins, capacity, &[])
+    }
+
+    /// [`Daemon::start`] with more flags (`--config FILE`).
+    pub(super) fn start_with(
+        tools: &Tools,
+        veth: &Veth,
+        pins: &BpfDir,
+        capacity: u32,
+        more: &[&std::ffi::OsStr],
+    ) -> Result<Self> {
         let mut cmd = veth.server.ns.exec(&tools.aliasstat);
         cmd.args(["run", "--interface", &veth.server.ifname])
+            .args(more)
             .args(["--map-capacity", &capacity.to_string()])
             .args(["--max-foreign-series", &capacity.to_string()])
             .args(["--listen", LISTEN])
@@ -192,15 +231,18 @@ impl Daemon {
         let (lines, ready) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                // Nobody listens after `ready`; the rest is drained.
+                // Lines after `ready` queue for `wait_for`: a few per reload.
                 let _ = lines.send(line);
             }
         });
-        let mut daemon = Self { child };
+        let mut daemon = Self { child, log: ready };
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut log = String::new();
         loop {
-            match ready.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            match daemon
+                .log
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
                 // The word, as the lab's guard reads it ("already" is not it).
                 Ok(line)
                     if line
@@ -221,8 +263,26 @@ impl Daemon {
         }
     }
 
+    /// Waits for a log line containing `needle`.
+    pub(super) fn wait_for(&self, needle: &str, within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let line = self
+                .log
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .with_context(|| format!("no log line with `{needle}` within {within:?}"))?;
+            if line.contains(needle) {
+                return Ok(());
+            }
+        }
+    }
+
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// (VmRSS, VmHWM) in bytes.
-    fn memory(&self) -> Result<(f64, f64)> {
+    pub(super) fn memory(&self) -> Result<(f64, f64)> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
         let kib = |name: &str| -> Option<f64> {
             let v = status.lines().find_map(|l| l.strip_prefix(name))?;
@@ -234,7 +294,7 @@ impl Daemon {
         }
     }
 
-    fn stop(mut self) -> Result<()> {
+    pub(super) fn stop(mut self) -> Result<()> {
         let status = self.terminate()?;
         ensure!(status.success(), "aliasstat run exited with {status}");
         Ok(())

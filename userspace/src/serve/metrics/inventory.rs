@@ -1,0 +1,130 @@
+//! The inventory families: which addresses are present and documented,
+//! and what the alias file says about each alias.
+
+use std::net::IpAddr;
+
+use bytes::BytesMut;
+
+use super::family::{Family, Kind, Labels, Rendered};
+use crate::inventory::{Config, HostTable};
+
+pub static DOCUMENTED: Family<1> = Family {
+    name: "aliasstat_address_documented",
+    help: "1 if the alias file documents the address, 0 otherwise, for every address on this host, in the file, or with its own traffic series.",
+    kind: Kind::Gauge,
+    labels: Labels(["address"]),
+};
+
+pub static PRESENT: Family<3> = Family {
+    name: "aliasstat_address_present",
+    help: "1 while the address is configured on this host (interface is the one holding it, label its IFA_LABEL such as eth0:1); 0 for a documented address that is absent.",
+    kind: Kind::Gauge,
+    labels: Labels(["address", "interface", "label"]),
+};
+
+pub static ALIAS_INFO: Family<4> = Family {
+    name: "aliasstat_alias_info",
+    help: "Always 1: the owner and purpose of each documented alias, from the alias file. Join on address.",
+    kind: Kind::Gauge,
+    labels: Labels(["address", "alias", "owner", "purpose"]),
+};
+
+/// The three families' samples for one host table and alias file,
+/// rendered once.
+pub struct Inventory {
+    /// Every address on the host or in the file, sorted, with whether the
+    /// file documents it.
+    documented: Vec<(IpAddr, bool, Rendered<1>)>,
+    present: Vec<(Rendered<3>, bool)>,
+    alias_info: Vec<Rendered<4>>,
+}
+
+impl Inventory {
+    pub fn render(host: &HostTable, config: &Config) -> Self {
+        let mut known: Vec<IpAddr> = host
+            .addresses()
+            .map(|a| a.address)
+            .chain(config.aliases().iter().map(|a| a.address))
+            .collect();
+        known.sort_unstable();
+        known.dedup();
+        let documented = known
+            .into_iter()
+            .map(|a| {
+                let text = DOCUMENTED.labels.render([&a.to_string()]);
+                (a, config.alias(a).is_some(), text)
+            })
+            .collect();
+        let mut present: Vec<(Rendered<3>, bool)> = host
+            .addresses()
+            .map(|a| {
+                let values = [
+                    &a.address.to_string(),
+                    a.interface.as_str(),
+                    a.label.as_deref().unwrap_or(""),
+                ];
+                (PRESENT.labels.render(values), true)
+            })
+            .collect();
+        let absent = config.aliases().iter().filter(|a| !host.holds(a.address));
+        present.extend(absent.map(|a| {
+            let values = [
+                &a.address.to_string(),
+                a.interface.as_deref().unwrap_or(""),
+                "",
+            ];
+            (PRESENT.labels.render(values), false)
+        }));
+        let alias_info = config
+            .aliases()
+            .iter()
+            .map(|a| {
+                let address = a.address.to_string();
+                ALIAS_INFO
+                    .labels
+                    .render([&address, &a.name, &a.owner, &a.purpose])
+            })
+            .collect();
+        Self {
+            documented,
+            present,
+            alias_info,
+        }
+    }
+
+    /// Writes the three families. `with_series` are the addresses with
+    /// series of their own, sorted: those neither held nor documented are
+    /// shown as undocumented too.
+    pub fn write(&self, out: &mut BytesMut, with_series: impl Iterator<Item = IpAddr>) {
+        let mut section = DOCUMENTED.open(out);
+        let mut known = self.documented.iter().peekable();
+        let mut series = with_series.peekable();
+        // A merge of two sorted lists, each address written once.
+        loop {
+            let from_known = match (known.peek(), series.peek()) {
+                (None, None) => break,
+                (Some(k), Some(&s)) => k.0 <= s,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+            };
+            let address = if from_known {
+                let (address, documented, text) = known.next().expect("peeked");
+                section.rendered(text, *documented);
+                *address
+            } else {
+                let address = series.next().expect("peeked");
+                section.sample([&address.to_string()], false);
+                address
+            };
+            while series.next_if_eq(&address).is_some() {}
+        }
+        let mut section = PRESENT.open(out);
+        for (text, present) in &self.present {
+            section.rendered(text, *present);
+        }
+        let mut section = ALIAS_INFO.open(out);
+        for text in &self.alias_info {
+            section.rendered(text, true);
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! aliasstat's own health: attachments, map fill, the series budget, the
+//! alias file's last load, the version, and how long the scrape took.
+
+use std::time::UNIX_EPOCH;
+
+use bytes::BytesMut;
+
+use super::family::{Family, Kind, Labels};
+use crate::{bpf::attach::Attachment, daemon::ConfigStatus};
+
+pub static FOREIGN_SERIES: Family<0> = Family {
+    name: "aliasstat_foreign_series",
+    help: "Foreign addresses that currently have per-address series.",
+    kind: Kind::Gauge,
+    labels: Labels([]),
+};
+
+pub static FOREIGN_LIMIT: Family<0> = Family {
+    name: "aliasstat_foreign_series_limit",
+    help: "The --max-foreign-series limit.",
+    kind: Kind::Gauge,
+    labels: Labels([]),
+};
+
+pub static ATTACHED: Family<3> = Family {
+    name: "aliasstat_program_attached",
+    help: "1 while the counting program is attached to the interface at this hook (tc or xdp) and direction, 0 when it is not.",
+    kind: Kind::Gauge,
+    labels: Labels(["direction", "hook", "interface"]),
+};
+
+pub static MAP_ENTRIES: Family<1> = Family {
+    name: "aliasstat_map_entries",
+    help: "Entries in the BPF map: addresses holds one per (interface, direction, address), other the non_ip and overflow buckets.",
+    kind: Kind::Gauge,
+    labels: Labels(["map"]),
+};
+
+pub static MAP_CAPACITY: Family<1> = Family {
+    name: "aliasstat_map_capacity",
+    help: "Maximum entries of the BPF map (--map-capacity for addresses).",
+    kind: Kind::Gauge,
+    labels: Labels(["map"]),
+};
+
+pub static RELOAD_SUCCESS: Family<0> = Family {
+    name: "aliasstat_config_last_reload_success",
+    help: "1 if the last load of the alias file succeeded, 0 if it failed and the previous inventory is still in use.",
+    kind: Kind::Gauge,
+    labels: Labels([]),
+};
+
+pub static RELOAD_TIMESTAMP: Family<0> = Family {
+    name: "aliasstat_config_last_reload_timestamp_seconds",
+    help: "Unix time of the last load (or failed reload) of the alias file.",
+    kind: Kind::Gauge,
+    labels: Labels([]),
+};
+
+pub static BUILD_INFO: Family<1> = Family {
+    name: "aliasstat_build_info",
+    help: "Always 1: the aliasstat version.",
+    kind: Kind::Gauge,
+    labels: Labels(["version"]),
+};
+
+pub static SCRAPE_DURATION: Family<0> = Family {
+    name: "aliasstat_scrape_duration_seconds",
+    help: "Time this scrape took to read the maps and the inventory and build the aliasstat metrics.",
+    kind: Kind::Gauge,
+    labels: Labels([]),
+};
+
+/// The version and the alias file's last load.
+pub fn write_build_and_reload(out: &mut BytesMut, status: &ConfigStatus) {
+    BUILD_INFO.write(out, [env!("CARGO_PKG_VERSION")], true);
+    RELOAD_SUCCESS.write(out, [], status.last_reload_success);
+    let reloaded = status
+        .last_reload
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    RELOAD_TIMESTAMP.write(out, [], reloaded);
+}
+
+/// How full the series budget and the maps are.
+pub struct Fill {
+    pub foreign_series: usize,
+    pub foreign_limit: usize,
+    pub address_capacity: u32,
+    /// Entries of the address and the other map; `None` when they could
+    /// not be read.
+    pub entries: Option<(usize, usize)>,
+}
+
+pub fn write_fill(out: &mut BytesMut, fill: &Fill) {
+    FOREIGN_SERIES.write(out, [], fill.foreign_series as u64);
+    FOREIGN_LIMIT.write(out, [], fill.foreign_limit as u64);
+    let mut section = MAP_CAPACITY.open(out);
+    section.sample(["addresses"], u64::from(fill.address_capacity));
+    section.sample(["other"], u64::from(common::names::OTHER_CAPACITY));
+    if let Some((addresses, other)) = fill.entries {
+        let mut section = MAP_ENTRIES.open(out);
+        section.sample(["addresses"], addresses as u64);
+        section.sample(["other"], other as u64);
+    }
+}
+
+pub fn write_attached(out: &mut BytesMut, attachments: &[Attachment]) {
+    let mut section = ATTACHED.open(out);
+    for a in attachments {
+        let values = [a.direction.metric_name(), a.hook.as_str(), a.iface.as_str()];
+        section.sample(values, a.is_attached());
+    }
+}
+
+pub fn write_duration(out: &mut BytesMut, seconds: f64) {
+    SCRAPE_DURATION.write(out, [], seconds);
+}
