@@ -21,9 +21,10 @@ use aya::{
     programs::{
         ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
         links::{FdLink, LinkError, PinnedLink},
-        tc::{SchedClassifierLink, SchedClassifierLinkId},
+        tc::{self, SchedClassifierLink, SchedClassifierLinkId},
         xdp::{XdpLink, XdpLinkId},
     },
+    util::KernelVersion,
 };
 use common::{
     Direction,
@@ -124,6 +125,12 @@ pub enum AttachError {
         program: &'static str,
         #[source]
         source: LinkError,
+    },
+    #[error("failed to add a clsact qdisc to interface `{iface}`")]
+    Clsact {
+        iface: String,
+        #[source]
+        source: tc::TcError,
     },
     #[error("failed to manage link pins under `{}`", path.display())]
     Io {
@@ -290,7 +297,7 @@ impl Attacher {
                     Direction::Rx => TcAttachType::Ingress,
                     Direction::Tx => TcAttachType::Egress,
                 };
-                load::ensure_clsact(iface)?;
+                ensure_clsact(iface)?;
                 let prog: &mut SchedClassifier = load::program(ebpf, slot.program)?;
                 let id: SchedClassifierLinkId =
                     prog.attach(iface, attach_type).map_err(attach_err)?;
@@ -341,6 +348,22 @@ impl Attacher {
         }
         self.links.clear();
         Ok(())
+    }
+}
+
+/// tcx (6.6+) needs no qdisc; the netlink fallback needs clsact.
+fn ensure_clsact(iface: &str) -> Result<(), AttachError> {
+    let has_tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
+    if has_tcx {
+        return Ok(());
+    }
+    match tc::qdisc_add_clsact(iface) {
+        Ok(()) => Ok(()),
+        Err(tc::TcError::IoError(e)) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(AttachError::Clsact {
+            iface: iface.to_owned(),
+            source,
+        }),
     }
 }
 
