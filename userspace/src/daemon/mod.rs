@@ -27,7 +27,7 @@ use crate::{
         counters::{CountersError, PinnedMaps},
         load::{self, LoadError},
     },
-    foreign::{ForeignBudget, evict},
+    foreign::{ForeignBudget, Janitor, evict},
     inventory::{
         self, ConfigError, HostTable,
         interfaces::{self, InterfaceError},
@@ -151,12 +151,8 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         .foreign_idle
         .map(|idle| Janitor::new(&opts.bpffs, idle))
         .transpose()?;
-    // Idle is judged at this granularity: a tenth of the idle time, within
-    // [1 s, 60 s]. Without eviction the branch below is disabled.
-    let sweep_every = opts.foreign_idle.map_or(RECONCILE_EVERY, |idle| {
-        (idle / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
-    });
-    let mut sweep = tokio::time::interval(sweep_every);
+    // Without eviction the branch below is disabled.
+    let mut sweep = tokio::time::interval(janitor.as_ref().map_or(RECONCILE_EVERY, Janitor::every));
     let stop = loop {
         tokio::select! {
             _ = sigint.recv() => break "SIGINT",
@@ -172,7 +168,8 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
             _ = tick.tick() => reconcile(&mut attacher, &mut ebpf, &live),
             _ = sweep.tick(), if janitor.is_some() => {
                 if let Some(j) = janitor.as_mut() {
-                    j.sweep(&live);
+                    let swept = live.with_budget(|budget, snap, is_foreign| j.sweep(budget, &snap, is_foreign));
+                    j.report(swept);
                 }
             }
         }
@@ -191,59 +188,6 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
 
 const RECONCILE_EVERY: Duration = Duration::from_secs(5);
 
-/// Evicts idle foreign entries (see [`crate::foreign::evict`]).
-struct Janitor {
-    maps: evict::Maps,
-    tracker: evict::IdleTracker,
-    idle: Duration,
-}
-
-impl Janitor {
-    fn new(bpffs: &std::path::Path, idle: Duration) -> Result<Self, DaemonError> {
-        Ok(Self {
-            maps: evict::Maps::open(bpffs)?,
-            tracker: evict::IdleTracker::default(),
-            idle,
-        })
-    }
-
-    fn sweep(&mut self, live: &Live) {
-        let swept = live.with_budget(|budget, snap, is_foreign| {
-            let now = std::time::Instant::now();
-            let idle = self
-                .tracker
-                .idle(&snap.addresses, now, self.idle, is_foreign);
-            let mut evicted = 0;
-            for key in &idle {
-                match self.maps.evict(key) {
-                    Ok(true) => {
-                        budget.evicted(key);
-                        evicted += 1;
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        warn!("eviction stopped: {e}");
-                        break;
-                    }
-                }
-            }
-            evicted
-        });
-        let evicted = match swept {
-            Ok(evicted) => evicted,
-            Err(e) => {
-                warn!("eviction skipped: {e}");
-                return;
-            }
-        };
-        if evicted > 0 {
-            info!(
-                "evicted {evicted} foreign addresses idle for {} s; their counts are in aliasstat_foreign_other_*_total",
-                self.idle.as_secs()
-            );
-        }
-    }
-}
 const FIRST_DUMP_WAIT: Duration = Duration::from_secs(5);
 
 /// Re-attaches what needs it; a failure is logged and retried on the next
