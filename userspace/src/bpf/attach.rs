@@ -37,7 +37,7 @@ use crate::{
         load::{self, LoadError},
         pins,
     },
-    inventory::interfaces,
+    inventory::interfaces::Interfaces,
 };
 
 /// The kind of kernel hook a program runs on. Ingress is counted on either;
@@ -180,10 +180,25 @@ pub struct Attacher {
     /// Until the first reconcile: interfaces missing then are announced as
     /// awaited even though nothing changed for them.
     first: bool,
+    /// Where each reconcile finds the interfaces' indexes now.
+    source: Box<dyn Interfaces + Send>,
+}
+
+/// An interface whose index changed since the last reconcile.
+#[derive(Debug, PartialEq, Eq)]
+struct Move {
+    iface: String,
+    before: Option<u32>,
+    now: Option<u32>,
 }
 
 impl Attacher {
-    pub fn new(bpffs: &Path, hook: Hook, interfaces: &[String]) -> Self {
+    pub fn new(
+        bpffs: &Path,
+        hook: Hook,
+        interfaces: &[String],
+        source: impl Interfaces + Send + 'static,
+    ) -> Self {
         let (ingress, unused) = match hook {
             Hook::Tc => (&TC_IN, &XDP_IN),
             Hook::Xdp => (&XDP_IN, &TC_IN),
@@ -195,6 +210,7 @@ impl Attacher {
             links: BTreeMap::new(),
             state: interfaces.iter().map(|i| (i.clone(), None)).collect(),
             first: true,
+            source: Box::new(source),
         }
     }
 
@@ -216,15 +232,9 @@ impl Attacher {
     /// Brings every named interface that exists to attached, and notes
     /// those that went away. Returns whether anything changed.
     pub fn reconcile(&mut self, ebpf: &mut Ebpf) -> Result<bool, AttachError> {
-        let mut changed = false;
-        let names: Vec<String> = self.state.keys().cloned().collect();
-        for iface in names {
-            let now = interfaces::index(&iface);
-            let before = self.state[&iface];
-            if now == before && !(self.first && now.is_none()) {
-                continue;
-            }
-            changed = true;
+        let moves = self.moves();
+        let changed = !moves.is_empty();
+        for Move { iface, before, now } in moves {
             match now {
                 None => {
                     self.links.remove(&iface);
@@ -249,6 +259,21 @@ impl Attacher {
         }
         self.first = false;
         Ok(changed)
+    }
+
+    /// The interfaces whose index is not what it was at the last
+    /// reconcile: created, deleted, or deleted and created again. On the
+    /// first, also those still missing, so that they are announced.
+    fn moves(&self) -> Vec<Move> {
+        self.state
+            .iter()
+            .map(|(iface, &before)| Move {
+                iface: iface.clone(),
+                before,
+                now: self.source.index(iface),
+            })
+            .filter(|m| m.now != m.before || (self.first && m.now.is_none()))
+            .collect()
     }
 
     fn attach(
@@ -387,4 +412,48 @@ fn adopt_xdp(prog: &mut Xdp, pinned: PinnedLink) -> Result<FdLink, AdoptError> {
     let link = XdpLink::try_from(FdLink::from(pinned))?;
     let id = prog.attach_to_link(link)?;
     Ok(FdLink::try_from(prog.take_link(id)?)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::interfaces::tests::Fixed;
+
+    fn attacher(source: Fixed) -> Attacher {
+        let names = ["eth0", "late", "vb"].map(String::from);
+        Attacher::new(Path::new("/nonexistent"), Hook::Tc, &names, source)
+    }
+
+    fn mv(iface: &str, before: Option<u32>, now: Option<u32>) -> Move {
+        let iface = iface.to_owned();
+        Move { iface, before, now }
+    }
+
+    #[test]
+    fn reconcile_acts_on_interfaces_whose_index_moved() {
+        let mut a = attacher(Fixed::new(&[("eth0", 2), ("vb", 7)]));
+        // The first reconcile also announces the interface still missing.
+        assert_eq!(
+            a.moves(),
+            [
+                mv("eth0", None, Some(2)),
+                mv("late", None, None),
+                mv("vb", None, Some(7))
+            ]
+        );
+        a.first = false;
+        a.state.insert("eth0".into(), Some(2));
+        a.state.insert("vb".into(), Some(7));
+        assert_eq!(a.moves(), []);
+        // vb deleted and created again under a new index; late appears.
+        a.source = Box::new(Fixed::new(&[("eth0", 2), ("late", 9), ("vb", 8)]));
+        assert_eq!(
+            a.moves(),
+            [mv("late", None, Some(9)), mv("vb", Some(7), Some(8))]
+        );
+        a.source = Box::new(Fixed::new(&[("late", 9), ("vb", 8)]));
+        a.state.insert("late".into(), Some(9));
+        a.state.insert("vb".into(), Some(8));
+        assert_eq!(a.moves(), [mv("eth0", Some(2), None)]);
+    }
 }

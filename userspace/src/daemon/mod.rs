@@ -109,7 +109,7 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
 
     let mut ebpf = load::load(&opts.bpffs, opts.map_capacity)?;
     forward_kernel_logs(&mut ebpf);
-    let mut attacher = Attacher::new(&opts.bpffs, opts.hook, &interfaces);
+    let mut attacher = Attacher::new(&opts.bpffs, opts.hook, &interfaces, interfaces::Kernel);
     attacher.reconcile(&mut ebpf).map_err(Box::new)?;
     let live = Arc::new(Live {
         counters: Box::new(PinnedMaps::open(&opts.bpffs)?),
