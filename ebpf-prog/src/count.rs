@@ -97,6 +97,7 @@ fn log_full<C: EbpfContext>(ctx: &C) {
     let Some(last) = FULL_LOGGED_AT.get_ptr_mut(0) else {
         return;
     };
+    // SAFETY: a helper without arguments, callable from any program.
     let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: a single u64 slot; a racing CPU can at worst log twice.
     unsafe {

@@ -119,9 +119,10 @@ fn is_bpffs(path: &Path) -> bool {
     let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
         return false;
     };
+    // SAFETY: statfs is plain old data, for which all zeroes is valid.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: a valid path and a statfs buffer of the right type.
-    let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut st) };
+    let rc = unsafe { libc::statfs(c_path.as_ptr(), std::ptr::from_mut(&mut st)) };
     rc == 0 && st.f_type as libc::c_long == BPF_FS_MAGIC
 }
 

@@ -332,7 +332,8 @@ mod tests {
 
     #[test]
     fn lookup_and_delete_takes_exactly_one_entry() {
-        // Refused before any system call, so fd 0 is never used as a map.
+        // SAFETY: fd 0 is open for the whole test, and the sizes are refused
+        // before any system call, so it is never used as a map.
         let fd = unsafe { BorrowedFd::borrow_raw(0) };
         // (key size, value size, key bytes, value bytes)
         let cases = [
@@ -359,6 +360,7 @@ mod tests {
 
     #[test]
     fn unsupported_is_told_apart_from_failure() {
+        // SAFETY: fd 0 is open for the whole test; only its number is used.
         let fd = unsafe { BorrowedFd::borrow_raw(0) };
         for errno in [ENOTSUPP, libc::EOPNOTSUPP, libc::EINVAL] {
             let e = classify("X", fd, io::Error::from_raw_os_error(errno));

@@ -49,8 +49,8 @@ impl Interfaces for Kernel {
         let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
         // SAFETY: the buffer is IF_NAMESIZE long, as the call requires.
         let name = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
-        // SAFETY: on success the buffer holds a NUL-terminated name.
         (!name.is_null()).then(|| {
+            // SAFETY: on success the buffer holds a NUL-terminated name.
             unsafe { CStr::from_ptr(buf.as_ptr()) }
                 .to_string_lossy()
                 .into_owned()
