@@ -1,5 +1,8 @@
 //! Keeping the programs attached to the interfaces the operator named.
 //!
+//! Before tcx (Linux 6.6), a TC program needs a clsact qdisc, which is
+//! added here too.
+//!
 //! Each attachment is a bpf_link pinned under `<bpffs>/links/<iface>/<hook>`,
 //! so the kernel keeps counting while the daemon is stopped or restarting.
 //! On start an existing pin is adopted and its program replaced atomically
@@ -276,6 +279,8 @@ impl Attacher {
             .collect()
     }
 
+    /// Attaches `slot` on `iface`, adopting a live pinned link if there is
+    /// one, and returns our fd on the link, pinned.
     fn attach(
         &self,
         ebpf: &mut Ebpf,
@@ -284,16 +289,6 @@ impl Attacher {
         slot: &Slot,
     ) -> Result<FdLink, AttachError> {
         let path = pins::link(&self.bpffs, iface, slot.pin);
-        let attach_err = |source| AttachError::Attach {
-            iface: iface.to_owned(),
-            program: slot.program,
-            source,
-        };
-        let link_err = |source| AttachError::Link {
-            iface: iface.to_owned(),
-            program: slot.program,
-            source,
-        };
         // Adopt a live pinned link: swap its program in place.
         if let Ok(pinned) = PinnedLink::from_pin(&path) {
             let adopted = match slot.hook {
@@ -309,32 +304,7 @@ impl Attacher {
                 }
             }
         }
-        let fd = match slot.hook {
-            Hook::Xdp => {
-                let prog: &mut Xdp = load::program(ebpf, slot.program)?;
-                let id: XdpLinkId = prog
-                    .attach_to_if_index(ifindex, XdpMode::Default)
-                    .map_err(attach_err)?;
-                FdLink::try_from(prog.take_link(id).map_err(attach_err)?).map_err(link_err)?
-            }
-            Hook::Tc => {
-                let attach_type = match slot.direction {
-                    Direction::Rx => TcAttachType::Ingress,
-                    Direction::Tx => TcAttachType::Egress,
-                };
-                ensure_clsact(iface)?;
-                let prog: &mut SchedClassifier = load::program(ebpf, slot.program)?;
-                let id: SchedClassifierLinkId =
-                    prog.attach(iface, attach_type).map_err(attach_err)?;
-                let link = prog.take_link(id).map_err(attach_err)?;
-                match FdLink::try_from(link) {
-                    Ok(fd) => fd,
-                    // The pre-6.6 netlink attachment cannot be pinned: it
-                    // lives as long as the qdisc, and this process.
-                    Err(_) => return Err(link_err(LinkError::InvalidLink)),
-                }
-            }
-        };
+        let fd = attach_new(ebpf, iface, ifindex, slot)?;
         let dir = path.parent().expect("link pins live in a directory");
         fs::create_dir_all(dir).map_err(|source| AttachError::Io {
             path: dir.to_owned(),
@@ -373,6 +343,47 @@ impl Attacher {
         }
         self.links.clear();
         Ok(())
+    }
+}
+
+/// A new link of `slot`'s program on `iface`, not pinned yet.
+fn attach_new(
+    ebpf: &mut Ebpf,
+    iface: &str,
+    ifindex: u32,
+    slot: &Slot,
+) -> Result<FdLink, AttachError> {
+    let attach_err = |source| AttachError::Attach {
+        iface: iface.to_owned(),
+        program: slot.program,
+        source,
+    };
+    let link_err = |source| AttachError::Link {
+        iface: iface.to_owned(),
+        program: slot.program,
+        source,
+    };
+    match slot.hook {
+        Hook::Xdp => {
+            let prog: &mut Xdp = load::program(ebpf, slot.program)?;
+            let id: XdpLinkId = prog
+                .attach_to_if_index(ifindex, XdpMode::Default)
+                .map_err(attach_err)?;
+            FdLink::try_from(prog.take_link(id).map_err(attach_err)?).map_err(link_err)
+        }
+        Hook::Tc => {
+            let attach_type = match slot.direction {
+                Direction::Rx => TcAttachType::Ingress,
+                Direction::Tx => TcAttachType::Egress,
+            };
+            ensure_clsact(iface)?;
+            let prog: &mut SchedClassifier = load::program(ebpf, slot.program)?;
+            let id: SchedClassifierLinkId = prog.attach(iface, attach_type).map_err(attach_err)?;
+            let link = prog.take_link(id).map_err(attach_err)?;
+            // The pre-6.6 netlink attachment cannot be pinned: it lives as
+            // long as the qdisc, and this process.
+            FdLink::try_from(link).map_err(|_| link_err(LinkError::InvalidLink))
+        }
     }
 }
 

@@ -1,7 +1,9 @@
-//! The kernel side as user space sees it: loading the object and pinning
-//! its maps (`load`, `pins`), attaching its programs (`attach`), reading
-//! the counters (`counters`), and the raw `bpf(2)` commands aya does not
-//! wrap (`sys`).
+//! The kernel side as user space sees it: loading the object with its maps
+//! pinned (`load`), where the pins live and which map layouts they hold
+//! (`pins`), attaching the programs (`attach`, with the clsact qdisc older
+//! kernels need), opening and reading the counters (`counters`), and every
+//! raw `bpf(2)` call (`sys`). The possible-CPU count that sizes every
+//! per-CPU value is [`cpus`].
 
 use std::io;
 
