@@ -7,9 +7,6 @@ pub const ADDRESSES: &str = "ADDRESSES";
 /// Per-CPU hash of [`crate::OtherKey`] to [`crate::Counters`]: the `non_ip`
 /// and `overflow` buckets.
 pub const OTHER: &str = "OTHER";
-/// One-slot array holding the `bpf_ktime_get_ns` of the last "map full" log
-/// line, so that the kernel logs that condition at a bounded rate.
-pub const FULL_LOGGED_AT: &str = "FULL_LOGGED_AT";
 
 /// TC classifier counting by destination address on ingress.
 pub const TC_INGRESS: &str = "aliasstat_tc_ingress";

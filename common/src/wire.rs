@@ -99,10 +99,8 @@ mod tests {
     #[test]
     fn wire_count_never_overflows() {
         let c = wire_count(u32::MAX, u32::MAX, 1, u32::MAX);
-        assert_eq!(c.packets, u32::MAX as u64);
-        assert_eq!(
-            c.bytes,
-            u32::MAX as u64 + (u32::MAX as u64 - 1) * u32::MAX as u64
-        );
+        let max = u64::from(u32::MAX);
+        assert_eq!(c.packets, max);
+        assert_eq!(c.bytes, max + (max - 1) * max);
     }
 }

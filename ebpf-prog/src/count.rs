@@ -18,7 +18,7 @@ use crate::{
     parse::{Seen, classify},
 };
 
-// Static names match `common::names::{ADDRESSES, OTHER, FULL_LOGGED_AT}`.
+// Static names match `common::names::{ADDRESSES, OTHER}`.
 #[map]
 static ADDRESSES: PerCpuHashMap<AddrKey, Counters> =
     PerCpuHashMap::pinned(DEFAULT_ADDRESS_CAPACITY, 0);
@@ -26,6 +26,8 @@ static ADDRESSES: PerCpuHashMap<AddrKey, Counters> =
 #[map]
 static OTHER: PerCpuHashMap<OtherKey, Counters> = PerCpuHashMap::pinned(OTHER_CAPACITY, 0);
 
+/// The `bpf_ktime_get_ns` of the last "map full" log line, so that the
+/// condition is logged at a bounded rate. User space never opens it.
 #[map]
 static FULL_LOGGED_AT: Array<u64> = Array::with_max_entries(1, 0);
 
@@ -95,6 +97,7 @@ fn log_full<C: EbpfContext>(ctx: &C) {
     let Some(last) = FULL_LOGGED_AT.get_ptr_mut(0) else {
         return;
     };
+    // SAFETY: a helper without arguments, callable from any program.
     let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: a single u64 slot; a racing CPU can at worst log twice.
     unsafe {

@@ -371,7 +371,7 @@ fn drain(
 /// `aliasstat dump --json` of the maps pinned in `bpffs`, run inside `ns`
 /// so that interface names resolve where the daemon counted.
 pub fn dump(ns: &Netns, bpffs: &BpfDir) -> Result<Snapshot> {
-    let json = crate::cmd::run(
+    let json = cmd::run(
         ns.exec(binary()?)
             .args(["dump", "--json", "--bpffs"])
             .arg(bpffs.path()),
@@ -382,7 +382,7 @@ pub fn dump(ns: &Netns, bpffs: &BpfDir) -> Result<Snapshot> {
 
 /// `aliasstat dump` in its table form, for people.
 pub fn dump_table(ns: &Netns, bpffs: &BpfDir) -> Result<String> {
-    crate::cmd::run(
+    cmd::run(
         ns.exec(binary()?)
             .args(["dump", "--bpffs"])
             .arg(bpffs.path()),

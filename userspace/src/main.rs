@@ -32,9 +32,9 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Dump(args) => {
             let snap = PinnedMaps::open(&args.bpffs.bpffs)?.snapshot()?;
             if args.json {
-                println!("{}", dump::json(&snap, interfaces::name));
+                println!("{}", dump::json(&snap, &interfaces::Kernel));
             } else {
-                print!("{}", dump::table(&snap, interfaces::name));
+                print!("{}", dump::table(&snap, &interfaces::Kernel));
             }
         }
         cli::Command::Aliases(args) => {

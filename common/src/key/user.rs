@@ -7,9 +7,12 @@ use std::{
 
 use crate::{AddrKey, Counters, Direction, Family, OtherKey, OtherKind};
 
-// SAFETY: all three are `repr(C)`, fully initialised and `bytemuck::Pod`.
+// SAFETY: each of the three is `repr(C)`, fully initialised and
+// `bytemuck::Pod`, which checks that it has no padding or invalid values.
 unsafe impl aya::Pod for AddrKey {}
+// SAFETY: as above.
 unsafe impl aya::Pod for OtherKey {}
+// SAFETY: as above.
 unsafe impl aya::Pod for Counters {}
 
 impl Direction {

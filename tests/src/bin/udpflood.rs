@@ -86,9 +86,9 @@ fn main() -> Result<()> {
         iov_len: payload.len(),
     };
     // Every message of a batch is the same datagram on the connected socket.
-    // SAFETY: an all-zero mmsghdr is valid (no name, no control data).
     let mut msgs: Vec<libc::mmsghdr> = (0..args.batch)
         .map(|_| {
+            // SAFETY: an all-zero mmsghdr is valid (no name, no control data).
             let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
             m.msg_hdr.msg_iov = &raw mut iov;
             m.msg_hdr.msg_iovlen = 1;

@@ -1,5 +1,8 @@
 //! Keeping the programs attached to the interfaces the operator named.
 //!
+//! Before tcx (Linux 6.6), a TC program needs a clsact qdisc, which is
+//! added here too.
+//!
 //! Each attachment is a bpf_link pinned under `<bpffs>/links/<iface>/<hook>`,
 //! so the kernel keeps counting while the daemon is stopped or restarting.
 //! On start an existing pin is adopted and its program replaced atomically
@@ -21,9 +24,10 @@ use aya::{
     programs::{
         ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
         links::{FdLink, LinkError, PinnedLink},
-        tc::{SchedClassifierLink, SchedClassifierLinkId},
+        tc::{self, SchedClassifierLink, SchedClassifierLinkId},
         xdp::{XdpLink, XdpLinkId},
     },
+    util::KernelVersion,
 };
 use common::{
     Direction,
@@ -36,7 +40,7 @@ use crate::{
         load::{self, LoadError},
         pins,
     },
-    inventory::interfaces,
+    inventory::interfaces::Interfaces,
 };
 
 /// The kind of kernel hook a program runs on. Ingress is counted on either;
@@ -125,6 +129,12 @@ pub enum AttachError {
         #[source]
         source: LinkError,
     },
+    #[error("failed to add a clsact qdisc to interface `{iface}`")]
+    Clsact {
+        iface: String,
+        #[source]
+        source: tc::TcError,
+    },
     #[error("failed to manage link pins under `{}`", path.display())]
     Io {
         path: PathBuf,
@@ -173,10 +183,25 @@ pub struct Attacher {
     /// Until the first reconcile: interfaces missing then are announced as
     /// awaited even though nothing changed for them.
     first: bool,
+    /// Where each reconcile finds the interfaces' indexes now.
+    source: Box<dyn Interfaces + Send>,
+}
+
+/// An interface whose index changed since the last reconcile.
+#[derive(Debug, PartialEq, Eq)]
+struct Move {
+    iface: String,
+    before: Option<u32>,
+    now: Option<u32>,
 }
 
 impl Attacher {
-    pub fn new(bpffs: &Path, hook: Hook, interfaces: &[String]) -> Self {
+    pub fn new(
+        bpffs: &Path,
+        hook: Hook,
+        interfaces: &[String],
+        source: impl Interfaces + Send + 'static,
+    ) -> Self {
         let (ingress, unused) = match hook {
             Hook::Tc => (&TC_IN, &XDP_IN),
             Hook::Xdp => (&XDP_IN, &TC_IN),
@@ -188,6 +213,7 @@ impl Attacher {
             links: BTreeMap::new(),
             state: interfaces.iter().map(|i| (i.clone(), None)).collect(),
             first: true,
+            source: Box::new(source),
         }
     }
 
@@ -209,15 +235,9 @@ impl Attacher {
     /// Brings every named interface that exists to attached, and notes
     /// those that went away. Returns whether anything changed.
     pub fn reconcile(&mut self, ebpf: &mut Ebpf) -> Result<bool, AttachError> {
-        let mut changed = false;
-        let names: Vec<String> = self.state.keys().cloned().collect();
-        for iface in names {
-            let now = interfaces::index(&iface);
-            let before = self.state[&iface];
-            if now == before && !(self.first && now.is_none()) {
-                continue;
-            }
-            changed = true;
+        let moves = self.moves();
+        let changed = !moves.is_empty();
+        for Move { iface, before, now } in moves {
             match now {
                 None => {
                     self.links.remove(&iface);
@@ -244,6 +264,23 @@ impl Attacher {
         Ok(changed)
     }
 
+    /// The interfaces whose index is not what it was at the last
+    /// reconcile: created, deleted, or deleted and created again. On the
+    /// first, also those still missing, so that they are announced.
+    fn moves(&self) -> Vec<Move> {
+        self.state
+            .iter()
+            .map(|(iface, &before)| Move {
+                iface: iface.clone(),
+                before,
+                now: self.source.index(iface),
+            })
+            .filter(|m| m.now != m.before || (self.first && m.now.is_none()))
+            .collect()
+    }
+
+    /// Attaches `slot` on `iface`, adopting a live pinned link if there is
+    /// one, and returns our fd on the link, pinned.
     fn attach(
         &self,
         ebpf: &mut Ebpf,
@@ -252,16 +289,6 @@ impl Attacher {
         slot: &Slot,
     ) -> Result<FdLink, AttachError> {
         let path = pins::link(&self.bpffs, iface, slot.pin);
-        let attach_err = |source| AttachError::Attach {
-            iface: iface.to_owned(),
-            program: slot.program,
-            source,
-        };
-        let link_err = |source| AttachError::Link {
-            iface: iface.to_owned(),
-            program: slot.program,
-            source,
-        };
         // Adopt a live pinned link: swap its program in place.
         if let Ok(pinned) = PinnedLink::from_pin(&path) {
             let adopted = match slot.hook {
@@ -277,32 +304,7 @@ impl Attacher {
                 }
             }
         }
-        let fd = match slot.hook {
-            Hook::Xdp => {
-                let prog: &mut Xdp = load::program(ebpf, slot.program)?;
-                let id: XdpLinkId = prog
-                    .attach_to_if_index(ifindex, XdpMode::Default)
-                    .map_err(attach_err)?;
-                FdLink::try_from(prog.take_link(id).map_err(attach_err)?).map_err(link_err)?
-            }
-            Hook::Tc => {
-                let attach_type = match slot.direction {
-                    Direction::Rx => TcAttachType::Ingress,
-                    Direction::Tx => TcAttachType::Egress,
-                };
-                load::ensure_clsact(iface)?;
-                let prog: &mut SchedClassifier = load::program(ebpf, slot.program)?;
-                let id: SchedClassifierLinkId =
-                    prog.attach(iface, attach_type).map_err(attach_err)?;
-                let link = prog.take_link(id).map_err(attach_err)?;
-                match FdLink::try_from(link) {
-                    Ok(fd) => fd,
-                    // The pre-6.6 netlink attachment cannot be pinned: it
-                    // lives as long as the qdisc, and this process.
-                    Err(_) => return Err(link_err(LinkError::InvalidLink)),
-                }
-            }
-        };
+        let fd = attach_new(ebpf, iface, ifindex, slot)?;
         let dir = path.parent().expect("link pins live in a directory");
         fs::create_dir_all(dir).map_err(|source| AttachError::Io {
             path: dir.to_owned(),
@@ -344,6 +346,63 @@ impl Attacher {
     }
 }
 
+/// A new link of `slot`'s program on `iface`, not pinned yet.
+fn attach_new(
+    ebpf: &mut Ebpf,
+    iface: &str,
+    ifindex: u32,
+    slot: &Slot,
+) -> Result<FdLink, AttachError> {
+    let attach_err = |source| AttachError::Attach {
+        iface: iface.to_owned(),
+        program: slot.program,
+        source,
+    };
+    let link_err = |source| AttachError::Link {
+        iface: iface.to_owned(),
+        program: slot.program,
+        source,
+    };
+    match slot.hook {
+        Hook::Xdp => {
+            let prog: &mut Xdp = load::program(ebpf, slot.program)?;
+            let id: XdpLinkId = prog
+                .attach_to_if_index(ifindex, XdpMode::Default)
+                .map_err(attach_err)?;
+            FdLink::try_from(prog.take_link(id).map_err(attach_err)?).map_err(link_err)
+        }
+        Hook::Tc => {
+            let attach_type = match slot.direction {
+                Direction::Rx => TcAttachType::Ingress,
+                Direction::Tx => TcAttachType::Egress,
+            };
+            ensure_clsact(iface)?;
+            let prog: &mut SchedClassifier = load::program(ebpf, slot.program)?;
+            let id: SchedClassifierLinkId = prog.attach(iface, attach_type).map_err(attach_err)?;
+            let link = prog.take_link(id).map_err(attach_err)?;
+            // The pre-6.6 netlink attachment cannot be pinned: it lives as
+            // long as the qdisc, and this process.
+            FdLink::try_from(link).map_err(|_| link_err(LinkError::InvalidLink))
+        }
+    }
+}
+
+/// tcx (6.6+) needs no qdisc; the netlink fallback needs clsact.
+fn ensure_clsact(iface: &str) -> Result<(), AttachError> {
+    let has_tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
+    if has_tcx {
+        return Ok(());
+    }
+    match tc::qdisc_add_clsact(iface) {
+        Ok(()) => Ok(()),
+        Err(tc::TcError::IoError(e)) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(AttachError::Clsact {
+            iface: iface.to_owned(),
+            source,
+        }),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum AdoptError {
     #[error(transparent)]
@@ -364,4 +423,48 @@ fn adopt_xdp(prog: &mut Xdp, pinned: PinnedLink) -> Result<FdLink, AdoptError> {
     let link = XdpLink::try_from(FdLink::from(pinned))?;
     let id = prog.attach_to_link(link)?;
     Ok(FdLink::try_from(prog.take_link(id)?)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::interfaces::tests::Fixed;
+
+    fn attacher(source: Fixed) -> Attacher {
+        let names = ["eth0", "late", "vb"].map(String::from);
+        Attacher::new(Path::new("/nonexistent"), Hook::Tc, &names, source)
+    }
+
+    fn mv(iface: &str, before: Option<u32>, now: Option<u32>) -> Move {
+        let iface = iface.to_owned();
+        Move { iface, before, now }
+    }
+
+    #[test]
+    fn reconcile_acts_on_interfaces_whose_index_moved() {
+        let mut a = attacher(Fixed::new(&[("eth0", 2), ("vb", 7)]));
+        // The first reconcile also announces the interface still missing.
+        assert_eq!(
+            a.moves(),
+            [
+                mv("eth0", None, Some(2)),
+                mv("late", None, None),
+                mv("vb", None, Some(7))
+            ]
+        );
+        a.first = false;
+        a.state.insert("eth0".into(), Some(2));
+        a.state.insert("vb".into(), Some(7));
+        assert_eq!(a.moves(), []);
+        // vb deleted and created again under a new index; late appears.
+        a.source = Box::new(Fixed::new(&[("eth0", 2), ("late", 9), ("vb", 8)]));
+        assert_eq!(
+            a.moves(),
+            [mv("late", None, Some(9)), mv("vb", Some(7), Some(8))]
+        );
+        a.source = Box::new(Fixed::new(&[("late", 9), ("vb", 8)]));
+        a.state.insert("late".into(), Some(9));
+        a.state.insert("vb".into(), Some(8));
+        assert_eq!(a.moves(), [mv("eth0", Some(2), None)]);
+    }
 }

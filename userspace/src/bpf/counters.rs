@@ -24,7 +24,8 @@ use common::{
 use log::info;
 
 use crate::bpf::{
-    pins,
+    CpusError, cpus,
+    pins::{self, LayoutError},
     sys::{self, Batch, BatchCursor, SysError},
 };
 
@@ -52,17 +53,8 @@ pub enum CountersError {
         #[source]
         source: MapError,
     },
-    #[error("failed to list `{}`", path.display())]
-    Dir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "`{}` holds maps of layout v{found}, made by a newer aliasstat; use that version to read them",
-        path.display()
-    )]
-    NewerLayout { path: PathBuf, found: u32 },
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
     #[error("pinned map `{}` is not the per-CPU hash aliasstat expects", path.display())]
     WrongMap {
         path: PathBuf,
@@ -81,12 +73,8 @@ pub enum CountersError {
         #[source]
         source: SysError,
     },
-    #[error("failed to count the possible CPUs from `{path}`")]
-    Cpus {
-        path: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Cpus(#[from] CpusError),
 }
 
 /// How [`PinnedMaps`] reads a map.
@@ -152,24 +140,15 @@ struct LayoutMaps {
 
 impl PinnedMaps {
     pub fn open(bpffs: &Path) -> Result<Self, CountersError> {
-        let found = pins::layouts(bpffs).map_err(|source| CountersError::Dir {
-            path: bpffs.to_owned(),
-            source,
-        })?;
-        if let Some(&newer) = found.iter().find(|v| !pins::READABLE_LAYOUTS.contains(v)) {
-            return Err(CountersError::NewerLayout {
-                path: bpffs.to_owned(),
-                found: newer,
-            });
-        }
+        let found = pins::layouts(bpffs)?;
         if found.is_empty() {
             return Err(CountersError::NotPinned {
                 path: bpffs.to_owned(),
             });
         }
         let layouts = found
-            .iter()
-            .map(|&v| {
+            .all()
+            .map(|v| {
                 let dir = pins::maps_dir(bpffs, v);
                 Ok(LayoutMaps {
                     addresses: open_map(&dir.join(ADDRESSES))?,
@@ -177,11 +156,9 @@ impl PinnedMaps {
                 })
             })
             .collect::<Result<_, CountersError>>()?;
-        let cpus =
-            aya::util::nr_cpus().map_err(|(path, source)| CountersError::Cpus { path, source })?;
         Ok(Self {
             layouts,
-            cpus,
+            cpus: cpus()?,
             batch_works: AtomicBool::new(true),
         })
     }
@@ -308,6 +285,25 @@ pub(crate) fn open_map<K: aya::Pod>(
         path: path.to_owned(),
         source,
     })
+}
+
+/// Takes the entry at `key` out of a per-CPU hash of `K` to [`Counters`]:
+/// its per-CPU counters, summed, and the entry gone, in one call (see
+/// [`sys::lookup_and_delete`]). `None` when the key was not there.
+pub(crate) fn take<K: aya::Pod + bytemuck::Pod>(
+    map: &PerCpuHashMap<MapData, K, Counters>,
+    key: &K,
+    cpus: usize,
+) -> Result<Option<Counters>, SysError> {
+    let mut slots = vec![Counters::default(); cpus];
+    let found = sys::lookup_and_delete(
+        map.map().fd().as_fd(),
+        size_of::<K>(),
+        sys::batch_value_size(size_of::<Counters>(), Some(cpus)),
+        bytemuck::bytes_of(key),
+        bytemuck::cast_slice_mut(&mut slots),
+    )?;
+    Ok(found.then(|| slots.into_iter().sum()))
 }
 
 impl CounterSource for PinnedMaps {

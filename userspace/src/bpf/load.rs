@@ -1,4 +1,7 @@
-//! Loading the embedded object, pinning its maps, attaching its programs.
+//! Loading the embedded object into the kernel with its maps pinned under
+//! the bpffs (reusing maps already pinned there), loading its programs on
+//! first use, and creating the map entries the kernel side never inserts.
+//! Attaching the programs is [`crate::bpf::attach`]'s job.
 
 use std::{
     io,
@@ -9,8 +12,7 @@ use std::{
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{MapData, MapError, MapInfo, PerCpuHashMap, PerCpuValues},
-    programs::{ProgramError, SchedClassifier, Xdp, tc},
-    util::KernelVersion,
+    programs::{ProgramError, SchedClassifier, Xdp},
 };
 use common::{
     Counters, Direction, OtherKey, OtherKind,
@@ -18,7 +20,10 @@ use common::{
 };
 use log::{info, warn};
 
-use crate::bpf::pins;
+use crate::bpf::{
+    CpusError, cpus,
+    pins::{self, LayoutError},
+};
 
 /// The programs, built by build.rs for the BPF target.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/aliasstat"));
@@ -70,17 +75,10 @@ pub enum LoadError {
         #[source]
         source: MapError,
     },
-    #[error(
-        "`{}` holds maps of layout v{found}, made by a newer aliasstat than this one (layout v{}); run the newer version, or `aliasstat detach` to start over",
-        path.display(), pins::LAYOUT_VERSION
-    )]
-    NewerLayout { path: PathBuf, found: u32 },
-    #[error("failed to add a clsact qdisc to interface `{iface}`")]
-    Clsact {
-        iface: String,
-        #[source]
-        source: tc::TcError,
-    },
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Cpus(#[from] CpusError),
 }
 
 /// Loads the object with its maps pinned under `bpffs`, reusing maps of
@@ -96,22 +94,13 @@ pub fn load(bpffs: &Path, map_capacity: u32) -> Result<Ebpf, LoadError> {
             path: bpffs.to_owned(),
         });
     }
-    let layouts = pins::layouts(bpffs).map_err(|source| LoadError::PinDir {
-        path: bpffs.to_owned(),
-        source,
-    })?;
-    if let Some(&newer) = layouts.iter().find(|&&v| v > pins::LAYOUT_VERSION) {
-        return Err(LoadError::NewerLayout {
-            path: bpffs.to_owned(),
-            found: newer,
-        });
-    }
+    let layouts = pins::layouts(bpffs)?;
     let maps = pins::maps_dir(bpffs, pins::LAYOUT_VERSION);
     std::fs::create_dir_all(&maps).map_err(|source| LoadError::PinDir {
         path: maps.clone(),
         source,
     })?;
-    if let Some(&older) = layouts.iter().rev().find(|&&v| v < pins::LAYOUT_VERSION) {
+    if let Some(older) = layouts.carried.last() {
         info!(
             "maps of layout v{older} under {} are kept as carried-over counts; new counts go to layout v{}",
             bpffs.display(),
@@ -130,9 +119,10 @@ fn is_bpffs(path: &Path) -> bool {
     let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
         return false;
     };
+    // SAFETY: statfs is plain old data, for which all zeroes is valid.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: a valid path and a statfs buffer of the right type.
-    let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut st) };
+    let rc = unsafe { libc::statfs(c_path.as_ptr(), std::ptr::from_mut(&mut st)) };
     rc == 0 && st.f_type as libc::c_long == BPF_FS_MAGIC
 }
 
@@ -166,22 +156,6 @@ pub fn address_capacity(ebpf: &Ebpf) -> Result<u32, LoadError> {
             name: ADDRESSES,
             source,
         })
-}
-
-/// tcx (6.6+) needs no qdisc; the netlink fallback needs clsact.
-pub fn ensure_clsact(iface: &str) -> Result<(), LoadError> {
-    let has_tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
-    if has_tcx {
-        return Ok(());
-    }
-    match tc::qdisc_add_clsact(iface) {
-        Ok(()) => Ok(()),
-        Err(tc::TcError::IoError(e)) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(LoadError::Clsact {
-            iface: iface.to_owned(),
-            source,
-        }),
-    }
 }
 
 /// The program `name`, loaded into the kernel on first use.
@@ -239,7 +213,7 @@ pub fn create_other_buckets(ebpf: &mut Ebpf, ifindex: u32) -> Result<(), LoadErr
         .ok_or(LoadError::MissingMap { name: OTHER })?;
     let mut other: PerCpuHashMap<&mut MapData, OtherKey, Counters> =
         PerCpuHashMap::try_from(map).map_err(map_err)?;
-    let cpus = aya::util::nr_cpus().map_err(|(_, e)| map_err(MapError::IoError(e)))?;
+    let cpus = cpus()?;
     for direction in Direction::ALL {
         for kind in OtherKind::KERNEL {
             let zeros = PerCpuValues::try_from(vec![Counters::default(); cpus])

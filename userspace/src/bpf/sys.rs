@@ -1,7 +1,9 @@
-//! Raw `bpf(2)` commands that aya 0.14 does not wrap: batched map reads and
-//! writes (`BPF_MAP_LOOKUP_BATCH`, `BPF_MAP_UPDATE_BATCH`, Linux 5.6+).
+//! Every raw `bpf(2)` call, for the commands aya 0.14 does not wrap:
+//! batched map reads and writes (`BPF_MAP_LOOKUP_BATCH`,
+//! `BPF_MAP_UPDATE_BATCH`, Linux 5.6+) and the atomic read-and-remove of
+//! one entry (`BPF_MAP_LOOKUP_AND_DELETE_ELEM`, 5.14+ for per-CPU hashes).
 //!
-//! One `bpf(2)` call moves thousands of entries, where aya's per-key
+//! One batched call moves thousands of entries, where aya's per-key
 //! iteration makes two calls per entry (`GET_NEXT_KEY`, then
 //! `LOOKUP_ELEM`). The wrappers work on byte buffers; [`crate::bpf::counters`]
 //! gives them types. Nothing here panics: every kernel answer, expected or
@@ -13,6 +15,7 @@ use std::{
 };
 
 /// `enum bpf_cmd` numbers from include/uapi/linux/bpf.h.
+const BPF_MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long = 21;
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 /// The kernel-internal "operation not supported" (not `EOPNOTSUPP`), which
@@ -34,6 +37,19 @@ struct BatchAttr {
 }
 
 const _: () = assert!(size_of::<BatchAttr>() == 56);
+
+/// The `elem` member of `union bpf_attr` (`value` is also `next_key`).
+#[repr(C)]
+#[derive(Default)]
+struct ElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+const _: () = assert!(size_of::<ElemAttr>() == 32);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SysError {
@@ -187,6 +203,42 @@ pub fn update_batch(
     Ok(attr.count as usize)
 }
 
+/// Reads the entry at `key` into `value` and deletes it, in one call, so
+/// that no update can fall between the two. `key` is `key_size` bytes and
+/// `value` `value_size` (see [`batch_value_size`]: a per-CPU map fills one
+/// padded slot per possible CPU). `Ok(false)` when the key was not there.
+pub fn lookup_and_delete(
+    map: BorrowedFd<'_>,
+    key_size: usize,
+    value_size: usize,
+    key: &[u8],
+    value: &mut [u8],
+) -> Result<bool, SysError> {
+    const CMD: &str = "BPF_MAP_LOOKUP_AND_DELETE_ELEM";
+    // Exactly one entry: the kernel reads and writes the map's sizes.
+    if fit(CMD, key_size, value_size, key.len(), value.len())? != 1 {
+        return Err(SysError::BufferSize {
+            cmd: CMD,
+            count: key.len() / key_size,
+            key_size,
+            value_size,
+            keys: key.len(),
+            values: value.len(),
+        });
+    }
+    let mut attr = ElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_mut_ptr() as u64,
+        ..ElemAttr::default()
+    };
+    match bpf(BPF_MAP_LOOKUP_AND_DELETE_ELEM, &mut attr) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(classify(CMD, map, e)),
+    }
+}
+
 /// How many whole entries both buffers hold, as the kernel's `u32` count.
 fn fit(
     cmd: &'static str,
@@ -225,18 +277,16 @@ fn classify(cmd: &'static str, map: BorrowedFd<'_>, source: io::Error) -> SysErr
     }
 }
 
-fn bpf(cmd: libc::c_long, attr: &mut BatchAttr) -> io::Result<()> {
+/// A member of `union bpf_attr`: only the two above are ever passed.
+trait Attr {}
+impl Attr for BatchAttr {}
+impl Attr for ElemAttr {}
+
+fn bpf<A: Attr>(cmd: libc::c_long, attr: &mut A) -> io::Result<()> {
     // SAFETY: `attr` is a valid `bpf_attr` prefix of the size passed; every
-    // pointer in it refers to a live buffer of the length `count` implies,
+    // pointer in it refers to a live buffer of the length its sizes imply,
     // which `fit` checked.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut BatchAttr,
-            size_of::<BatchAttr>(),
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, std::ptr::from_mut(attr), size_of::<A>()) };
     if rc < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -281,7 +331,36 @@ mod tests {
     }
 
     #[test]
+    fn lookup_and_delete_takes_exactly_one_entry() {
+        // SAFETY: fd 0 is open for the whole test, and the sizes are refused
+        // before any system call, so it is never used as a map.
+        let fd = unsafe { BorrowedFd::borrow_raw(0) };
+        // (key size, value size, key bytes, value bytes)
+        let cases = [
+            (24, 32, 24, 31),     // a value too short for the map's
+            (24, 32, 23, 32),     // a key too short
+            (24, 32, 48, 64),     // two entries
+            (0, 32, 0, 32),       // no key size at all
+            (24, 32, 24, 32 * 2), // values for two CPUs, a size for one
+        ];
+        for (key_size, value_size, keys, values) in cases {
+            let got = lookup_and_delete(
+                fd,
+                key_size,
+                value_size,
+                &vec![0; keys],
+                &mut vec![0; values],
+            );
+            assert!(
+                matches!(got, Err(SysError::BufferSize { .. })),
+                "{key_size} {value_size} {keys} {values}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
     fn unsupported_is_told_apart_from_failure() {
+        // SAFETY: fd 0 is open for the whole test; only its number is used.
         let fd = unsafe { BorrowedFd::borrow_raw(0) };
         for errno in [ENOTSUPP, libc::EOPNOTSUPP, libc::EINVAL] {
             let e = classify("X", fd, io::Error::from_raw_os_error(errno));

@@ -2,7 +2,11 @@
 
 use serde::Serialize;
 
-use crate::{bpf::counters::Snapshot, commands::table};
+use crate::{
+    bpf::counters::Snapshot,
+    commands::table,
+    inventory::interfaces::{self, Interfaces},
+};
 
 #[derive(Serialize)]
 struct Dump {
@@ -28,7 +32,11 @@ struct OtherRow {
     bytes: u64,
 }
 
-fn rows(snap: &Snapshot, name: impl Fn(u32) -> String) -> Dump {
+/// The rows, with each interface index named once by `source`.
+fn rows(snap: &Snapshot, source: &impl Interfaces) -> Dump {
+    let indexes = snap.addresses.iter().map(|a| a.ifindex);
+    let names = interfaces::names(source, indexes.chain(snap.other.iter().map(|o| o.ifindex)));
+    let name = |index| names[&index].clone();
     Dump {
         addresses: snap
             .addresses
@@ -56,13 +64,13 @@ fn rows(snap: &Snapshot, name: impl Fn(u32) -> String) -> Dump {
 }
 
 /// One line of JSON: `{"addresses":[…],"other":[…]}`.
-pub fn json(snap: &Snapshot, name: impl Fn(u32) -> String) -> String {
-    serde_json::to_string(&rows(snap, name)).expect("plain structs always serialize")
+pub fn json(snap: &Snapshot, source: &impl Interfaces) -> String {
+    serde_json::to_string(&rows(snap, source)).expect("plain structs always serialize")
 }
 
 /// Two aligned tables: per-address counts, then the other buckets.
-pub fn table(snap: &Snapshot, name: impl Fn(u32) -> String) -> String {
-    let dump = rows(snap, name);
+pub fn table(snap: &Snapshot, source: &impl Interfaces) -> String {
+    let dump = rows(snap, source);
     let mut addresses = vec![[
         "INTERFACE".into(),
         "DIR".into(),
@@ -107,7 +115,10 @@ mod tests {
     use common::{Counters, Direction, OtherKind};
 
     use super::*;
-    use crate::bpf::counters::{AddressCount, OtherCount};
+    use crate::{
+        bpf::counters::{AddressCount, OtherCount},
+        inventory::interfaces::tests::Fixed,
+    };
 
     fn sample() -> Snapshot {
         Snapshot {
@@ -136,7 +147,10 @@ mod tests {
 
     #[test]
     fn json_has_the_documented_shape() {
-        let out = json(&sample(), |_| "eth0".into());
+        let source = Fixed::new(&[("eth0", 2)]);
+        let out = json(&sample(), &source);
+        // Three rows on one interface: named once.
+        assert_eq!(*source.asked.borrow(), [2]);
         assert_eq!(
             out,
             r#"{"addresses":[{"interface":"eth0","address":"192.168.1.100","direction":"rx","packets":3,"bytes":426},{"interface":"eth0","address":"2001:db8::1","direction":"tx","packets":1,"bytes":1240}],"other":[{"interface":"eth0","direction":"rx","kind":"non_ip","packets":2,"bytes":84}]}"#
@@ -145,7 +159,8 @@ mod tests {
 
     #[test]
     fn table_aligns_columns() {
-        let out = table(&sample(), |i| format!("if{i}"));
+        // Interface 2 is gone: it is shown by its index.
+        let out = table(&sample(), &Fixed::default());
         assert_eq!(
             out,
             "INTERFACE  DIR  ADDRESS        PACKETS  BYTES\n\

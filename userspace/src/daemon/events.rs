@@ -7,7 +7,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use log::{error, info, warn};
+use log::{error, info};
 use tokio::{
     signal::unix::{Signal, SignalKind, signal},
     sync::watch,
@@ -16,7 +16,7 @@ use tokio::{
 use super::{ConfigStatus, DaemonError, Live};
 use crate::{
     bpf::attach::Attacher,
-    foreign::evict,
+    foreign::Janitor,
     inventory::{self, HostTable},
     serve::web_config::{self, WebConfig},
 };
@@ -90,7 +90,10 @@ impl Running<'_> {
                 _ = tick.tick() => self.reconcile(),
                 _ = sweep.tick(), if self.janitor.is_some() => {
                     if let Some(j) = self.janitor.as_mut() {
-                        j.sweep(&self.live);
+                        let swept = self
+                            .live
+                            .with_budget(|budget, snap, is_foreign| j.sweep(budget, &snap, is_foreign));
+                        j.report(swept);
                     }
                 }
             }
@@ -154,65 +157,5 @@ fn reload_web(path: Option<&Path>, tx: &watch::Sender<Arc<WebConfig>>) {
             tx.send_replace(Arc::new(web));
         }
         Err(e) => error!("SIGHUP: keeping the previous web config: {e}"),
-    }
-}
-
-/// Evicts idle foreign entries (see [`crate::foreign::evict`]).
-pub(super) struct Janitor {
-    maps: evict::Maps,
-    tracker: evict::IdleTracker,
-    idle: Duration,
-}
-
-impl Janitor {
-    /// Idle is judged at this granularity: a tenth of the idle time,
-    /// within [1 s, 60 s].
-    fn every(&self) -> Duration {
-        (self.idle / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
-    }
-
-    pub(super) fn new(bpffs: &Path, idle: Duration) -> Result<Self, DaemonError> {
-        Ok(Self {
-            maps: evict::Maps::open(bpffs)?,
-            tracker: evict::IdleTracker::default(),
-            idle,
-        })
-    }
-
-    pub(super) fn sweep(&mut self, live: &Live) {
-        let swept = live.with_budget(|budget, snap, is_foreign| {
-            let now = std::time::Instant::now();
-            let idle = self
-                .tracker
-                .idle(&snap.addresses, now, self.idle, is_foreign);
-            let mut evicted = 0;
-            for key in &idle {
-                match self.maps.evict(key) {
-                    Ok(true) => {
-                        budget.evicted(key);
-                        evicted += 1;
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        warn!("eviction stopped: {e}");
-                        break;
-                    }
-                }
-            }
-            evicted
-        });
-        let evicted = match swept {
-            Ok(evicted) => evicted,
-            Err(e) => {
-                warn!("eviction skipped: {e}");
-                return;
-            }
-        };
-        if evicted > 0 {
-            info!(
-                "evicted {evicted} foreign addresses idle for {} s; their counts are in aliasstat_foreign_other_*_total",
-                self.idle.as_secs()
-            );
-        }
     }
 }

@@ -12,14 +12,14 @@ use std::{io, path::PathBuf, time::Duration};
 use log::info;
 pub use state::{ConfigStatus, Live, Parts};
 
-use self::events::{Janitor, Running, Signals};
+use self::events::{Running, Signals};
 use crate::{
     bpf::{
         attach::{AttachError, Hook},
         counters::CountersError,
         load::LoadError,
     },
-    foreign::evict,
+    foreign::{Janitor, evict},
     inventory::{ConfigError, interfaces::InterfaceError},
     serve::{
         http::{self, BindError},

@@ -82,7 +82,7 @@ pub(super) fn kernel(
 ) -> Result<(aya::Ebpf, Attacher), DaemonError> {
     let mut ebpf = load::load(&opts.bpffs, opts.map_capacity)?;
     logs::forward_kernel_logs(&mut ebpf);
-    let mut attacher = Attacher::new(&opts.bpffs, opts.hook, interfaces);
+    let mut attacher = Attacher::new(&opts.bpffs, opts.hook, interfaces, interfaces::Kernel);
     attacher.reconcile(&mut ebpf).map_err(Box::new)?;
     Ok((ebpf, attacher))
 }

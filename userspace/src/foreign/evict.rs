@@ -28,8 +28,10 @@ use common::{
 };
 
 use crate::bpf::{
-    counters::{AddressCount, CountersError, open_map},
+    CpusError,
+    counters::{self, AddressCount, CountersError, open_map},
     pins,
+    sys::SysError,
 };
 
 /// When each entry last changed, to tell idle entries from busy ones.
@@ -71,15 +73,17 @@ impl IdleTracker {
 pub enum EvictError {
     #[error("failed to open the maps for eviction")]
     Open(#[from] CountersError),
+    #[error(transparent)]
+    Cpus(#[from] CpusError),
     #[error("failed to remove an idle entry from {ADDRESSES}")]
-    Take(#[source] std::io::Error),
+    Take(#[source] SysError),
     #[error("failed to add evicted counts to {OTHER}")]
     Fold(#[source] MapError),
 }
 
 /// The current layout's maps, opened for eviction.
 pub struct Maps {
-    addresses: MapData,
+    addresses: PerCpuHashMap<MapData, AddrKey, Counters>,
     other: PerCpuHashMap<MapData, OtherKey, Counters>,
     /// Older layouts' address maps: a key that also lives there is left
     /// alone, since its series is the sum of both.
@@ -89,27 +93,18 @@ pub struct Maps {
 
 impl Maps {
     pub fn open(bpffs: &std::path::Path) -> Result<Self, EvictError> {
-        let current = pins::LAYOUT_VERSION;
-        let mut carried = Vec::new();
-        for layout in pins::READABLE_LAYOUTS.filter(|&v| v < current) {
-            match open_map(&pins::maps_dir(bpffs, layout).join(ADDRESSES)) {
-                Ok(map) => carried.push(map),
-                // No maps of that layout were ever pinned here.
-                Err(CountersError::Open { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let current = pins::maps_dir(bpffs, current);
-        let addresses =
-            MapData::from_pin(current.join(ADDRESSES)).map_err(|source| CountersError::Open {
-                path: current.join(ADDRESSES),
-                source,
-            })?;
+        let carried = pins::layouts(bpffs)
+            .map_err(CountersError::from)?
+            .carried
+            .into_iter()
+            .map(|layout| open_map(&pins::maps_dir(bpffs, layout).join(ADDRESSES)))
+            .collect::<Result<_, _>>()?;
+        let current = pins::maps_dir(bpffs, pins::LAYOUT_VERSION);
         Ok(Self {
-            addresses,
+            addresses: open_map(&current.join(ADDRESSES))?,
             other: open_map(&current.join(OTHER))?,
             carried,
-            cpus: aya::util::nr_cpus().map_err(|(_, e)| EvictError::Fold(MapError::IoError(e)))?,
+            cpus: crate::bpf::cpus()?,
         })
     }
 
@@ -127,7 +122,7 @@ impl Maps {
             return Ok(false);
         };
         let Some(taken) =
-            lookup_and_delete(&self.addresses, key, self.cpus).map_err(EvictError::Take)?
+            counters::take(&self.addresses, key, self.cpus).map_err(EvictError::Take)?
         else {
             return Ok(false);
         };
@@ -144,56 +139,6 @@ impl Maps {
             .insert(bucket, values, 0)
             .map_err(EvictError::Fold)?;
         Ok(true)
-    }
-}
-
-/// `BPF_MAP_LOOKUP_AND_DELETE_ELEM` (Linux 5.14+ for per-CPU hashes) on
-/// the address map: the entry's per-CPU counters, summed, and the entry
-/// gone, in one call. `None` when the key was not there.
-fn lookup_and_delete(
-    map: &MapData,
-    key: &AddrKey,
-    cpus: usize,
-) -> std::io::Result<Option<Counters>> {
-    use std::os::fd::{AsFd as _, AsRawFd as _};
-
-    const BPF_MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long = 21;
-    /// The `elem` member of `union bpf_attr`.
-    #[repr(C)]
-    struct ElemAttr {
-        map_fd: u32,
-        _pad: u32,
-        key: u64,
-        value: u64,
-        flags: u64,
-    }
-    // One slot per possible CPU; Counters is already a multiple of 8 bytes.
-    let mut values = vec![Counters::default(); cpus];
-    let mut attr = ElemAttr {
-        map_fd: map.fd().as_fd().as_raw_fd() as u32,
-        _pad: 0,
-        key: std::ptr::from_ref(key) as u64,
-        value: values.as_mut_ptr() as u64,
-        flags: 0,
-    };
-    // SAFETY: `attr` points at a key of the map's key size and a buffer of
-    // `cpus` values of its value size, both alive for the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_LOOKUP_AND_DELETE_ELEM,
-            std::ptr::from_mut(&mut attr),
-            size_of::<ElemAttr>(),
-        )
-    };
-    if rc == 0 {
-        return Ok(Some(values.into_iter().sum()));
-    }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::ENOENT) {
-        Ok(None)
-    } else {
-        Err(e)
     }
 }
 

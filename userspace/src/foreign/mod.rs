@@ -1,8 +1,10 @@
 //! Foreign addresses (neither on this host nor documented): the series
-//! budget that bounds their cardinality (`budget`) and the eviction of
-//! their idle map entries (`evict`).
+//! budget that bounds their cardinality (`budget`), the eviction of their
+//! idle map entries (`evict`), and when and how eviction runs (`janitor`).
 
 mod budget;
 pub mod evict;
+mod janitor;
 
 pub use budget::{ForeignBudget, Split};
+pub use janitor::Janitor;

@@ -17,6 +17,8 @@ use netlink_packet_route::{
 };
 use serde::Serialize;
 
+use crate::inventory::interfaces;
+
 /// `ip addr` scope of an address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {
@@ -193,11 +195,7 @@ impl HostTable {
             address,
             prefix_len: msg.header.prefix_len,
             ifindex: index,
-            interface: self
-                .links
-                .get(&index)
-                .cloned()
-                .unwrap_or_else(|| crate::inventory::interfaces::name(index)),
+            interface: self.link_name(index),
             label,
             flags: flag_names(flags, msg.header.family == AddressFamily::Inet6),
             scope: msg.header.scope.into(),
@@ -226,14 +224,16 @@ impl HostTable {
         self.holders.contains_key(&address)
     }
 
-    /// The name of `index` as last reported, for counts seen on it, also
-    /// after the link was deleted.
+    /// The name of `index` as rtnetlink last reported it, for counts seen
+    /// on it, also after the link was deleted; `if<index>` for a link
+    /// deleted before the table began. No system call: scrapes ask this
+    /// for every row.
     pub fn link_name(&self, index: u32) -> String {
         self.links
             .get(&index)
             .or_else(|| self.departed.get(&index))
             .cloned()
-            .unwrap_or_else(|| crate::inventory::interfaces::name(index))
+            .unwrap_or_else(|| interfaces::unnamed(index))
     }
 }
 
@@ -378,6 +378,7 @@ pub(crate) mod tests {
         t.apply(&RouteNetlinkMessage::DelLink(msg));
         assert_eq!(t.addresses().count(), 0);
         assert_eq!(t.link_name(3), "new");
+        assert_eq!(t.link_name(4), "if4");
     }
 
     #[test]

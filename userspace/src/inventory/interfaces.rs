@@ -1,7 +1,13 @@
 //! Interface names, indexes, and the interfaces that carry a default route.
+//!
+//! The daemon knows names from rtnetlink ([`crate::inventory::HostTable`])
+//! and from its own attachments; the kernel is asked directly only where
+//! neither exists, through [`Interfaces`]: the attacher resolving the
+//! interfaces it was told to watch at each reconcile, and `aliasstat dump`
+//! naming each index once.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     ffi::{CStr, CString},
     fs, io,
 };
@@ -18,28 +24,59 @@ pub enum InterfaceError {
     NoDefaultRoute,
 }
 
-/// The index of interface `name` in this network namespace.
-pub fn index(name: &str) -> Option<u32> {
-    let name = CString::new(name).ok()?;
-    // SAFETY: a valid NUL-terminated string.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    (index != 0).then_some(index)
+/// Where interface names and indexes come from: [`Kernel`], or a fixed
+/// table in tests.
+pub trait Interfaces {
+    /// The index of interface `name`, if it exists.
+    fn index(&self, name: &str) -> Option<u32>;
+    /// The name of interface `index`, if it exists.
+    fn name(&self, index: u32) -> Option<String>;
 }
 
-/// The name of interface `index` in this network namespace, or `if<index>`
-/// for one that is gone (counts outlive the interface they were seen on).
-pub fn name(index: u32) -> String {
-    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-    // SAFETY: the buffer is IF_NAMESIZE long, as the call requires.
-    let name = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
-    if name.is_null() {
-        format!("if{index}")
-    } else {
-        // SAFETY: on success the buffer holds a NUL-terminated name.
-        unsafe { CStr::from_ptr(buf.as_ptr()) }
-            .to_string_lossy()
-            .into_owned()
+/// The interfaces of this network namespace, as the kernel has them now.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Kernel;
+
+impl Interfaces for Kernel {
+    fn index(&self, name: &str) -> Option<u32> {
+        let name = CString::new(name).ok()?;
+        // SAFETY: a valid NUL-terminated string.
+        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        (index != 0).then_some(index)
     }
+
+    fn name(&self, index: u32) -> Option<String> {
+        let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+        // SAFETY: the buffer is IF_NAMESIZE long, as the call requires.
+        let name = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+        (!name.is_null()).then(|| {
+            // SAFETY: on success the buffer holds a NUL-terminated name.
+            unsafe { CStr::from_ptr(buf.as_ptr()) }
+                .to_string_lossy()
+                .into_owned()
+        })
+    }
+}
+
+/// The name shown for interface `index` when no name is known: counts
+/// outlive the interface they were seen on.
+pub fn unnamed(index: u32) -> String {
+    format!("if{index}")
+}
+
+/// The names of `indexes`, each asked of `source` once; [`unnamed`] for
+/// those that are gone.
+pub fn names(
+    source: &impl Interfaces,
+    indexes: impl IntoIterator<Item = u32>,
+) -> BTreeMap<u32, String> {
+    let mut names = BTreeMap::new();
+    for index in indexes {
+        names
+            .entry(index)
+            .or_insert_with(|| source.name(index).unwrap_or_else(|| unnamed(index)));
+    }
+    names
 }
 
 /// Interfaces with an IPv4 or IPv6 default route, sorted and deduplicated.
@@ -80,8 +117,51 @@ fn default_ipv6(table: &str) -> impl Iterator<Item = String> + '_ {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::cell::RefCell;
+
     use super::*;
+
+    /// Interfaces by name, counting how often each index was asked for.
+    #[derive(Default)]
+    pub struct Fixed {
+        pub by_name: BTreeMap<String, u32>,
+        pub asked: RefCell<Vec<u32>>,
+    }
+
+    impl Fixed {
+        pub fn new(interfaces: &[(&str, u32)]) -> Self {
+            Self {
+                by_name: interfaces.iter().map(|&(n, i)| (n.to_owned(), i)).collect(),
+                asked: RefCell::default(),
+            }
+        }
+    }
+
+    impl Interfaces for Fixed {
+        fn index(&self, name: &str) -> Option<u32> {
+            self.by_name.get(name).copied()
+        }
+
+        fn name(&self, index: u32) -> Option<String> {
+            self.asked.borrow_mut().push(index);
+            self.by_name
+                .iter()
+                .find(|&(_, &i)| i == index)
+                .map(|(n, _)| n.clone())
+        }
+    }
+
+    #[test]
+    fn each_index_is_named_once_and_gone_ones_by_number() {
+        let source = Fixed::new(&[("eth0", 2), ("vb", 7)]);
+        let names = names(&source, [7, 2, 7, 9, 2, 7]);
+        let expected: BTreeMap<u32, String> = [(2, "eth0"), (7, "vb"), (9, "if9")]
+            .map(|(i, n)| (i, n.to_owned()))
+            .into();
+        assert_eq!(names, expected);
+        assert_eq!(*source.asked.borrow(), [7, 2, 9]);
+    }
 
     #[test]
     fn ipv4_default_routes() {

@@ -4,7 +4,7 @@
 mod changes;
 mod config;
 mod drift;
-mod host;
+pub(crate) mod host;
 pub mod interfaces;
 mod netlink;
 mod state;

@@ -1,7 +1,7 @@
 //! rtnetlink: a one-shot dump of links and addresses, and a live watch that
 //! keeps a [`HostTable`] current.
 
-use std::{sync::Arc, time::Duration};
+use std::{ops::ControlFlow, sync::Arc, time::Duration};
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use log::warn;
@@ -107,20 +107,20 @@ async fn follow(tx: &watch::Sender<Arc<HostTable>>) -> Result<Resync, NetlinkErr
         let Some((msg, _)) = events.next().await else {
             break Resync::Ended;
         };
-        if apply(&mut table, msg.payload).is_err() {
-            break Resync::Overrun;
+        if let ControlFlow::Break(resync) = apply(&mut table, msg.payload) {
+            break resync;
         }
         // Drain what is already queued so a burst (1000 addresses added at
         // once) publishes once, not a thousand times.
-        let mut overrun = false;
+        let mut drained = ControlFlow::Continue(());
         while let Ok(Some((more, _))) = tokio::time::timeout(Duration::ZERO, events.next()).await {
-            if apply(&mut table, more.payload).is_err() {
-                overrun = true;
+            drained = apply(&mut table, more.payload);
+            if drained.is_break() {
                 break;
             }
         }
-        if overrun {
-            break Resync::Overrun;
+        if let ControlFlow::Break(resync) = drained {
+            break resync;
         }
         tx.send_replace(Arc::new(table.clone()));
     };
@@ -128,14 +128,16 @@ async fn follow(tx: &watch::Sender<Arc<HostTable>>) -> Result<Resync, NetlinkErr
     Ok(outcome)
 }
 
-/// Applies one event; `Err` when it is the kernel saying events were lost.
-fn apply(table: &mut HostTable, payload: NetlinkPayload<RouteNetlinkMessage>) -> Result<(), ()> {
+/// Applies one event; stops following when it is the kernel saying events
+/// were lost.
+fn apply(
+    table: &mut HostTable,
+    payload: NetlinkPayload<RouteNetlinkMessage>,
+) -> ControlFlow<Resync> {
     match payload {
-        NetlinkPayload::InnerMessage(msg) => {
-            table.apply(&msg);
-            Ok(())
-        }
-        NetlinkPayload::Overrun(_) => Err(()),
-        _ => Ok(()),
+        NetlinkPayload::InnerMessage(msg) => table.apply(&msg),
+        NetlinkPayload::Overrun(_) => return ControlFlow::Break(Resync::Overrun),
+        _ => {}
     }
+    ControlFlow::Continue(())
 }

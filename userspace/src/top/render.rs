@@ -64,7 +64,7 @@ const fn attention_style(a: Attention) -> Style {
     }
 }
 
-pub fn draw(frame: &mut Frame, top: &Top) {
+pub fn draw(frame: &mut Frame<'_>, top: &Top) {
     // A daemon that went away gets two lines: what happened matters more
     // than a row of the table.
     let status_height = if matches!(top.link, Link::Down { .. }) {
@@ -211,7 +211,7 @@ fn cells(line: &Line, unit: Unit) -> [String; 10] {
     ]
 }
 
-fn draw_table(frame: &mut Frame, top: &Top, area: Rect) {
+fn draw_table(frame: &mut Frame<'_>, top: &Top, area: Rect) {
     let unit = top.view.unit;
     let shown = top.shown();
     let rows: Vec<([String; 10], Option<Attention>)> = shown
@@ -374,13 +374,13 @@ const HELP: &[(&str, &str)] = &[
     ("q", "quit (Ctrl-C too)"),
 ];
 
-fn draw_help(frame: &mut Frame, top: &Top, over: Rect) {
+fn draw_help(frame: &mut Frame<'_>, top: &Top, over: Rect) {
     let area = over.centered(
         Constraint::Percentage(90),
         Constraint::Length(HELP.len() as u16 + 10),
     );
     let bold = Style::new().add_modifier(Modifier::BOLD);
-    let mut text: Vec<Text> = HELP
+    let mut text: Vec<Text<'_>> = HELP
         .iter()
         .map(|(k, what)| {
             Text::from(vec![

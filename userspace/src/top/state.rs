@@ -389,7 +389,7 @@ impl Top {
                         Unit::Packets => Unit::Bits,
                     }
                 }
-                KeyCode::Char('p') | KeyCode::Char(' ') => {
+                KeyCode::Char('p' | ' ') => {
                     self.frozen = match self.frozen {
                         Some(_) => None,
                         None => Some(self.latest.clone()),

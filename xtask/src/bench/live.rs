@@ -373,7 +373,7 @@ impl Throughput {
         t
     }
 
-    pub fn verdicts(&self) -> Vec<super::Verdict> {
+    pub fn verdicts(&self) -> Vec<Verdict> {
         let mut v = Vec::new();
         if let Some(base) = self.pps(Setup::Nothing) {
             for hook in [Hook::Tc, Hook::Xdp] {

@@ -219,11 +219,14 @@ mod tests {
             counters::{AddressCount, OtherCount, Snapshot},
         },
         daemon::{ConfigStatus, Parts},
-        inventory::{Alias, Config, HostTable},
+        inventory::{Alias, Config, HostTable, host::tests::link},
     };
 
     fn live(counts: Snapshot, config: Config) -> Arc<Live> {
-        let (_, host) = watch::channel(Arc::new(HostTable::default()));
+        // The counts below were seen on ifindex 1, which rtnetlink names.
+        let mut table = HostTable::default();
+        table.apply(&link(1, "lo"));
+        let (_, host) = watch::channel(Arc::new(table));
         let (_, config) = watch::channel(ConfigStatus {
             config: Arc::new(config),
             last_reload_success: false,
