@@ -80,6 +80,13 @@ pub enum Command {
     /// This drops the counts. Stop `aliasstat run` first: while it runs, its
     /// open links keep the programs attached until it exits.
     Detach(DetachArgs),
+    /// Write the man pages and the bash, zsh and fish completions into DIR
+    /// (DIR/man, DIR/completions); `cargo xtask deb` packages them.
+    #[command(hide = true)]
+    Docs {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args)]

@@ -1,6 +1,7 @@
 //! The `aliasstat` command line.
 
 mod cli;
+mod docs;
 
 use std::process::ExitCode;
 
@@ -97,6 +98,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             print!("{report}");
             return Ok(ExitCode::from(code));
         }
+        cli::Command::Docs { dir } => docs::write(&dir)?,
         cli::Command::Top(args) => top::run(&top::Options {
             url: args.url,
             interval: args.interval,
