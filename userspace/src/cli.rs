@@ -12,6 +12,12 @@ use common::names::DEFAULT_ADDRESS_CAPACITY;
 /// labels such as eth0:1, floating VIPs, loopback service addresses) with an
 /// eBPF program on the NIC: by destination address on ingress and by source
 /// address on egress.
+///
+/// The alias inventory is /etc/aliasstat/aliases.toml unless --config says
+/// otherwise. The systemd unit aliasstat.service runs `aliasstat run`;
+/// `systemctl enable --now aliasstat` starts it (the Debian package
+/// installs it without enabling it). `aliasstat <command> --help`, or the
+/// page aliasstat-<command>(1), explains each command and its flags.
 #[derive(Parser)]
 #[command(version, propagate_version = true)]
 pub struct Cli {

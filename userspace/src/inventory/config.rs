@@ -139,18 +139,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut addresses: HashMap<IpAddr, (String, usize)> = HashMap::new();
     let mut aliases = Vec::with_capacity(file.alias.len());
+    let plain =
+        |field, value| plain(field, value).map_err(|(span, message)| invalid(span, message));
     for raw in file.alias {
         let name_span = raw.name.span();
-        let checked = (|| {
-            Ok((
-                plain("name", Some(raw.name))?.unwrap_or_default(),
-                plain("owner", raw.owner)?.unwrap_or_default(),
-                plain("purpose", raw.purpose)?.unwrap_or_default(),
-                plain("interface", raw.interface)?,
-            ))
-        })();
-        let (name, owner, purpose, interface) =
-            checked.map_err(|(span, message)| invalid(span, message))?;
+        let name = plain("name", Some(raw.name))?.unwrap_or_default();
+        let owner = plain("owner", raw.owner)?.unwrap_or_default();
+        let purpose = plain("purpose", raw.purpose)?.unwrap_or_default();
+        let interface = plain("interface", raw.interface)?;
         if name.trim().is_empty() {
             return Err(invalid(
                 name_span,
@@ -167,16 +163,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             ));
         }
         let address_span = raw.address.span();
-        let text_address = raw.address.into_inner();
-        let address: IpAddr = text_address.trim().parse().map_err(|_| {
-            invalid(
-                address_span.clone(),
-                format!(
-                    "\"{}\" is not an IP address; write one IPv4 or IPv6 address without a prefix length, such as \"192.168.1.100\" or \"2001:db8::1\"",
-                    escape(&text_address)
-                ),
-            )
-        })?;
+        let address = ip_address(raw.address.get_ref())
+            .map_err(|message| invalid(address_span.clone(), message))?;
         if let Some((other, first)) = addresses.insert(address, (name.clone(), line)) {
             return Err(invalid(
                 address_span,
@@ -194,6 +182,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         });
     }
     Ok(Config { aliases })
+}
+
+fn ip_address(text: &str) -> Result<IpAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!(
+            "\"{}\" is not an IP address; write one IPv4 or IPv6 address without a prefix length, such as \"192.168.1.100\" or \"2001:db8::1\"",
+            escape(text)
+        )
+    })
 }
 
 fn locate(text: &str, path: &Path, offset: usize) -> Location {
