@@ -17,7 +17,8 @@ use crate::{cmd, workspace};
 /// The root tests and the dashboard checks use these: ip and nft for the
 /// lab, tmux to drive `aliasstat top`, Prometheus and promtool for the rules
 /// and dashboards, jq and curl for dashboards/check.sh, lintian and man-db
-/// (`man -w`) for the package tests.
+/// (`man -w`) for the package tests; `cargo xtask deb` needs dpkg-dev
+/// (cargo-deb computes `Depends` with dpkg-shlibdeps) and binutils (`strip`).
 const ROOT_PACKAGES: &[&str] = &[
     "iproute2",
     "nftables",
@@ -27,6 +28,8 @@ const ROOT_PACKAGES: &[&str] = &[
     "curl",
     "lintian",
     "man-db",
+    "dpkg-dev",
+    "binutils",
 ];
 
 /// Pinned so a new release cannot drop the `llvm-<major>` feature under CI.
