@@ -12,6 +12,12 @@ use common::names::DEFAULT_ADDRESS_CAPACITY;
 /// labels such as eth0:1, floating VIPs, loopback service addresses) with an
 /// eBPF program on the NIC: by destination address on ingress and by source
 /// address on egress.
+///
+/// The alias inventory is /etc/aliasstat/aliases.toml unless --config says
+/// otherwise. The systemd unit aliasstat.service runs `aliasstat run`;
+/// `systemctl enable --now aliasstat` starts it (the Debian package
+/// installs it without enabling it). `aliasstat <command> --help`, or the
+/// page aliasstat-<command>(1), explains each command and its flags.
 #[derive(Parser)]
 #[command(version, propagate_version = true)]
 pub struct Cli {
@@ -81,6 +87,13 @@ pub enum Command {
     /// This drops the counts. Stop `aliasstat run` first: while it runs, its
     /// open links keep the programs attached until it exits.
     Detach(DetachArgs),
+    /// Write the man pages and the bash, zsh and fish completions into DIR
+    /// (DIR/man, DIR/completions); `cargo xtask deb` packages them.
+    #[command(hide = true)]
+    Docs {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args)]

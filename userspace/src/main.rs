@@ -1,6 +1,7 @@
 //! The `aliasstat` command line.
 
 mod cli;
+mod docs;
 
 use std::process::ExitCode;
 
@@ -55,6 +56,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             print!("{report}");
         }
         cli::Command::Check(args) => return check(&args),
+        cli::Command::Docs { dir } => docs::write(&dir)?,
         cli::Command::Top(args) => top::run(&top::Options {
             access: access(args.user, args.password_file.as_deref(), args.ca_file)?,
             url: args.url,

@@ -5,7 +5,10 @@
 
 use std::path::Path;
 
-use aliasstat::inventory::{ConfigError, parse_config};
+use aliasstat::{
+    commands::table::needs_escape,
+    inventory::{ConfigError, parse_config},
+};
 use proptest::prelude::*;
 
 const PATH: &str = "/etc/aliasstat/aliases.toml";
@@ -54,6 +57,15 @@ fn check(text: &str) -> Result<(), TestCaseError> {
             addrs.dedup();
             prop_assert_eq!(names.len(), config.aliases().len());
             prop_assert_eq!(addrs.len(), config.aliases().len());
+            // …and text that reaches a terminal as plain lines.
+            for a in config.aliases() {
+                for text in [&a.name, &a.owner, &a.purpose] {
+                    prop_assert!(!text.chars().any(needs_escape), "{:?}", text);
+                }
+                if let Some(i) = &a.interface {
+                    prop_assert!(!i.chars().any(needs_escape), "{:?}", i);
+                }
+            }
             Ok(())
         }
         Err(e) => check_location(text, &e),
@@ -76,6 +88,10 @@ fn value() -> impl Strategy<Value = String> {
         Just("\"  \"".to_owned()),
         Just("\"a\"".to_owned()),
         Just("\"é🦀\"".to_owned()),
+        // TOML escapes that decode to what a terminal acts on.
+        Just("\"web\\u001b[2J\"".to_owned()),
+        Just("\"a\\nb\\tc\"".to_owned()),
+        Just("\"\\u009b31m\\u202e\"".to_owned()),
         Just("42".to_owned()),
         Just("[1, 2]".to_owned()),
         Just("{ x = 1 }".to_owned()),
@@ -135,6 +151,7 @@ fn aliases() -> impl Strategy<Value = String> {
         Just("web"),
         Just("db"),
         Just("é-vip🦀"),
+        Just("vip\\u001b]0;x\\u0007"),
         Just(""),
         Just("  "),
     ];
@@ -148,8 +165,12 @@ fn aliases() -> impl Strategy<Value = String> {
         Just("not an address"),
         Just("é"),
     ];
-    let alias =
-        (name, address, prop::option::of("[a-z é]{0,10}")).prop_map(|(name, address, owner)| {
+    let alias = (
+        name,
+        address,
+        prop::option::of("[a-z é]{0,10}|ops\\\\n|\\\\t"),
+    )
+        .prop_map(|(name, address, owner)| {
             let mut t = format!("[[alias]]\nname = \"{name}\"\naddress = \"{address}\"\n");
             if let Some(owner) = owner {
                 t.push_str(&format!("owner = \"{owner}\"\n"));

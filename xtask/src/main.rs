@@ -3,6 +3,7 @@
 mod bench;
 mod build;
 mod cmd;
+mod deb;
 mod demo;
 mod lint;
 mod setup;
@@ -26,7 +27,7 @@ struct Cli {
 enum Command {
     /// Install what building and testing need: rust-src for the nightly
     /// toolchain, bpf-linker (built against the nightly's own LLVM into
-    /// target/tools), and, as root, the Debian packages the root tests use and
+    /// target/tools), cargo-deb (into target/tools), and, as root, the Debian packages the root tests use and
     /// a bpffs at /sys/fs/bpf. Safe to run again: it only does what is missing.
     Setup,
     /// Build aliasstat, with its eBPF program embedded.
@@ -34,6 +35,10 @@ enum Command {
     /// Run the whole test suite: unit tests, then the root-only integration
     /// tests in network namespaces. Needs root.
     Test(test::TestArgs),
+    /// Build the Debian package target/debian/aliasstat_<version>_<arch>.deb:
+    /// the release binary, its unit (installed, not enabled), the example
+    /// alias file as a conffile, man pages, completions, dashboards and rules.
+    Deb(deb::DebArgs),
     /// Check formatting (nightly rustfmt) and run clippy with warnings denied.
     Lint,
     /// Build aliasstat and show it counting traffic in a network-namespace lab.
@@ -49,6 +54,7 @@ fn main() -> anyhow::Result<()> {
         Command::Setup => setup::run(),
         Command::Build(args) => build::run(args),
         Command::Test(args) => test::run(args),
+        Command::Deb(args) => deb::run(args),
         Command::Lint => lint::run(),
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => {

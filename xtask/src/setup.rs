@@ -14,13 +14,12 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{cmd, workspace};
 
-/// Debian packages the root-only tests and the demo run: `ip` for the
-/// namespaces, `nft` for the firewall cases, tmux for the demo's panes, and
-/// prometheus for `promtool check metrics`.
 /// The root tests and the dashboard checks use these: ip and nft for the
 /// lab, tmux to drive `aliasstat top`, Prometheus and promtool for the rules
-/// and dashboards, jq and curl for dashboards/check.sh, and node_exporter
-/// for the bench's textfile-collector yardstick.
+/// and dashboards, jq and curl for dashboards/check.sh, node_exporter for
+/// the bench's textfile-collector yardstick, lintian and man-db (`man -w`)
+/// for the package tests; `cargo xtask deb` needs dpkg-dev (cargo-deb
+/// computes `Depends` with dpkg-shlibdeps) and binutils (`strip`).
 const ROOT_PACKAGES: &[&str] = &[
     "iproute2",
     "nftables",
@@ -29,11 +28,19 @@ const ROOT_PACKAGES: &[&str] = &[
     "jq",
     "curl",
     "prometheus-node-exporter",
+    "lintian",
+    "man-db",
+    "dpkg-dev",
+    "binutils",
 ];
 
 /// Pinned so a new release cannot drop the `llvm-<major>` feature under CI.
 /// Raise it when the nightly moves to an LLVM this version does not support.
 const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// Pinned so that `cargo xtask deb` builds the same package on every
+/// machine; `[package.metadata.deb]` in userspace/Cargo.toml uses its keys.
+const CARGO_DEB_VERSION: &str = "3.8.0";
 
 const BPFFS: &str = "/sys/fs/bpf";
 
@@ -41,6 +48,7 @@ pub fn run() -> Result<()> {
     let nightly = Nightly::detect()?;
     ensure_rust_src()?;
     ensure_bpf_linker(&nightly)?;
+    ensure_cargo_deb()?;
     let missing = missing_packages()?;
     if is_root() {
         install_packages(&missing)?;
@@ -206,6 +214,29 @@ fn ensure_bpf_linker(nightly: &Nightly) -> Result<()> {
     })?;
     fs::write(&stamp_path, stamp)
         .with_context(|| format!("could not write {}", stamp_path.display()))
+}
+
+/// Where setup installs cargo-deb.
+pub fn cargo_deb() -> PathBuf {
+    workspace::root().join("target/tools/bin/cargo-deb")
+}
+
+/// Installs cargo-deb into `target/tools` unless that version is there.
+fn ensure_cargo_deb() -> Result<()> {
+    let installed = cmd::stdout(Command::new(cargo_deb()).arg("--version"))
+        .is_ok_and(|v| v.split_whitespace().any(|word| word == CARGO_DEB_VERSION));
+    if installed {
+        return Ok(());
+    }
+    println!("installing cargo-deb {CARGO_DEB_VERSION} into target/tools");
+    cmd::run(
+        workspace::cargo()
+            .args(["install", "cargo-deb", "--locked", "--force"])
+            .args(["--version", CARGO_DEB_VERSION])
+            .arg("--root")
+            .arg(workspace::root().join("target/tools")),
+    )
+    .context("could not install cargo-deb; check that crates.io is reachable")
 }
 
 /// Makes `lib_dir` hold exactly `libLLVM.so` and `<soname>`, both pointing at

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::inventory::Drift;
+use crate::{commands::table::escape, inventory::Drift};
 
 /// Exit status when file and host agree.
 pub const AGREE: u8 = 0;
@@ -21,10 +21,12 @@ pub fn report(drift: &Drift<'_>) -> (String, u8) {
         let _ = write!(
             out,
             "undocumented: {}/{} on {}",
-            a.address, a.prefix_len, a.interface
+            a.address,
+            a.prefix_len,
+            escape(&a.interface)
         );
         if let Some(label) = a.label.as_deref().filter(|l| *l != a.interface) {
-            let _ = write!(out, " (label {label})");
+            let _ = write!(out, " (label {})", escape(label));
         }
         out.push('\n');
     }
@@ -32,17 +34,18 @@ pub fn report(drift: &Drift<'_>) -> (String, u8) {
         let _ = writeln!(
             out,
             "missing: alias \"{}\" ({}) is not configured on this host",
-            a.name, a.address
+            escape(&a.name),
+            a.address
         );
     }
     for (a, holders) in &drift.misplaced {
-        let on: Vec<&str> = holders.iter().map(|h| h.interface.as_str()).collect();
+        let on: Vec<_> = holders.iter().map(|h| escape(&h.interface)).collect();
         let _ = writeln!(
             out,
             "misplaced: alias \"{}\" ({}) is expected on {} but is on {}",
-            a.name,
+            escape(&a.name),
             a.address,
-            a.interface.as_deref().unwrap_or("-"),
+            escape(a.interface.as_deref().unwrap_or("-")),
             on.join(", ")
         );
     }

@@ -11,6 +11,8 @@ use std::{
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
+use crate::commands::table::{escape, needs_escape};
+
 /// Where aliasstat looks when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/aliasstat/aliases.toml";
 
@@ -112,11 +114,35 @@ struct File {
 struct RawAlias {
     name: Spanned<String>,
     address: Spanned<String>,
-    #[serde(default)]
-    owner: String,
-    #[serde(default)]
-    purpose: String,
-    interface: Option<String>,
+    owner: Option<Spanned<String>>,
+    purpose: Option<Spanned<String>>,
+    interface: Option<Spanned<String>>,
+}
+
+/// Text that terminals, logs and the metrics show must be one plain line:
+/// the first character that [`needs_escape`] (a newline, a tab, ESC…) is
+/// refused where its value starts. TOML lets `\n` and `\u001b` through.
+fn plain(
+    field: &str,
+    value: Option<Spanned<String>>,
+) -> Result<Option<String>, (Range<usize>, String)> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let span = value.span();
+    let text = value.into_inner();
+    match text.chars().find(|&c| needs_escape(c)) {
+        None => Ok(Some(text)),
+        Some(c) => Err((
+            span,
+            format!(
+                "the alias {field} \"{}\" holds the control character U+{:04X}; \
+                 write it as one line of plain text",
+                escape(&text),
+                u32::from(c)
+            ),
+        )),
+    }
 }
 
 /// Parses and validates the text of an inventory file named `path`. First
@@ -136,9 +162,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut addresses: HashMap<IpAddr, (String, usize)> = HashMap::new();
     let mut aliases = Vec::with_capacity(file.alias.len());
+    let plain =
+        |field, value| plain(field, value).map_err(|(span, message)| invalid(span, message));
     for raw in file.alias {
         let name_span = raw.name.span();
-        let name = raw.name.into_inner();
+        let name = plain("name", Some(raw.name))?.unwrap_or_default();
+        let owner = plain("owner", raw.owner)?.unwrap_or_default();
+        let purpose = plain("purpose", raw.purpose)?.unwrap_or_default();
+        let interface = plain("interface", raw.interface)?;
         if name.trim().is_empty() {
             return Err(invalid(
                 name_span,
@@ -155,15 +186,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             ));
         }
         let address_span = raw.address.span();
-        let text_address = raw.address.into_inner();
-        let address: IpAddr = text_address.trim().parse().map_err(|_| {
-            invalid(
-                address_span.clone(),
-                format!(
-                    "\"{text_address}\" is not an IP address; write one IPv4 or IPv6 address without a prefix length, such as \"192.168.1.100\" or \"2001:db8::1\""
-                ),
-            )
-        })?;
+        let address = ip_address(raw.address.get_ref())
+            .map_err(|message| invalid(address_span.clone(), message))?;
         if let Some((other, first)) = addresses.insert(address, (name.clone(), name_span.start)) {
             let first = locate(text, path, first).line;
             return Err(invalid(
@@ -176,12 +200,21 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         aliases.push(Alias {
             name,
             address,
-            owner: raw.owner,
-            purpose: raw.purpose,
-            interface: raw.interface,
+            owner,
+            purpose,
+            interface,
         });
     }
     Ok(Config::new(aliases))
+}
+
+fn ip_address(text: &str) -> Result<IpAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!(
+            "\"{}\" is not an IP address; write one IPv4 or IPv6 address without a prefix length, such as \"192.168.1.100\" or \"2001:db8::1\"",
+            escape(text)
+        )
+    })
 }
 
 fn locate(text: &str, path: &Path, offset: usize) -> Location {
@@ -284,6 +317,36 @@ address = "2001:db8::53"
             (
                 "[[alias]]\nname = \"a\"\n",
                 format!("{PATH}:1:1: missing field `address`; see the example in the README"),
+            ),
+            (
+                "[[alias]]\nname = \"web\\u001b[2J\"\naddress = \"10.0.0.1\"\n",
+                format!(
+                    "{PATH}:2:8: the alias name \"web\\u{{1b}}[2J\" holds the control character U+001B; write it as one line of plain text"
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"a\"\naddress = \"10.0.0.1\"\nowner = \"ops\\nroot\"\n",
+                format!(
+                    "{PATH}:4:9: the alias owner \"ops\\nroot\" holds the control character U+000A; write it as one line of plain text"
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"a\"\naddress = \"10.0.0.1\"\npurpose = \"\ttabbed\"\n",
+                format!(
+                    "{PATH}:4:11: the alias purpose \"\\ttabbed\" holds the control character U+0009; write it as one line of plain text"
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"a\"\naddress = \"10.0.0.1\"\ninterface = \"eth0\\u202e\"\n",
+                format!(
+                    "{PATH}:4:13: the alias interface \"eth0\\u{{202e}}\" holds the control character U+202E; write it as one line of plain text"
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"a\"\naddress = \"10.0.0.1\\u001b\"\n",
+                format!(
+                    "{PATH}:3:11: \"10.0.0.1\\u{{1b}}\" is not an IP address; write one IPv4 or IPv6 address without a prefix length, such as \"192.168.1.100\" or \"2001:db8::1\""
+                ),
             ),
             (
                 "[[alias]\nname = \"a\"\n",

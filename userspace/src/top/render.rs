@@ -13,6 +13,7 @@ use ratatui::{
 };
 
 use super::state::{Attention, Line, Link, Mode, Rate, Sort, Top, Unit, totals};
+use crate::commands::table::escape;
 
 /// `1.64 Mbit/s`: three significant digits and an SI prefix, so that
 /// columns stay narrow and a glance gives the order of magnitude.
@@ -98,8 +99,8 @@ fn header_lines(top: &Top) -> Vec<Text<'static>> {
         Span::styled("aliasstat top", bold),
         Span::raw(format!(
             " · {} · {} · every {}",
-            s.host,
-            s.url,
+            escape(&s.host),
+            escape(&s.url),
             interval(s.interval)
         )),
     ];
@@ -130,7 +131,7 @@ fn header_lines(top: &Top) -> Vec<Text<'static>> {
             }
             groups
                 .iter()
-                .map(|(i, hooks)| format!("{i} ({})", hooks.join(", ")))
+                .map(|(i, hooks)| format!("{} ({})", escape(i), hooks.join(", ")))
                 .collect::<Vec<_>>()
                 .join(", ")
         }
@@ -158,7 +159,10 @@ fn header_lines(top: &Top) -> Vec<Text<'static>> {
         )),
     ];
     if !top.view.filter.is_empty() {
-        third.push(Span::raw(format!(" · filter \"{}\"", top.view.filter)));
+        third.push(Span::raw(format!(
+            " · filter \"{}\"",
+            escape(&top.view.filter)
+        )));
     }
     vec![
         Text::from(first),
@@ -196,14 +200,16 @@ fn cells(line: &Line, unit: Unit) -> [String; 10] {
     let dash = || "-".to_owned();
     [
         if line.attention().is_some() { "!" } else { " " }.to_owned(),
-        line.name(),
+        escape(&line.name()).into_owned(),
         e.address.to_string(),
-        e.interface.clone().unwrap_or_else(dash),
+        e.interface
+            .as_deref()
+            .map_or_else(dash, |i| escape(i).into_owned()),
         e.state.to_string(),
         e.owner
-            .clone()
+            .as_deref()
             .filter(|o| !o.is_empty())
-            .unwrap_or_else(dash),
+            .map_or_else(dash, |o| escape(o).into_owned()),
         rate(line.rates.map(|r| r.rx), unit),
         rate(line.rates.map(|r| r.tx), unit),
         total(e.rx, unit),
@@ -272,7 +278,7 @@ fn draw_table(frame: &mut Frame<'_>, top: &Top, area: Rect) {
         frame.render_widget(
             Paragraph::new(format!(
                 " no address matches \"{}\"; Esc clears the filter",
-                top.view.filter
+                escape(&top.view.filter)
             )),
             note,
         );
@@ -282,15 +288,16 @@ fn draw_table(frame: &mut Frame<'_>, top: &Top, area: Rect) {
 fn status_line(top: &Top) -> Text<'static> {
     let every = interval(top.source.interval);
     match &top.link {
-        Link::Connecting => Text::raw(format!("connecting to {} …", top.source.url)),
+        Link::Connecting => Text::raw(format!("connecting to {} …", escape(&top.source.url))),
         Link::Down { error, failures } => Text::styled(
             format!(
-                "daemon unreachable, retrying every {every} ({failures} failed{}): {error}",
+                "daemon unreachable, retrying every {every} ({failures} failed{}): {}",
                 if top.lines().is_empty() {
                     ""
                 } else {
                     "; rows are from before"
-                }
+                },
+                escape(error)
             ),
             Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
         ),
@@ -333,7 +340,7 @@ fn footer_line(top: &Top) -> Text<'static> {
     if top.mode == Mode::Filter {
         return Text::from(vec![
             Span::styled("filter", key),
-            Span::raw(format!(" {}_  ", top.view.filter)),
+            Span::raw(format!(" {}_  ", escape(&top.view.filter))),
             Span::styled("Enter", key),
             Span::raw(" keep  "),
             Span::styled("Esc", key),
@@ -583,6 +590,36 @@ mod tests {
         let mut terminal = Terminal::new(TestBackend::new(80, 12)).unwrap();
         terminal.draw(|f| draw(f, &top)).unwrap();
         assert_snapshot!(terminal.backend().to_string());
+    }
+
+    /// An alias file and a label that try to clear the screen, recolour it
+    /// and break rows: the screen shows them escaped, each on its row.
+    #[test]
+    fn hostile_text_is_shown_escaped() {
+        let mut top = Top::new(Source {
+            host: "web-01".into(),
+            url: "http://127.0.0.1:9864".into(),
+            interval: Duration::from_secs(1),
+        });
+        let t0 = Instant::now();
+        for k in 1..=2 {
+            let mut hostile = entry(
+                "192.0.2.66",
+                Some("a\u{1b}[2Jb"),
+                State::Documented,
+                (k * 10, k * 1_000),
+                (0, 0),
+            );
+            hostile.owner = Some("ops\nroot\t\u{9b}31m".into());
+            hostile.interface = Some("lo\n\u{1b}[31m".into());
+            top.on_sample(Ok(Sample {
+                at: t0 + Duration::from_secs(k),
+                entries: vec![hostile],
+            }));
+        }
+        let shown = screen(&top);
+        assert!(!shown.contains(['\u{1b}', '\u{9b}', '\t']), "{shown}");
+        assert_snapshot!(shown);
     }
 
     #[test]

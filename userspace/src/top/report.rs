@@ -160,6 +160,20 @@ web        192.0.2.1  eth0       documented    team-web  1644800       0   200.0
     }
 
     #[test]
+    fn table_escapes_hostile_text() {
+        let mut lines = sampled();
+        lines[0].entry.alias = Some("web\u{1b}]0;owned\u{7}".into());
+        lines[0].entry.owner = Some("a\nb".into());
+        let shown = table(&View::default().apply(&lines));
+        assert_eq!(shown.lines().count(), 3, "{shown}");
+        assert!(
+            shown.contains("web\\u{1b}]0;owned\\u{7}  192.0.2.1"),
+            "{shown}"
+        );
+        assert!(shown.contains(" a\\nb "), "{shown}");
+    }
+
+    #[test]
     fn json_document() {
         let lines = sampled();
         let doc: serde_json::Value = serde_json::from_str(&json(
