@@ -240,67 +240,98 @@ async fn metrics_response(app: &App, gzip: bool) -> Response<Full<Bytes>> {
     resp
 }
 
+/// The paths served; anything else is 404.
+#[derive(Clone, Copy)]
+enum Route {
+    Landing,
+    Metrics,
+    Health,
+    Aliases,
+    Status,
+}
+
+impl Route {
+    fn of(path: &str) -> Option<Self> {
+        Some(match path {
+            "/" => Self::Landing,
+            "/metrics" => Self::Metrics,
+            "/healthz" => Self::Health,
+            "/api/v1/aliases" => Self::Aliases,
+            "/api/v1/status" => Self::Status,
+            _ => return None,
+        })
+    }
+}
+
 async fn handle(
     req: Request<Incoming>,
     app: Arc<App>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let route = match refuse(&req) {
+        Ok(route) => route,
+        Err(resp) => return Ok(*resp),
+    };
+    Ok(match route {
+        Route::Landing => with_type(text(StatusCode::OK, LANDING), "text/html; charset=utf-8"),
+        Route::Health => health(&app.live),
+        Route::Status => json(StatusCode::OK, &api::status(&app.live)),
+        Route::Metrics => metrics_response(&app, accepts_gzip(&req)).await,
+        Route::Aliases => aliases_response(app).await,
+    })
+}
+
+/// The route of a request this server answers, or the answer to one it
+/// does not: a body (413), an unknown path (404), a method other than GET
+/// and HEAD (405).
+fn refuse(req: &Request<Incoming>) -> Result<Route, Box<Response<Full<Bytes>>>> {
     let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
         || req
             .headers()
             .get(header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0");
     if has_body {
-        return Ok(text(
+        return Err(Box::new(text(
             StatusCode::PAYLOAD_TOO_LARGE,
             "request bodies are not accepted\n",
-        ));
+        )));
     }
-    let path = req.uri().path();
-    if !matches!(
-        path,
-        "/" | "/metrics" | "/healthz" | "/api/v1/aliases" | "/api/v1/status"
-    ) {
-        return Ok(text(StatusCode::NOT_FOUND, "not found; see /\n"));
-    }
+    let Some(route) = Route::of(req.uri().path()) else {
+        return Err(Box::new(text(StatusCode::NOT_FOUND, "not found; see /\n")));
+    };
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
         resp.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return Ok(resp);
+        return Err(Box::new(resp));
     }
-    let resp = match path {
-        "/" => with_type(text(StatusCode::OK, LANDING), "text/html; charset=utf-8"),
-        "/healthz" => {
-            if app.live.all_attached() {
-                text(StatusCode::OK, "ok\n")
-            } else {
-                text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "a counting program is not attached; see aliasstat_program_attached\n",
-                )
-            }
-        }
-        "/api/v1/status" => with_type(
-            text(
-                StatusCode::OK,
-                serde_json::to_string(&api::status(&app.live))
-                    .expect("plain structs always serialize"),
-            ),
+    Ok(route)
+}
+
+fn health(live: &Live) -> Response<Full<Bytes>> {
+    if live.all_attached() {
+        text(StatusCode::OK, "ok\n")
+    } else {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a counting program is not attached; see aliasstat_program_attached\n",
+        )
+    }
+}
+
+fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    let body = serde_json::to_string(value).expect("plain structs always serialize");
+    with_type(text(status, body), "application/json")
+}
+
+/// The joined inventory reads the maps: off the runtime thread.
+async fn aliases_response(app: Arc<App>) -> Response<Full<Bytes>> {
+    let rows = tokio::task::spawn_blocking(move || app.live.rows()).await;
+    match rows {
+        Ok(Ok(rows)) => with_type(
+            text(StatusCode::OK, aliases::json(&rows)),
             "application/json",
         ),
-        "/metrics" => metrics_response(&app, accepts_gzip(&req)).await,
-        _ => {
-            let app = app.clone();
-            let rows = tokio::task::spawn_blocking(move || app.live.rows()).await;
-            match rows {
-                Ok(Ok(rows)) => with_type(
-                    text(StatusCode::OK, aliases::json(&rows)),
-                    "application/json",
-                ),
-                Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
-                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
-            }
-        }
-    };
-    Ok(resp)
+        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    }
 }

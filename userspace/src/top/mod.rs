@@ -172,20 +172,7 @@ fn interactive(client: Client, interval: Duration) -> Result<(), TopError> {
         interval,
     };
     let rt = runtime()?;
-    let signals = {
-        let _context = rt.enter();
-        let of = |kind, name| {
-            signal(kind).map_err(|source| TopError::Signal {
-                signal: name,
-                source,
-            })
-        };
-        [
-            of(SignalKind::interrupt(), "SIGINT")?,
-            of(SignalKind::terminate(), "SIGTERM")?,
-            of(SignalKind::hangup(), "SIGHUP")?,
-        ]
-    };
+    let signals = signals(&rt)?;
     let (tx, rx) = mpsc::channel();
     {
         let tx = tx.clone();
@@ -207,24 +194,43 @@ fn interactive(client: Client, interval: Duration) -> Result<(), TopError> {
         // Whatever else is queued (held-down keys, a sample that arrived
         // with them) is applied before the next redraw.
         for event in std::iter::once(first).chain(rx.try_iter()) {
-            match event {
-                Event::Key(key) => {
-                    if top.on_key(key) == Flow::Quit {
-                        return Ok(());
-                    }
-                }
-                Event::Resize => {}
-                Event::Sample(sample, attachments) => {
-                    top.on_sample(sample);
-                    if let Some(a) = attachments {
-                        top.on_attachments(a);
-                    }
-                }
-                Event::Quit => return Ok(()),
-                Event::Input(e) => return Err(TopError::Terminal(e)),
+            if apply(&mut top, event)? == Flow::Quit {
+                return Ok(());
             }
         }
     }
+}
+
+/// The signals that end top, registered on the sampling runtime.
+fn signals(rt: &Runtime) -> Result<[Signal; 3], TopError> {
+    let _context = rt.enter();
+    let of = |kind, name| {
+        signal(kind).map_err(|source| TopError::Signal {
+            signal: name,
+            source,
+        })
+    };
+    Ok([
+        of(SignalKind::interrupt(), "SIGINT")?,
+        of(SignalKind::terminate(), "SIGTERM")?,
+        of(SignalKind::hangup(), "SIGHUP")?,
+    ])
+}
+
+fn apply(top: &mut Top, event: Event) -> Result<Flow, TopError> {
+    match event {
+        Event::Key(key) => return Ok(top.on_key(key)),
+        Event::Resize => {}
+        Event::Sample(sample, attachments) => {
+            top.on_sample(sample);
+            if let Some(a) = attachments {
+                top.on_attachments(a);
+            }
+        }
+        Event::Quit => return Ok(Flow::Quit),
+        Event::Input(e) => return Err(TopError::Terminal(e)),
+    }
+    Ok(Flow::Continue)
 }
 
 /// Reads the daemon every `interval` until the main loop is gone or a

@@ -111,12 +111,22 @@ fn header_lines(top: &Top) -> Vec<Text<'static>> {
         ));
     }
 
-    let counting = match &top.attachments {
+    vec![
+        Text::from(first),
+        Text::from(vec![
+            Span::styled("counting on", bold),
+            Span::raw(format!(" {}", counting(top))),
+        ]),
+        Text::from(totals_line(top)),
+    ]
+}
+
+/// "eth0 (tc rx, tc tx), …", one group per interface in the daemon's order.
+fn counting(top: &Top) -> String {
+    match &top.attachments {
         None => "? (read from /api/v1/status once the daemon answers)".to_owned(),
         Some(a) if a.is_empty() => "no program attached".to_owned(),
         Some(attachments) => {
-            // "eth0 (tc rx, tc tx)", one group per interface in the
-            // daemon's order.
             let mut groups: Vec<(&str, Vec<String>)> = Vec::new();
             for a in attachments {
                 let hook = if a.attached {
@@ -135,8 +145,12 @@ fn header_lines(top: &Top) -> Vec<Text<'static>> {
                 .collect::<Vec<_>>()
                 .join(", ")
         }
-    };
+    }
+}
 
+/// Total rates, how many rows are shown, the sort and the filter.
+fn totals_line(top: &Top) -> Vec<Span<'static>> {
+    let bold = Style::new().add_modifier(Modifier::BOLD);
     let lines = top.lines();
     let sum = totals(lines);
     let unit = top.view.unit;
@@ -164,14 +178,7 @@ fn header_lines(top: &Top) -> Vec<Text<'static>> {
             escape(&top.view.filter)
         )));
     }
-    vec![
-        Text::from(first),
-        Text::from(vec![
-            Span::styled("counting on", bold),
-            Span::raw(format!(" {counting}")),
-        ]),
-        Text::from(third),
-    ]
+    third
 }
 
 /// The columns; spare width is left at the right.
@@ -224,20 +231,7 @@ fn draw_table(frame: &mut Frame<'_>, top: &Top, area: Rect) {
         .iter()
         .map(|l| (cells(l, unit), l.attention()))
         .collect();
-    let mut widths: [usize; 10] = TITLES.map(str::len);
-    for (cells, _) in &rows {
-        for (w, c) in widths.iter_mut().zip(cells) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    // Wide enough for "undocumented" and "99.9 Mbit/s" whatever is shown,
-    // so that columns do not jump as rates change or the filter narrows.
-    widths[4] = widths[4].max(12);
-    for w in &mut widths[6..8] {
-        *w = (*w).max(11);
-    }
-    widths[1] = widths[1].min(24);
-    widths[5] = widths[5].min(16);
+    let widths = widths(rows.iter().map(|(cells, _)| cells));
     let spacing = 1;
     let wide: usize = widths.iter().map(|w| w + spacing).sum();
     let columns: Vec<usize> = if wide <= usize::from(area.width) {
@@ -283,6 +277,25 @@ fn draw_table(frame: &mut Frame<'_>, top: &Top, area: Rect) {
             note,
         );
     }
+}
+
+/// Each column as wide as its widest cell, within bounds.
+fn widths<'a>(rows: impl Iterator<Item = &'a [String; 10]>) -> [usize; 10] {
+    let mut widths: [usize; 10] = TITLES.map(str::len);
+    for cells in rows {
+        for (w, c) in widths.iter_mut().zip(cells) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    // Wide enough for "undocumented" and "99.9 Mbit/s" whatever is shown,
+    // so that columns do not jump as rates change or the filter narrows.
+    widths[4] = widths[4].max(12);
+    for w in &mut widths[6..8] {
+        *w = (*w).max(11);
+    }
+    widths[1] = widths[1].min(24);
+    widths[5] = widths[5].min(16);
+    widths
 }
 
 fn status_line(top: &Top) -> Text<'static> {
