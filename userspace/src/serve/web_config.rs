@@ -115,7 +115,7 @@ pub fn load(path: Option<&Path>) -> Result<WebConfig, WebConfigError> {
             basic_auth_users: BTreeMap::new(),
         }
     } else {
-        serde_norway::from_str::<File>(&text).map_err(|e| error(None, e.to_string()))?
+        serde_saphyr::from_str::<File>(&text).map_err(|e| error(None, e.to_string()))?
     };
     // Relative paths are relative to the config file, as in exporter-toolkit.
     let base = path.parent().unwrap_or(Path::new("."));
