@@ -88,6 +88,8 @@ impl Shape {
             // exist from creation, used or not.
             MapType::PerCpuHash => {
                 let buckets = entries.next_power_of_two() * BUCKET;
+                // The element holds the key and a pointer to its per-CPU
+                // value.
                 let element = HTAB_ELEM + u64::from(self.key_size).next_multiple_of(8) + 8;
                 Some(
                     HTAB + buckets
