@@ -7,6 +7,10 @@
 //! probe testrun --repeat R --trials T    per-packet cost (BPF_PROG_TEST_RUN)
 //! probe fill --bpffs DIR --entries N --ifindex I
 //! probe read --bpffs DIR --trials T      one snapshot, batched vs per key
+//! probe memory [--capacity N] --cpus C   every map's kernel memory at
+//!                                        address capacity N (default: the
+//!                                        default): fdinfo, and the formula
+//!                                        here and at C CPUs
 //! probe hold-xdp --iface IF              attach the empty XDP program
 //!                                        until stdin closes
 //! ```
@@ -20,7 +24,9 @@ use std::{
 
 use aliasstat::bpf::{
     counters::{PinnedMaps, ReadMethod},
-    load, pins,
+    load,
+    memory::MapMemory,
+    pins,
     sys::{self, batch_value_size},
 };
 use anyhow::{Context as _, Result, bail, ensure};
@@ -33,7 +39,7 @@ use common::{
     AddrKey, Counters, Direction,
     names::{
         ADDRESSES, BENCH_EMPTY_TC, BENCH_EMPTY_XDP, BENCH_KEYED_TC, BENCH_KEYED_XDP,
-        BENCH_REKEY_TC, BENCH_REKEY_XDP, TC_INGRESS, XDP_INGRESS,
+        BENCH_REKEY_TC, BENCH_REKEY_XDP, DEFAULT_ADDRESS_CAPACITY, TC_INGRESS, XDP_INGRESS,
     },
 };
 use lab::{
@@ -45,7 +51,9 @@ use serde_json::{Value, json};
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let Some(command) = args.next() else {
-        bail!("usage: probe testrun|fill|read|hold-xdp ...; run it through `cargo xtask bench`");
+        bail!(
+            "usage: probe testrun|fill|read|memory|hold-xdp ...; run it through `cargo xtask bench`"
+        );
     };
     let flags = Flags::parse(args)?;
     let out = match command.as_str() {
@@ -56,6 +64,10 @@ fn main() -> Result<()> {
             flags.num("ifindex")?,
         )?,
         "read" => read(flags.get("bpffs")?, flags.num("trials")?)?,
+        "memory" => memory(
+            flags.num_or("capacity", DEFAULT_ADDRESS_CAPACITY)?,
+            flags.num("cpus")?,
+        )?,
         "hold-xdp" => hold_xdp(flags.get("iface")?)?,
         // `cargo bench` runs bench targets with `--bench`: say where to go.
         _ => bail!("unknown subcommand `{command}`; run the benchmarks with `cargo xtask bench`"),
@@ -87,6 +99,15 @@ impl Flags {
             .get(name)
             .map(String::as_str)
             .with_context(|| format!("--{name} is required"))
+    }
+
+    /// `--name`, or `default` when it is not given.
+    fn num_or<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T> {
+        if self.0.contains_key(name) {
+            self.num(name)
+        } else {
+            Ok(default)
+        }
     }
 
     fn num<T: std::str::FromStr>(&self, name: &str) -> Result<T> {
@@ -384,6 +405,33 @@ fn read(bpffs: &str, trials: usize) -> Result<Value> {
         entries = a.addresses.len() + a.other.len();
     }
     Ok(json!({ "entries": entries, "batched": batched, "per_key": per_key }))
+}
+
+// ---------------------------------------------------------------------------
+// Kernel memory of the maps.
+
+/// Loads the object with an address map of `capacity` (in a pin directory
+/// of its own) and reports every map's `memlock`, next to the formula for
+/// this host and for one with `cpus` CPUs.
+fn memory(capacity: u32, cpus: u64) -> Result<Value> {
+    let pins = BpfDir::new("bench-memory")?;
+    let ebpf = load::load(pins.path(), capacity)?;
+    let memory = MapMemory::of(&ebpf)?;
+    let here = aya::util::nr_cpus().map_err(|(path, e)| anyhow::anyhow!("{path}: {e}"))? as u64;
+    let read = memory.read();
+    let maps: Vec<Value> = memory
+        .shapes()
+        .map(|(name, shape)| {
+            let fdinfo = read.iter().find(|m| m.name == name).map(|m| m.bytes);
+            json!({
+                "name": name,
+                "fdinfo": fdinfo,
+                "formula": shape.kernel_bytes(here),
+                "formula_cpus": shape.kernel_bytes(cpus),
+            })
+        })
+        .collect();
+    Ok(json!({ "cpus": here, "capacity": capacity, "maps": maps }))
 }
 
 // ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 
 use std::{collections::BTreeSet, net::SocketAddr, time::SystemTime};
 
+use aliasstat::bpf::memory::Shape;
 use anyhow::{Result, ensure};
 use lab::{
     Count,
@@ -261,6 +262,17 @@ fn buckets(s: &Scraped<'_>, non_ip: Count) -> Result<()> {
             "other",
             f64::from(common::names::OTHER_CAPACITY),
         ),
+        // The kernel's own figure, as the formula predicts it.
+        (
+            "aliasstat_map_memory_bytes",
+            "addresses",
+            per_cpu_hash_bytes::<common::AddrKey>(common::names::DEFAULT_ADDRESS_CAPACITY)?,
+        ),
+        (
+            "aliasstat_map_memory_bytes",
+            "other",
+            per_cpu_hash_bytes::<common::OtherKey>(common::names::OTHER_CAPACITY)?,
+        ),
     ] {
         s.check(
             &format!("{name}{{map={map}}}"),
@@ -274,6 +286,23 @@ fn buckets(s: &Scraped<'_>, non_ip: Count) -> Result<()> {
         series.len()
     );
     Ok(())
+}
+
+/// What the kernel charges for a per-CPU hash of `K` to counters on this
+/// host, by aliasstat's formula.
+fn per_cpu_hash_bytes<K>(capacity: u32) -> Result<f64> {
+    let cpus = aya::util::nr_cpus().map_err(|(path, e)| anyhow::anyhow!("{path}: {e}"))?;
+    let shape = Shape {
+        map_type: aya::maps::MapType::PerCpuHash,
+        key_size: size_of::<K>() as u32,
+        value_size: size_of::<common::Counters>() as u32,
+        max_entries: capacity,
+        flags: 0,
+    };
+    let bytes = shape
+        .kernel_bytes(cpus as u64)
+        .expect("the formula knows per-CPU hashes");
+    Ok(bytes as f64)
 }
 
 fn self_metrics(s: &Scraped<'_>, lab: &ExporterLab) -> Result<()> {

@@ -1,8 +1,9 @@
 //! The kernel side as user space sees it: loading the object with its maps
 //! pinned (`load`), where the pins live and which map layouts they hold
 //! (`pins`), attaching the programs (`attach`, with the clsact qdisc older
-//! kernels need), opening and reading the counters (`counters`), and every
-//! raw `bpf(2)` call (`sys`). The possible-CPU count that sizes every
+//! kernels need), opening and reading the counters (`counters`), the
+//! kernel memory each map takes (`memory`), and every raw `bpf(2)` call
+//! (`sys`). The possible-CPU count that sizes every
 //! per-CPU value is [`cpus`].
 
 use std::io;
@@ -10,6 +11,7 @@ use std::io;
 pub mod attach;
 pub mod counters;
 pub mod load;
+pub mod memory;
 pub mod pins;
 pub mod sys;
 

@@ -18,6 +18,7 @@ use crate::{
         attach::{AttachError, Hook},
         counters::CountersError,
         load::LoadError,
+        memory::MemoryError,
     },
     foreign::{Janitor, evict},
     inventory::{ConfigError, interfaces::InterfaceError},
@@ -53,6 +54,8 @@ pub enum DaemonError {
     #[error(transparent)]
     Load(#[from] LoadError),
     #[error(transparent)]
+    Memory(#[from] MemoryError),
+    #[error(transparent)]
     Interfaces(#[from] InterfaceError),
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -79,8 +82,12 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let signals = Signals::install()?;
     let mut inventory = start::inventory(&opts.config)?;
     let web = start::web_config(opts.web_config.as_deref())?;
-    let (ebpf, attacher) = start::kernel(&opts, &interfaces)?;
-    let live = start::live(&opts, &ebpf, &attacher, &inventory)?;
+    let start::Kernel {
+        ebpf,
+        attacher,
+        memory,
+    } = start::kernel(&opts, &interfaces)?;
+    let live = start::live(&opts, &ebpf, &attacher, memory, &inventory)?;
     start::first_dump(&mut inventory.host).await;
     start::serve(&opts, live.clone(), web.subscribe()).await?;
     info!(

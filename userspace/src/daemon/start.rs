@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::{ConfigStatus, DaemonError, Live, Options, Parts, logs};
 use crate::{
-    bpf::{attach::Attacher, counters::PinnedMaps, load},
+    bpf::{attach::Attacher, counters::PinnedMaps, load, memory::MapMemory},
     inventory::{self, HostTable, interfaces},
     serve::{
         http,
@@ -74,17 +74,27 @@ pub(super) fn web_config(
     Ok(watch::Sender::new(Arc::new(web)))
 }
 
+/// What [`kernel`] set up.
+pub(super) struct Kernel {
+    pub ebpf: aya::Ebpf,
+    pub attacher: Attacher,
+    pub memory: MapMemory,
+}
+
 /// Loads the programs with their maps pinned and attaches them to every
 /// interface that exists now.
-pub(super) fn kernel(
-    opts: &Options,
-    interfaces: &[String],
-) -> Result<(aya::Ebpf, Attacher), DaemonError> {
+pub(super) fn kernel(opts: &Options, interfaces: &[String]) -> Result<Kernel, DaemonError> {
     let mut ebpf = load::load(&opts.bpffs, opts.map_capacity)?;
+    // Before aya-log takes its ring buffer out of the object.
+    let memory = MapMemory::of(&ebpf)?;
     logs::forward_kernel_logs(&mut ebpf);
     let mut attacher = Attacher::new(&opts.bpffs, opts.hook, interfaces, interfaces::Kernel);
     attacher.reconcile(&mut ebpf).map_err(Box::new)?;
-    Ok((ebpf, attacher))
+    Ok(Kernel {
+        ebpf,
+        attacher,
+        memory,
+    })
 }
 
 /// The state every endpoint reads.
@@ -92,6 +102,7 @@ pub(super) fn live(
     opts: &Options,
     ebpf: &aya::Ebpf,
     attacher: &Attacher,
+    memory: MapMemory,
     inventory: &Inventory,
 ) -> Result<Arc<Live>, DaemonError> {
     Ok(Arc::new(Live::new(Parts {
@@ -100,6 +111,7 @@ pub(super) fn live(
         config: inventory.config.subscribe(),
         attachments: attacher.attachments(),
         address_capacity: load::address_capacity(ebpf)?,
+        memory,
         max_foreign_series: opts.max_foreign_series,
     })))
 }

@@ -14,6 +14,7 @@ use crate::{
     bpf::{
         attach::Attachment,
         counters::{CounterSource, CountersError, Snapshot},
+        memory::{MapBytes, MapMemory},
     },
     foreign::{ForeignBudget, Split},
     inventory::{self, Config, HostTable, Row, State},
@@ -38,6 +39,7 @@ pub struct Live {
     attachments: RwLock<Vec<Attachment>>,
     /// Capacity of the address map, as created.
     address_capacity: u32,
+    memory: MapMemory,
     foreign: Mutex<ForeignBudget>,
     max_foreign_series: usize,
 }
@@ -49,6 +51,8 @@ pub struct Parts {
     pub config: watch::Receiver<ConfigStatus>,
     pub attachments: Vec<Attachment>,
     pub address_capacity: u32,
+    /// Every map of the loaded object; empty where there is no kernel.
+    pub memory: MapMemory,
     /// Foreign addresses that get series of their own.
     pub max_foreign_series: usize,
 }
@@ -61,6 +65,7 @@ impl Live {
             config: parts.config,
             attachments: RwLock::new(parts.attachments),
             address_capacity: parts.address_capacity,
+            memory: parts.memory,
             foreign: Mutex::new(ForeignBudget::new(parts.max_foreign_series)),
             max_foreign_series: parts.max_foreign_series,
         }
@@ -78,6 +83,11 @@ impl Live {
 
     pub fn address_capacity(&self) -> u32 {
         self.address_capacity
+    }
+
+    /// The kernel memory of every map now, as the kernel accounts it.
+    pub fn map_memory(&self) -> Vec<MapBytes> {
+        self.memory.read()
     }
 
     /// The `--max-foreign-series` limit.

@@ -11,6 +11,8 @@
 //!    each: scrapes plain and gzip against the map read and node_exporter's
 //!    textfile collector, memory under concurrent scrapes, and `check`,
 //!    `aliases --json`, reload and start-up against `ip -j addr show`.
+//! 5. [`memory`]: every map's kernel memory (fdinfo) at the default and a
+//!    large capacity, next to the formula here and on a 128-CPU host.
 //!
 //! Prints the tables and writes them into BENCHMARKS.md between its
 //! markers; `--quick` runs everything at a tiny size for the test suite and
@@ -19,6 +21,7 @@
 
 mod aliases;
 mod live;
+mod memory;
 mod packet;
 mod scrape;
 mod stats;
@@ -56,6 +59,7 @@ pub enum Part {
     Live,
     Scrape,
     Aliases,
+    Memory,
 }
 
 /// Sizes and repetitions of one run.
@@ -71,6 +75,8 @@ pub struct Plan {
     nft_sizes: Vec<usize>,
     /// Entries in the address map for the userspace costs.
     map_sizes: Vec<u32>,
+    /// Address capacities whose kernel memory is shown besides the default.
+    memory_capacities: Vec<u32>,
     /// Aliases configured and documented for the inventory costs.
     alias_sizes: Vec<usize>,
 }
@@ -84,6 +90,7 @@ impl Plan {
                 seconds: 0.2,
                 nft_sizes: vec![10, 1000],
                 map_sizes: vec![100, 1000],
+                memory_capacities: vec![65_536],
                 alias_sizes: vec![100],
             }
         } else {
@@ -93,6 +100,7 @@ impl Plan {
                 seconds: 2.0,
                 nft_sizes: vec![10, 100, 1000],
                 map_sizes: vec![1_000, 10_000, 100_000, 1_000_000],
+                memory_capacities: vec![1_000_000],
                 alias_sizes: if full {
                     vec![1_000, 10_000, 100_000]
                 } else {
@@ -230,6 +238,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "4. Configured aliases: scrape, node_exporter, commands",
             aliases.table(),
         ));
+    }
+    if runs(Part::Memory) {
+        println!("bench: kernel memory of the maps");
+        let memory = memory::run(&tools, &plan.memory_capacities)?;
+        println!("{}", memory.table());
+        verdicts.extend(memory.verdicts());
+        sections.push(("5. Kernel memory of the maps", memory.table()));
     }
     let report = report(&machine, &sections, &verdicts, args.quick);
     println!("{report}");

@@ -180,6 +180,7 @@ impl Renderer {
             foreign_limit: live.max_foreign_series(),
             address_capacity: live.address_capacity(),
             entries,
+            memory: live.map_memory(),
         };
         let out = &mut self.out;
         self.labels
@@ -217,6 +218,7 @@ mod tests {
         bpf::{
             attach::Attachment,
             counters::{AddressCount, OtherCount, Snapshot},
+            memory::MapMemory,
         },
         daemon::{ConfigStatus, Parts},
         inventory::{Alias, Config, HostTable, host::tests::link},
@@ -244,6 +246,7 @@ mod tests {
                 direction: Direction::Rx,
             }],
             address_capacity: 4,
+            memory: MapMemory::default(),
             max_foreign_series: 1,
         }))
     }
@@ -417,6 +420,7 @@ mod tests {
         self_metrics::ATTACHED.meta(),
         self_metrics::MAP_ENTRIES.meta(),
         self_metrics::MAP_CAPACITY.meta(),
+        self_metrics::MAP_MEMORY.meta(),
         self_metrics::RELOAD_SUCCESS.meta(),
         self_metrics::RELOAD_TIMESTAMP.meta(),
         self_metrics::BUILD_INFO.meta(),

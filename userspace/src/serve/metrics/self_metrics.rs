@@ -6,7 +6,10 @@ use std::time::UNIX_EPOCH;
 use bytes::BytesMut;
 
 use super::family::{Family, Kind, Labels};
-use crate::{bpf::attach::Attachment, daemon::ConfigStatus};
+use crate::{
+    bpf::{attach::Attachment, memory::MapBytes},
+    daemon::ConfigStatus,
+};
 
 pub static FOREIGN_SERIES: Family<0> = Family {
     name: "aliasstat_foreign_series",
@@ -39,6 +42,13 @@ pub static MAP_ENTRIES: Family<1> = Family {
 pub static MAP_CAPACITY: Family<1> = Family {
     name: "aliasstat_map_capacity",
     help: "Maximum entries of the BPF map (--map-capacity for addresses).",
+    kind: Kind::Gauge,
+    labels: Labels(["map"]),
+};
+
+pub static MAP_MEMORY: Family<1> = Family {
+    name: "aliasstat_map_memory_bytes",
+    help: "Kernel memory of the BPF map as the kernel accounts it (memlock in its fdinfo). The per-CPU maps (addresses, other) take a value per possible CPU for every entry, used or not.",
     kind: Kind::Gauge,
     labels: Labels(["map"]),
 };
@@ -90,6 +100,8 @@ pub struct Fill {
     /// Entries of the address and the other map; `None` when they could
     /// not be read.
     pub entries: Option<(usize, usize)>,
+    /// Every map's kernel memory.
+    pub memory: Vec<MapBytes>,
 }
 
 pub fn write_fill(out: &mut BytesMut, fill: &Fill) {
@@ -103,6 +115,10 @@ pub fn write_fill(out: &mut BytesMut, fill: &Fill) {
         section.sample(["addresses"], addresses as u64);
         section.sample(["other"], other as u64);
     }
+    let mut section = MAP_MEMORY.open(out);
+    for map in &fill.memory {
+        section.sample([map.name.as_str()], map.bytes);
+    }
 }
 
 pub fn write_attached(out: &mut BytesMut, attachments: &[Attachment]) {
@@ -115,4 +131,43 @@ pub fn write_attached(out: &mut BytesMut, attachments: &[Attachment]) {
 
 pub fn write_duration(out: &mut BytesMut, seconds: f64) {
     SCRAPE_DURATION.write(out, [], seconds);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_memory_has_one_sample_per_map() {
+        let fill = Fill {
+            foreign_series: 0,
+            foreign_limit: 0,
+            address_capacity: 16_384,
+            entries: None,
+            memory: vec![
+                MapBytes {
+                    name: "addresses".into(),
+                    bytes: 2_098_112,
+                },
+                MapBytes {
+                    name: "aya_logs".into(),
+                    bytes: 144_200,
+                },
+            ],
+        };
+        let mut out = BytesMut::new();
+        write_fill(&mut out, &fill);
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        let memory: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("aliasstat_map_memory_bytes"))
+            .collect();
+        assert_eq!(
+            memory,
+            [
+                r#"aliasstat_map_memory_bytes{map="addresses"} 2098112"#,
+                r#"aliasstat_map_memory_bytes{map="aya_logs"} 144200"#,
+            ]
+        );
+    }
 }
