@@ -3,7 +3,6 @@
 use std::{
     io::{BufRead, BufReader, Read},
     net::SocketAddr,
-    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, ExitStatus, Stdio},
     sync::{Arc, Mutex, mpsc},
@@ -154,18 +153,7 @@ impl Daemon {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe. If this process dies without
-        // running destructors, the daemon still goes, so its namespace and
-        // attachments do not outlive the run. `ip netns exec` execs (no
-        // fork), so the signal reaches aliasstat itself.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        cmd::die_with_parent(&mut cmd);
         let label = format!("aliasstat in {}", config.ns.name());
         let shown = cmd::show(&cmd);
         let mut child = cmd

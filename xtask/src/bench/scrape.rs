@@ -6,7 +6,6 @@ use std::{
     fmt::Write as _,
     io::{BufRead as _, BufReader, Read as _, Write as _},
     net::{SocketAddr, TcpStream},
-    os::unix::process::CommandExt as _,
     process::{Child, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
@@ -215,17 +214,7 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe. The daemon goes if xtask dies
-        // before its guard runs; `ip netns exec` execs, so the signal
-        // reaches aliasstat itself.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        lab::cmd::die_with_parent(&mut cmd);
         let mut child = cmd.spawn().context("could not start aliasstat run")?;
         let stderr = child.stderr.take().context("stderr is piped")?;
         let (lines, ready) = mpsc::channel();
