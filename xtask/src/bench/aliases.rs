@@ -75,23 +75,7 @@ fn address(i: usize) -> IpAddr {
 
 fn configure(veth: &Veth, n: usize) -> Result<(IpAddr, IpAddr)> {
     let (client, server): (IpAddr, IpAddr) = ("192.168.77.1".parse()?, "192.168.77.2".parse()?);
-    veth.client.add_addr(client, 24)?;
-    veth.server.add_addr(server, 24)?;
-    veth.know_each_other(&[client], &[server])?;
-    veth.server.ns.ip(&["link", "set", "lo", "up"])?;
-    veth.client
-        .ns
-        .ip(&["route", "add", "10.64.0.0/10", "via", &server.to_string()])?;
-    let mut batch = String::new();
-    for i in 0..n {
-        writeln!(
-            batch,
-            "addr add {}/32 dev {}",
-            address(i),
-            veth.server.ifname
-        )?;
-    }
-    stress::ip_batch(&veth.server.ns, &batch)?;
+    stress::alias_veth(veth, (client, server), "10.64.0.0/10", (0..n).map(address))?;
     Ok((client, server))
 }
 
