@@ -17,7 +17,7 @@ use anyhow::{Context as _, Result, ensure};
 use lab::{BpfDir, Veth, link::Ipv6, scratch::Scratch, stress};
 
 use super::{
-    Plan, Verdict,
+    Plan, Sweep, Verdict,
     scrape::{Daemon, get},
     stats::{count, median, mib, seconds},
     tools::{Tools, arg},
@@ -49,20 +49,8 @@ pub struct Row {
     pub start_full: f64,
 }
 
-pub struct Aliases {
-    pub rows: Vec<Row>,
-    pub trials: usize,
-}
-
-pub fn run(tools: &Tools, plan: &Plan) -> Result<Aliases> {
-    let mut rows = Vec::new();
-    for &n in &plan.alias_sizes {
-        rows.push(size(tools, plan, n).with_context(|| format!("with {n} aliases"))?);
-    }
-    Ok(Aliases {
-        rows,
-        trials: plan.trials,
-    })
+pub fn run(tools: &Tools, plan: &Plan) -> Result<Sweep<Row>> {
+    Sweep::run(plan, &plan.alias_sizes, "aliases", |n| size(tools, plan, n))
 }
 
 /// The i-th alias: 10.64.0.1 onwards, off the veth's own subnet, reached
@@ -307,7 +295,7 @@ fn node_exporter(
     measured.map(Some)
 }
 
-impl Aliases {
+impl Sweep<Row> {
     pub fn table(&self) -> String {
         let mut t = String::from(
             "| aliases | scrape plain | scrape gzip | /metrics size (gzip) | map read, batched | node_exporter textfile plain / gzip | RSS after scrapes | peak before → after 200 concurrent scrapes |\n|---|---|---|---|---|---|---|---|\n",

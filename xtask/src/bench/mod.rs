@@ -75,6 +75,32 @@ pub struct Plan {
     alias_sizes: Vec<usize>,
 }
 
+/// One part's rows, one per size, each figure the median of `trials`.
+pub struct Sweep<R> {
+    pub rows: Vec<R>,
+    pub trials: usize,
+}
+
+impl<R> Sweep<R> {
+    /// Measures `size` at each of `sizes`; an error names the size, in
+    /// `unit`s.
+    fn run<S: Copy + std::fmt::Display>(
+        plan: &Plan,
+        sizes: &[S],
+        unit: &str,
+        mut size: impl FnMut(S) -> Result<R>,
+    ) -> Result<Self> {
+        let rows = sizes
+            .iter()
+            .map(|&n| size(n).with_context(|| format!("with {n} {unit}")))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            rows,
+            trials: plan.trials,
+        })
+    }
+}
+
 impl Plan {
     fn new(quick: bool, full: bool) -> Self {
         if quick {

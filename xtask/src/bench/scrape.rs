@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use lab::{BpfDir, Veth, link::Ipv6};
 
 use super::{
-    Plan, Verdict,
+    Plan, Sweep, Verdict,
     stats::{count, median, mib, seconds},
     tools::{Tools, arg},
 };
@@ -43,20 +43,8 @@ pub struct Row {
     pub rss_peak: f64,
 }
 
-pub struct Userspace {
-    pub rows: Vec<Row>,
-    pub trials: usize,
-}
-
-pub fn run(tools: &Tools, plan: &Plan) -> Result<Userspace> {
-    let mut rows = Vec::new();
-    for &entries in &plan.map_sizes {
-        rows.push(size(tools, plan, entries).with_context(|| format!("with {entries} entries"))?);
-    }
-    Ok(Userspace {
-        rows,
-        trials: plan.trials,
-    })
+pub fn run(tools: &Tools, plan: &Plan) -> Result<Sweep<Row>> {
+    Sweep::run(plan, &plan.map_sizes, "entries", |n| size(tools, plan, n))
 }
 
 fn size(tools: &Tools, plan: &Plan, entries: u32) -> Result<Row> {
@@ -313,7 +301,7 @@ impl Drop for Daemon {
     }
 }
 
-impl Userspace {
+impl Sweep<Row> {
     pub fn table(&self) -> String {
         let mut t = String::from(
             "| map entries | scrape (HTTP, whole) | of which collecting | /metrics size | map read, batched | map read, per key | batched speed-up | daemon RSS idle → after scrapes (peak) |\n\
