@@ -20,7 +20,7 @@ use super::{
     Plan, Sweep, Verdict,
     scrape::{Daemon, get},
     stats::{count, median, mib, seconds},
-    tools::{Tools, arg},
+    tools::Tools,
 };
 use crate::cmd;
 
@@ -171,17 +171,7 @@ fn size(tools: &Tools, plan: &Plan, n: usize) -> Result<Row> {
         .map(drop)
     })?;
     daemon.stop()?;
-    let read = tools.probe(&[
-        "read",
-        "--bpffs",
-        arg(pins.path()),
-        "--trials",
-        &plan.trials.to_string(),
-    ])?;
-    let batched: Vec<f64> = read["batched"]
-        .as_array()
-        .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
-        .unwrap_or_default();
+    let read = tools.read_map(pins.path(), plan.trials)?;
     let node = node_exporter(&veth, &dir, &body, plan.trials)?;
     Ok(Row {
         aliases: n,
@@ -189,7 +179,7 @@ fn size(tools: &Tools, plan: &Plan, n: usize) -> Result<Row> {
         scrape_gzip,
         body_bytes: body.len(),
         gzip_bytes: gz.len(),
-        read_batched: median(&batched).context("probe read: no times")?,
+        read_batched: read.median("batched")?,
         node,
         rss,
         peak: (before, after),

@@ -89,26 +89,14 @@ fn size(tools: &Tools, plan: &Plan, entries: u32) -> Result<Row> {
     let (rss, rss_peak) = daemon.memory()?;
     daemon.stop()?;
 
-    let read = tools.probe(&[
-        "read",
-        "--bpffs",
-        arg(pins.path()),
-        "--trials",
-        &plan.trials.to_string(),
-    ])?;
-    let times = |key: &str| -> Vec<f64> {
-        read[key]
-            .as_array()
-            .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
-            .unwrap_or_default()
-    };
+    let read = tools.read_map(pins.path(), plan.trials)?;
     Ok(Row {
         entries,
         scrape: median(&wall).context("no scrapes")?,
         collect: median(&collect).context("no scrapes")?,
         body_bytes,
-        read_batched: median(&times("batched")).context("probe read: no times")?,
-        read_per_key: median(&times("per_key")).context("probe read: no times")?,
+        read_batched: read.median("batched")?,
+        read_per_key: read.median("per_key")?,
         rss,
         rss_idle,
         rss_peak,
