@@ -308,7 +308,12 @@ pub fn dump_with(binary: &Path, ns: &Netns, bpffs: &BpfDir) -> Result<Snapshot> 
             .args(["dump", "--json", "--bpffs"])
             .arg(bpffs.path()),
     )?;
-    Snapshot::parse(&json).with_context(|| format!("unexpected dump output: {json}"))
+    Snapshot::parse(&json).with_context(|| {
+        format!(
+            "unexpected `{} dump --json` output: {json}",
+            binary.display()
+        )
+    })
 }
 
 /// The binary built with `--features simulate-layout-upgrade`, whose maps
