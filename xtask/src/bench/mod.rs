@@ -226,36 +226,47 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let machine = tools::Machine::probe();
     let mut sections = Vec::new();
     let mut verdicts = Vec::new();
+    // Each part's table is printed as it ends, then goes into the report.
+    let mut part = |heading: &'static str, table: String, v: Vec<Verdict>| {
+        println!("{table}");
+        verdicts.extend(v);
+        sections.push((heading, table));
+    };
     if runs(Part::Packet) {
         println!("bench: per-packet cost (BPF_PROG_TEST_RUN)");
         let packet = packet::run(&tools, &plan)?;
-        println!("{}", packet.table());
-        verdicts.extend(packet.verdicts());
-        sections.push(("1. Per-packet cost (BPF_PROG_TEST_RUN)", packet.table()));
+        part(
+            "1. Per-packet cost (BPF_PROG_TEST_RUN)",
+            packet.table(),
+            packet.verdicts(),
+        );
     }
     if runs(Part::Live) {
         println!("bench: live throughput over a veth");
         let live = live::run(&tools, &plan)?;
-        println!("{}", live.table());
-        verdicts.extend(live.verdicts());
-        sections.push(("2. Live throughput (UDP flood over a veth)", live.table()));
+        part(
+            "2. Live throughput (UDP flood over a veth)",
+            live.table(),
+            live.verdicts(),
+        );
     }
     if runs(Part::Scrape) {
         println!("bench: userspace (scrape, map read, memory)");
         let userspace = scrape::run(&tools, &plan)?;
-        println!("{}", userspace.table());
-        verdicts.extend(userspace.verdicts());
-        sections.push(("3. Userspace: scrape, map read, memory", userspace.table()));
+        part(
+            "3. Userspace: scrape, map read, memory",
+            userspace.table(),
+            userspace.verdicts(),
+        );
     }
     if runs(Part::Aliases) {
         println!("bench: configured aliases (scrape, gzip, node_exporter, commands)");
         let aliases = aliases::run(&tools, &plan)?;
-        println!("{}", aliases.table());
-        verdicts.extend(aliases.verdicts());
-        sections.push((
+        part(
             "4. Configured aliases: scrape, node_exporter, commands",
             aliases.table(),
-        ));
+            aliases.verdicts(),
+        );
     }
     let report = report(&machine, &sections, &verdicts, args.quick);
     println!("{report}");
