@@ -26,7 +26,7 @@ mod tools;
 
 use std::fmt::Write as _;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
 use crate::{
     build::{self, Profile},
@@ -205,12 +205,11 @@ impl Verdict {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    if !setup::is_root() {
-        bail!(
-            "not root: the benchmarks load BPF programs and create network namespaces; \
-             run `sudo -E env \"PATH=$PATH\" cargo xtask bench`"
-        );
-    }
+    setup::require_root(
+        "the benchmarks load BPF programs and create network namespaces",
+        "bench",
+        "",
+    )?;
     setup::run()?;
     let aliasstat = build::build(Profile::Release)?;
     let tools = tools::Tools::build(aliasstat.clone())?;
