@@ -119,22 +119,6 @@ impl Flags {
     }
 }
 
-/// Runs this thread on `cpu` only, so a series of runs is not spread over
-/// CPUs with different cache contents.
-fn pin_to(cpu: usize) -> Result<()> {
-    // SAFETY: a zeroed cpu_set_t is the empty set; `cpu` is a CPU number
-    // from the possible range, far below CPU_SETSIZE.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(std::io::Error::last_os_error())
-                .with_context(|| format!("failed to pin to CPU {cpu}"));
-        }
-    }
-    Ok(())
-}
-
 // ---------------------------------------------------------------------------
 // Per-packet cost under BPF_PROG_TEST_RUN.
 
@@ -226,7 +210,7 @@ fn testrun(repeat: u32, trials: usize) -> Result<Value> {
     );
     // The last CPU: xtask and the shell tend to run on the first.
     let cpus = aya::util::nr_cpus().map_err(|(path, e)| anyhow::anyhow!("{path}: {e}"))?;
-    pin_to(cpus - 1)?;
+    lab::pin_to(cpus - 1)?;
 
     let pins = BpfDir::new("bench")?;
     let maps = pins::maps_dir(pins.path(), pins::LAYOUT_VERSION);

@@ -1,6 +1,6 @@
 //! External commands whose failure names the command and what it printed.
 
-use std::process::Command;
+use std::{os::unix::process::CommandExt as _, process::Command};
 
 use anyhow::{Context, Result, bail};
 
@@ -19,6 +19,22 @@ pub fn run(cmd: &mut Command) -> Result<String> {
         );
     }
     String::from_utf8(out.stdout).with_context(|| format!("`{shown}` printed invalid UTF-8"))
+}
+
+/// Makes the child get SIGTERM when this process dies, so that a crash
+/// that runs no destructors leaves no daemon (and no namespace or attachment
+/// it holds) behind. `ip netns exec` execs without forking, so the signal
+/// reaches the program it runs.
+pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
+    // SAFETY: the closure only calls prctl, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
 }
 
 /// The command line as a shell would show it, for messages.

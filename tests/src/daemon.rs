@@ -3,7 +3,6 @@
 use std::{
     io::{BufRead, BufReader, Read},
     net::SocketAddr,
-    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, ExitStatus, Stdio},
     sync::{Arc, Mutex, mpsc},
@@ -13,7 +12,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-use crate::{BpfDir, Netns, Snapshot, cmd};
+use crate::{BpfDir, Netns, Snapshot, Veth, cmd};
 
 /// How long loading and attaching may take before the daemon is declared
 /// stuck. Generous: the verifier is slow on a loaded 2-core machine.
@@ -154,18 +153,7 @@ impl Daemon {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe. If this process dies without
-        // running destructors, the daemon still goes, so its namespace and
-        // attachments do not outlive the run. `ip netns exec` execs (no
-        // fork), so the signal reaches aliasstat itself.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        cmd::die_with_parent(&mut cmd);
         let label = format!("aliasstat in {}", config.ns.name());
         let shown = cmd::show(&cmd);
         let mut child = cmd
@@ -371,13 +359,53 @@ fn drain(
 /// `aliasstat dump --json` of the maps pinned in `bpffs`, run inside `ns`
 /// so that interface names resolve where the daemon counted.
 pub fn dump(ns: &Netns, bpffs: &BpfDir) -> Result<Snapshot> {
-    let json = cmd::run(
-        ns.exec(binary()?)
-            .args(["dump", "--json", "--bpffs"])
-            .arg(bpffs.path()),
-    )?;
-    Snapshot::parse(&json)
-        .with_context(|| format!("unexpected `aliasstat dump --json` output: {json}"))
+    crate::stress::dump_with(&binary()?, ns, bpffs)
+}
+
+/// A daemon on each end of a veth, each with pins of its own, for the
+/// scenarios that count the same traffic as sent and as received.
+pub struct BothEnds {
+    // Fields drop in order: each daemon goes before its pins.
+    client: Daemon,
+    server: Daemon,
+    client_pins: BpfDir,
+    server_pins: BpfDir,
+}
+
+impl BothEnds {
+    pub fn start(veth: &Veth) -> Result<Self> {
+        let client_pins = BpfDir::new("cli")?;
+        let server_pins = BpfDir::new("srv")?;
+        let client = Daemon::start(&Config::new(
+            &veth.client.ns,
+            &client_pins,
+            &veth.client.ifname,
+        ))?;
+        let server = Daemon::start(&Config::new(
+            &veth.server.ns,
+            &server_pins,
+            &veth.server.ifname,
+        ))?;
+        Ok(Self {
+            client,
+            server,
+            client_pins,
+            server_pins,
+        })
+    }
+
+    /// Each end's maps as they are now: (client, server).
+    pub fn dump(&self, veth: &Veth) -> Result<(Snapshot, Snapshot)> {
+        Ok((
+            dump(&veth.client.ns, &self.client_pins)?,
+            dump(&veth.server.ns, &self.server_pins)?,
+        ))
+    }
+
+    pub fn stop(self) -> Result<()> {
+        self.client.stop()?;
+        self.server.stop()
+    }
 }
 
 /// `aliasstat dump` in its table form, for people.

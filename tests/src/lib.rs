@@ -43,6 +43,28 @@ pub fn ip(literal: &str) -> std::net::IpAddr {
     literal.parse().expect("a valid address literal")
 }
 
+/// Runs this thread on `cpu` only, so that a series of measurements is not
+/// spread over CPUs with different cache contents.
+pub fn pin_to(cpu: usize) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    anyhow::ensure!(
+        cpu < libc::CPU_SETSIZE as usize,
+        "CPU {cpu} is out of range (CPU_SETSIZE is {})",
+        libc::CPU_SETSIZE
+    );
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET stays within it
+    // for any cpu below CPU_SETSIZE, checked above.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("failed to pin to CPU {cpu}"));
+        }
+    }
+    Ok(())
+}
+
 /// Removes what earlier runs that were killed before their guards ran left
 /// behind: namespaces and pin directories tagged with a pid that is gone.
 pub fn remove_stale() -> anyhow::Result<()> {

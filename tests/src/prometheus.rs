@@ -5,7 +5,6 @@ use std::{
     collections::BTreeMap,
     io::Write as _,
     net::{Ipv4Addr, SocketAddr, TcpListener},
-    os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     thread,
@@ -190,17 +189,7 @@ impl<'a> Prometheus<'a> {
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file);
-        // SAFETY: prctl is async-signal-safe. If the test process dies
-        // without running destructors, Prometheus goes too. `ip netns exec`
-        // execs, so the signal reaches Prometheus itself.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        cmd::die_with_parent(&mut cmd);
         let shown = cmd::show(&cmd);
         let child = cmd
             .spawn()

@@ -6,6 +6,7 @@
 use std::{
     collections::BTreeMap,
     ffi::OsString,
+    fmt::Write as _,
     io::{Read, Write},
     net::{IpAddr, SocketAddr, TcpStream, UdpSocket},
     path::{Path, PathBuf},
@@ -307,7 +308,12 @@ pub fn dump_with(binary: &Path, ns: &Netns, bpffs: &BpfDir) -> Result<Snapshot> 
             .args(["dump", "--json", "--bpffs"])
             .arg(bpffs.path()),
     )?;
-    Snapshot::parse(&json).with_context(|| format!("unexpected dump output: {json}"))
+    Snapshot::parse(&json).with_context(|| {
+        format!(
+            "unexpected `{} dump --json` output: {json}",
+            binary.display()
+        )
+    })
 }
 
 /// The binary built with `--features simulate-layout-upgrade`, whose maps
@@ -384,6 +390,30 @@ pub fn add_addresses(veth: &Veth, client: &[(IpAddr, u8)], server: &[(IpAddr, u8
     }
     let only = |list: &[(IpAddr, u8)]| list.iter().map(|&(a, _)| a).collect::<Vec<_>>();
     veth.know_each_other(&only(client), &only(server))
+}
+
+/// Puts `client` and `server` on the two ends (a /24 each), routes `block`
+/// from the client through the server, and configures every one of
+/// `aliases` (inside `block`) as a /32 on the server's end in one
+/// `ip -batch`: one route and one neighbour, so no ARP runs per address.
+pub fn alias_veth(
+    veth: &Veth,
+    (client, server): (IpAddr, IpAddr),
+    block: &str,
+    aliases: impl IntoIterator<Item = IpAddr>,
+) -> Result<()> {
+    veth.client.add_addr(client, 24)?;
+    veth.server.add_addr(server, 24)?;
+    veth.know_each_other(&[client], &[server])?;
+    veth.server.ns.ip(&["link", "set", "lo", "up"])?;
+    veth.client
+        .ns
+        .ip(&["route", "add", block, "via", &server.to_string()])?;
+    let mut batch = String::new();
+    for a in aliases {
+        writeln!(batch, "addr add {a}/32 dev {}", veth.server.ifname)?;
+    }
+    ip_batch(&veth.server.ns, &batch)
 }
 
 /// Runs `ip -n <ns> -batch -` with `commands` on stdin: a thousand

@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use lab::{
     BpfDir, Daemon, Veth,
     daemon::{self, Config},
@@ -127,12 +127,11 @@ purpose = "keepalived VIP, held by the peer"
 const LISTEN: &str = "127.0.0.1:9864";
 
 pub fn run(args: DemoArgs) -> Result<()> {
-    if !setup::is_root() {
-        bail!(
-            "not root: the demo creates network namespaces and loads BPF programs; \
-             run `sudo -E env \"PATH=$PATH\" cargo xtask demo`"
-        );
-    }
+    setup::require_root(
+        "the demo creates network namespaces and loads BPF programs",
+        "demo",
+        "",
+    )?;
     interrupt::catch()?;
     lab::remove_stale()?;
     match demo(&args) {

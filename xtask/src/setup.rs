@@ -68,6 +68,16 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Refuses a root-only subcommand `cargo xtask <command>` that runs without
+/// root, saying `why` it needs root and how to run it (`or` appends another
+/// way, if there is one).
+pub fn require_root(why: &str, command: &str, or: &str) -> Result<()> {
+    if !is_root() {
+        bail!("not root: {why}; run `sudo -E env \"PATH=$PATH\" cargo xtask {command}`{or}");
+    }
+    Ok(())
+}
+
 /// What bpf-linker must be built against: the nightly that compiles the eBPF
 /// crate emits bitcode for its own LLVM, and only that LLVM reads it reliably.
 struct Nightly {

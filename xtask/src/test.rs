@@ -3,7 +3,7 @@
 
 use std::{ffi::OsString, process::Command};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::{
     build::{self, Profile},
@@ -20,13 +20,11 @@ pub struct TestArgs {
 
 pub fn run(args: TestArgs) -> Result<()> {
     // Checked first so a non-root run fails in a second, not after the build.
-    if !setup::is_root() {
-        bail!(
-            "not root: the integration tests create network namespaces and load BPF programs; \
-             run `sudo -E env \"PATH=$PATH\" cargo xtask test`, or plain `cargo test` \
-             for the unit tests alone"
-        );
-    }
+    setup::require_root(
+        "the integration tests create network namespaces and load BPF programs",
+        "test",
+        ", or plain `cargo test` for the unit tests alone",
+    )?;
     setup::run()?;
     let binary = build::build(Profile::Release)?;
 

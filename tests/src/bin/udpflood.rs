@@ -72,7 +72,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args> {
 fn main() -> Result<()> {
     let args = parse(std::env::args().skip(1))?;
     if let Some(cpu) = args.cpu {
-        pin_to(cpu)?;
+        lab::pin_to(cpu).context("--cpu")?;
     }
     let socket =
         UdpSocket::bind(args.from).with_context(|| format!("failed to bind UDP {}", args.from))?;
@@ -128,23 +128,5 @@ fn main() -> Result<()> {
         "{}",
         serde_json::json!({ "sent": sent, "seconds": elapsed.as_secs_f64() })
     );
-    Ok(())
-}
-
-/// Runs this (single-threaded) process on `cpu` only.
-fn pin_to(cpu: usize) -> Result<()> {
-    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET stays within it
-    // for any cpu below CPU_SETSIZE, which is checked first.
-    unsafe {
-        if cpu >= libc::CPU_SETSIZE as usize {
-            bail!("--cpu {cpu} is out of range");
-        }
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(std::io::Error::last_os_error())
-                .with_context(|| format!("failed to pin to CPU {cpu}"));
-        }
-    }
     Ok(())
 }

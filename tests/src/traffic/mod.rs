@@ -9,7 +9,7 @@ mod udp;
 use std::time::Duration;
 
 pub use raw::PacketSocket;
-pub use tcp::{TcpBulk, tcp_bulk, tcp_bulk_paced};
+pub use tcp::{TcpBulk, fix_headers, tcp_bulk, tcp_bulk_paced, wire_count};
 pub use udp::{exchange, one_way, udp_socket};
 
 /// How long a socket waits for what its peer sent over a veth. Only a lost

@@ -13,9 +13,42 @@ use anyhow::{Context, Result, bail, ensure};
 
 use super::RECV_TIMEOUT;
 use crate::{
-    Netns,
+    Count, Netns, Veth,
     procnet::{self, Snmp},
 };
+
+/// Header bytes of every segment the sender sends once timestamps are
+/// negotiated: IPv4 header 20 + TCP header 20 + timestamp option 12 (10,
+/// padded with two NOPs). No SACK blocks appear: the receiver sends no data,
+/// so the sender never has anything to selectively acknowledge.
+const SEGMENT_HEADERS: u64 = 20 + 32;
+/// The SYN's extra header bytes over [`SEGMENT_HEADERS`]: MSS (4), SACK
+/// permitted with timestamps (2 + 10), and window scale with a NOP (4) make
+/// a 40-byte TCP header, 8 more than the 32 of every later segment.
+const SYN_EXTRA: u64 = 8;
+
+/// Sets the TCP options that fix the header sizes [`wire_count`] counts,
+/// on both ends of `veth`: they must not depend on the host's defaults, and
+/// the SYN-ACK must agree to the same options.
+pub fn fix_headers(veth: &Veth) -> Result<()> {
+    for ns in [&veth.client.ns, &veth.server.ns] {
+        ns.sysctl("net.ipv4.tcp_timestamps", "1")?;
+        ns.sysctl("net.ipv4.tcp_sack", "1")?;
+        ns.sysctl("net.ipv4.tcp_window_scaling", "1")?;
+        ns.sysctl("net.ipv4.tcp_ecn", "0")?;
+    }
+    Ok(())
+}
+
+/// What the receiver's hook counts for a transfer of `segments` wire
+/// segments (retransmissions included) carrying `payload_sent` bytes, on a
+/// veth set up by [`fix_headers`]: every segment its own headers.
+pub fn wire_count(segments: u64, payload_sent: u64) -> Count {
+    Count::new(
+        segments,
+        segments * SEGMENT_HEADERS + SYN_EXTRA + payload_sent,
+    )
+}
 
 /// What the sender's stack reports about one transfer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -27,10 +27,6 @@ use crate::{Outcome, check_eq};
 /// kill the daemon and start it again while it runs.
 const TOTAL: u64 = 192 << 20;
 const PAUSE: Duration = Duration::from_millis(1);
-/// Header bytes per segment and the SYN's extra options; see
-/// tests/scenarios/tcp_bulk.rs, whose sysctls are set the same way here.
-const SEGMENT_HEADERS: u64 = 20 + 32;
-const SYN_EXTRA: u64 = 8;
 
 pub fn run() -> Result<Outcome> {
     let veth = Veth::new(Ipv6::Off)?;
@@ -41,12 +37,7 @@ pub fn run() -> Result<Outcome> {
     veth.server.add_addr(tcp_dst, 24)?;
     veth.server.add_addr(udp_dst, 24)?;
     veth.know_each_other(&[client], &[tcp_dst, udp_dst])?;
-    for ns in [&veth.client.ns, &veth.server.ns] {
-        ns.sysctl("net.ipv4.tcp_timestamps", "1")?;
-        ns.sysctl("net.ipv4.tcp_sack", "1")?;
-        ns.sysctl("net.ipv4.tcp_window_scaling", "1")?;
-        ns.sysctl("net.ipv4.tcp_ecn", "0")?;
-    }
+    traffic::fix_headers(&veth)?;
 
     let pins = BpfDir::new("srv")?;
     let config = Config::new(&veth.server.ns, &pins, &veth.server.ifname);
@@ -89,13 +80,7 @@ pub fn run() -> Result<Outcome> {
         &tally.received,
     )?;
     let expected_rx = AddressTable::from([
-        (
-            tcp_dst,
-            Count::new(
-                segments,
-                segments * SEGMENT_HEADERS + SYN_EXTRA + bulk.payload_sent,
-            ),
-        ),
+        (tcp_dst, traffic::wire_count(segments, bulk.payload_sent)),
         (udp_dst, tally.sent),
     ]);
     let iface = veth.server.ifname.as_str();

@@ -93,19 +93,13 @@ fn plan(iface: &str, server: IpAddr) -> Result<Plan> {
 pub fn run() -> Result<Outcome> {
     let veth = Veth::new(Ipv6::Off)?;
     let (client, server): (IpAddr, IpAddr) = ("10.96.0.1".parse()?, "10.96.0.2".parse()?);
-    veth.client.add_addr(client, 24)?;
-    veth.server.add_addr(server, 24)?;
-    veth.know_each_other(&[client], &[server])?;
-    veth.server.ns.ip(&["link", "set", "lo", "up"])?;
-    veth.client
-        .ns
-        .ip(&["route", "add", "10.97.0.0/16", "via", &server.to_string()])?;
+    stress::alias_veth(
+        &veth,
+        (client, server),
+        "10.97.0.0/16",
+        (0..CONFIGURED).map(address),
+    )?;
     let iface = veth.server.ifname.clone();
-    let mut batch = String::new();
-    for i in 0..CONFIGURED {
-        writeln!(batch, "addr add {}/32 dev {iface}", address(i))?;
-    }
-    stress::ip_batch(&veth.server.ns, &batch)?;
 
     let plan = plan(&iface, server)?;
     let dir = Scratch::new("scale")?;

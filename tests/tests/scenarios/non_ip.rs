@@ -5,9 +5,8 @@ use std::net::Ipv4Addr;
 
 use anyhow::{Result, ensure};
 use lab::{
-    BpfDir, Count, Daemon, Dir, Mac, OtherKind, Snapshot, Veth,
-    daemon::Config,
-    dump,
+    Count, Dir, Mac, OtherKind, Snapshot, Veth,
+    daemon::BothEnds,
     frames::{self, ETH_P_ARP, ETH_P_IP, ETH_P_LLDP},
     link::Ipv6,
     traffic::PacketSocket,
@@ -51,18 +50,7 @@ pub fn run() -> Result<Outcome> {
     // No IP at all on the link: no addresses and IPv6 off, so the frames
     // below are the only traffic, and any address entry is a misfiling.
     let veth = Veth::new(Ipv6::Off)?;
-    let client_pins = BpfDir::new("cli")?;
-    let server_pins = BpfDir::new("srv")?;
-    let client_daemon = Daemon::start(&Config::new(
-        &veth.client.ns,
-        &client_pins,
-        &veth.client.ifname,
-    ))?;
-    let server_daemon = Daemon::start(&Config::new(
-        &veth.server.ns,
-        &server_pins,
-        &veth.server.ifname,
-    ))?;
+    let daemons = BothEnds::start(&veth)?;
 
     let out = PacketSocket::sender(&veth.client)?;
     let arp_in = PacketSocket::receiver(&veth.server, ETH_P_ARP)?;
@@ -108,8 +96,7 @@ pub fn run() -> Result<Outcome> {
         ensure!(&got == frame, "sent {frame:02x?}, received {got:02x?}");
     }
 
-    let client = dump(&veth.client.ns, &client_pins)?;
-    let server = dump(&veth.server.ns, &server_pins)?;
+    let (client, server) = daemons.dump(&veth)?;
     println!(
         "  sent {ARP_REQUESTS} ARP + {} LLDP + {} malformed IPv4 frames: {sent}",
         LLDP_LENGTHS.len(),
@@ -139,8 +126,7 @@ pub fn run() -> Result<Outcome> {
     for (name, snap) in [("server", &server), ("client", &client)] {
         no_ip(name, snap)?;
     }
-    client_daemon.stop()?;
-    server_daemon.stop()?;
+    daemons.stop()?;
     Ok(Outcome::Passed)
 }
 

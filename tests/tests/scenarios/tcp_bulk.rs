@@ -15,16 +15,6 @@ use crate::{Outcome, check_eq, print_table};
 /// Over 50 MB, so that thousands of aggregates cross the hook.
 const TOTAL: u64 = 64 << 20;
 
-/// Header bytes of every segment the sender sends once timestamps are
-/// negotiated: IPv4 header 20 + TCP header 20 + timestamp option 12 (10,
-/// padded with two NOPs). No SACK blocks appear: the receiver sends no data,
-/// so the sender never has anything to selectively acknowledge.
-const SEGMENT_HEADERS: u64 = 20 + 32;
-/// The SYN's extra header bytes over [`SEGMENT_HEADERS`]: MSS (4), SACK
-/// permitted with timestamps (2 + 10), and window scale with a NOP (4) make
-/// a 40-byte TCP header, 8 more than the 32 of every later segment.
-const SYN_EXTRA: u64 = 8;
-
 pub fn run() -> Result<Outcome> {
     let veth = Veth::new(Ipv6::Off)?;
     let sender: IpAddr = "10.73.0.1".parse()?;
@@ -32,14 +22,7 @@ pub fn run() -> Result<Outcome> {
     veth.client.add_addr(sender, 24)?;
     veth.server.add_addr(receiver, 24)?;
     veth.know_each_other(&[sender], &[receiver])?;
-    // Header sizes must not depend on the host's defaults; the SYN-ACK
-    // must agree to the same options, so both ends are set.
-    for ns in [&veth.client.ns, &veth.server.ns] {
-        ns.sysctl("net.ipv4.tcp_timestamps", "1")?;
-        ns.sysctl("net.ipv4.tcp_sack", "1")?;
-        ns.sysctl("net.ipv4.tcp_window_scaling", "1")?;
-        ns.sysctl("net.ipv4.tcp_ecn", "0")?;
-    }
+    traffic::fix_headers(&veth)?;
 
     let pins = BpfDir::new("srv")?;
     let daemon = Daemon::start(&Config::new(&veth.server.ns, &pins, &veth.server.ifname))?;
@@ -66,13 +49,8 @@ pub fn run() -> Result<Outcome> {
     )?;
     // Every segment carries its own headers; the payload, retransmitted
     // bytes included, is what the socket put on the wire.
-    let expected = AddressTable::from([(
-        receiver,
-        Count::new(
-            segments,
-            segments * SEGMENT_HEADERS + SYN_EXTRA + bulk.payload_sent,
-        ),
-    )]);
+    let expected =
+        AddressTable::from([(receiver, traffic::wire_count(segments, bulk.payload_sent))]);
     print_table("rx", &expected);
     check_eq(
         "receiver rx",

@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use anyhow::{Result, ensure};
 use lab::{
-    BpfDir, Count, Daemon, Dir, OtherKind, Snapshot, Veth, daemon::Config, dump, link::Ipv6,
-    snapshot::AddressTable, traffic,
+    Count, Dir, OtherKind, Snapshot, Veth, daemon::BothEnds, link::Ipv6, snapshot::AddressTable,
+    traffic,
 };
 
 use crate::{Outcome, check_eq, print_table};
@@ -136,22 +136,10 @@ pub fn ipv6() -> Result<Outcome> {
 }
 
 fn both_ends(veth: &Veth, aliases: &Aliases, keep: fn(&IpAddr) -> bool) -> Result<Outcome> {
-    let client_pins = BpfDir::new("cli")?;
-    let server_pins = BpfDir::new("srv")?;
-    let client_daemon = Daemon::start(&Config::new(
-        &veth.client.ns,
-        &client_pins,
-        &veth.client.ifname,
-    ))?;
-    let server_daemon = Daemon::start(&Config::new(
-        &veth.server.ns,
-        &server_pins,
-        &veth.server.ifname,
-    ))?;
+    let daemons = BothEnds::start(veth)?;
 
     let expected = send_plan(veth, aliases)?;
-    let client = dump(&veth.client.ns, &client_pins)?;
-    let server = dump(&veth.server.ns, &server_pins)?;
+    let (client, server) = daemons.dump(veth)?;
 
     let (cif, sif) = (veth.client.ifname.as_str(), veth.server.ifname.as_str());
     print_table("server rx", &expected.server_rx);
@@ -181,8 +169,7 @@ fn both_ends(veth: &Veth, aliases: &Aliases, keep: fn(&IpAddr) -> bool) -> Resul
     no_other(&server, sif)?;
     no_other(&client, cif)?;
 
-    client_daemon.stop()?;
-    server_daemon.stop()?;
+    daemons.stop()?;
     Ok(Outcome::Passed)
 }
 

@@ -146,12 +146,7 @@ mod tests {
     use super::*;
 
     fn count(ip: &str, packets: u64) -> AddressCount {
-        AddressCount {
-            ifindex: 2,
-            direction: Direction::Rx,
-            address: ip.parse().unwrap(),
-            counters: Counters::new(packets, packets * 100),
-        }
+        crate::foreign::rx(ip, packets, packets * 100)
     }
 
     fn listed(split: &Split) -> Vec<(String, u64)> {

@@ -149,12 +149,7 @@ mod tests {
     use super::*;
 
     fn count(ip: &str, packets: u64) -> AddressCount {
-        AddressCount {
-            ifindex: 2,
-            direction: Direction::Rx,
-            address: ip.parse().unwrap(),
-            counters: Counters::new(packets, packets * 60),
-        }
+        crate::foreign::rx(ip, packets, packets * 60)
     }
 
     #[test]

@@ -8,3 +8,15 @@ mod janitor;
 
 pub use budget::{ForeignBudget, Split};
 pub use janitor::Janitor;
+
+/// A received count for `ip` on ifindex 2, for the budget's and the
+/// evictor's tests.
+#[cfg(test)]
+fn rx(ip: &str, packets: u64, bytes: u64) -> crate::bpf::counters::AddressCount {
+    crate::bpf::counters::AddressCount {
+        ifindex: 2,
+        direction: common::Direction::Rx,
+        address: ip.parse().unwrap(),
+        counters: common::Counters::new(packets, bytes),
+    }
+}

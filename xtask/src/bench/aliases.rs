@@ -17,10 +17,10 @@ use anyhow::{Context as _, Result, ensure};
 use lab::{BpfDir, Veth, link::Ipv6, scratch::Scratch, stress};
 
 use super::{
-    Plan, Verdict,
+    Plan, Sweep, Verdict,
     scrape::{Daemon, get},
     stats::{count, median, mib, seconds},
-    tools::{Tools, arg},
+    tools::Tools,
 };
 use crate::cmd;
 
@@ -49,20 +49,8 @@ pub struct Row {
     pub start_full: f64,
 }
 
-pub struct Aliases {
-    pub rows: Vec<Row>,
-    pub trials: usize,
-}
-
-pub fn run(tools: &Tools, plan: &Plan) -> Result<Aliases> {
-    let mut rows = Vec::new();
-    for &n in &plan.alias_sizes {
-        rows.push(size(tools, plan, n).with_context(|| format!("with {n} aliases"))?);
-    }
-    Ok(Aliases {
-        rows,
-        trials: plan.trials,
-    })
+pub fn run(tools: &Tools, plan: &Plan) -> Result<Sweep<Row>> {
+    Sweep::run(plan, &plan.alias_sizes, "aliases", |n| size(tools, plan, n))
 }
 
 /// The i-th alias: 10.64.0.1 onwards, off the veth's own subnet, reached
@@ -75,23 +63,7 @@ fn address(i: usize) -> IpAddr {
 
 fn configure(veth: &Veth, n: usize) -> Result<(IpAddr, IpAddr)> {
     let (client, server): (IpAddr, IpAddr) = ("192.168.77.1".parse()?, "192.168.77.2".parse()?);
-    veth.client.add_addr(client, 24)?;
-    veth.server.add_addr(server, 24)?;
-    veth.know_each_other(&[client], &[server])?;
-    veth.server.ns.ip(&["link", "set", "lo", "up"])?;
-    veth.client
-        .ns
-        .ip(&["route", "add", "10.64.0.0/10", "via", &server.to_string()])?;
-    let mut batch = String::new();
-    for i in 0..n {
-        writeln!(
-            batch,
-            "addr add {}/32 dev {}",
-            address(i),
-            veth.server.ifname
-        )?;
-    }
-    stress::ip_batch(&veth.server.ns, &batch)?;
+    stress::alias_veth(veth, (client, server), "10.64.0.0/10", (0..n).map(address))?;
     Ok((client, server))
 }
 
@@ -199,17 +171,7 @@ fn size(tools: &Tools, plan: &Plan, n: usize) -> Result<Row> {
         .map(drop)
     })?;
     daemon.stop()?;
-    let read = tools.probe(&[
-        "read",
-        "--bpffs",
-        arg(pins.path()),
-        "--trials",
-        &plan.trials.to_string(),
-    ])?;
-    let batched: Vec<f64> = read["batched"]
-        .as_array()
-        .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
-        .unwrap_or_default();
+    let read = tools.read_map(pins.path(), plan.trials)?;
     let node = node_exporter(&veth, &dir, &body, plan.trials)?;
     Ok(Row {
         aliases: n,
@@ -217,7 +179,7 @@ fn size(tools: &Tools, plan: &Plan, n: usize) -> Result<Row> {
         scrape_gzip,
         body_bytes: body.len(),
         gzip_bytes: gz.len(),
-        read_batched: median(&batched).context("probe read: no times")?,
+        read_batched: read.median("batched")?,
         node,
         rss,
         peak: (before, after),
@@ -323,7 +285,7 @@ fn node_exporter(
     measured.map(Some)
 }
 
-impl Aliases {
+impl Sweep<Row> {
     pub fn table(&self) -> String {
         let mut t = String::from(
             "| aliases | scrape plain | scrape gzip | /metrics size (gzip) | map read, batched | node_exporter textfile plain / gzip | RSS after scrapes | peak before → after 200 concurrent scrapes |\n|---|---|---|---|---|---|---|---|\n",

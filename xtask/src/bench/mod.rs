@@ -29,7 +29,7 @@ mod tools;
 
 use std::fmt::Write as _;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
 use crate::{
     build::{self, Profile},
@@ -79,6 +79,32 @@ pub struct Plan {
     memory_capacities: Vec<u32>,
     /// Aliases configured and documented for the inventory costs.
     alias_sizes: Vec<usize>,
+}
+
+/// One part's rows, one per size, each figure the median of `trials`.
+pub struct Sweep<R> {
+    pub rows: Vec<R>,
+    pub trials: usize,
+}
+
+impl<R> Sweep<R> {
+    /// Measures `size` at each of `sizes`; an error names the size, in
+    /// `unit`s.
+    fn run<S: Copy + std::fmt::Display>(
+        plan: &Plan,
+        sizes: &[S],
+        unit: &str,
+        mut size: impl FnMut(S) -> Result<R>,
+    ) -> Result<Self> {
+        let rows = sizes
+            .iter()
+            .map(|&n| size(n).with_context(|| format!("with {n} {unit}")))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            rows,
+            trials: plan.trials,
+        })
+    }
 }
 
 impl Plan {
@@ -187,12 +213,11 @@ impl Verdict {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    if !setup::is_root() {
-        bail!(
-            "not root: the benchmarks load BPF programs and create network namespaces; \
-             run `sudo -E env \"PATH=$PATH\" cargo xtask bench`"
-        );
-    }
+    setup::require_root(
+        "the benchmarks load BPF programs and create network namespaces",
+        "bench",
+        "",
+    )?;
     setup::run()?;
     let aliasstat = build::build(Profile::Release)?;
     let tools = tools::Tools::build(aliasstat.clone())?;
@@ -208,36 +233,47 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let machine = tools::Machine::probe();
     let mut sections = Vec::new();
     let mut verdicts = Vec::new();
+    // Each part's table is printed as it ends, then goes into the report.
+    let mut part = |heading: &'static str, table: String, v: Vec<Verdict>| {
+        println!("{table}");
+        verdicts.extend(v);
+        sections.push((heading, table));
+    };
     if runs(Part::Packet) {
         println!("bench: per-packet cost (BPF_PROG_TEST_RUN)");
         let packet = packet::run(&tools, &plan)?;
-        println!("{}", packet.table());
-        verdicts.extend(packet.verdicts());
-        sections.push(("1. Per-packet cost (BPF_PROG_TEST_RUN)", packet.table()));
+        part(
+            "1. Per-packet cost (BPF_PROG_TEST_RUN)",
+            packet.table(),
+            packet.verdicts(),
+        );
     }
     if runs(Part::Live) {
         println!("bench: live throughput over a veth");
         let live = live::run(&tools, &plan)?;
-        println!("{}", live.table());
-        verdicts.extend(live.verdicts());
-        sections.push(("2. Live throughput (UDP flood over a veth)", live.table()));
+        part(
+            "2. Live throughput (UDP flood over a veth)",
+            live.table(),
+            live.verdicts(),
+        );
     }
     if runs(Part::Scrape) {
         println!("bench: userspace (scrape, map read, memory)");
         let userspace = scrape::run(&tools, &plan)?;
-        println!("{}", userspace.table());
-        verdicts.extend(userspace.verdicts());
-        sections.push(("3. Userspace: scrape, map read, memory", userspace.table()));
+        part(
+            "3. Userspace: scrape, map read, memory",
+            userspace.table(),
+            userspace.verdicts(),
+        );
     }
     if runs(Part::Aliases) {
         println!("bench: configured aliases (scrape, gzip, node_exporter, commands)");
         let aliases = aliases::run(&tools, &plan)?;
-        println!("{}", aliases.table());
-        verdicts.extend(aliases.verdicts());
-        sections.push((
+        part(
             "4. Configured aliases: scrape, node_exporter, commands",
             aliases.table(),
-        ));
+            aliases.verdicts(),
+        );
     }
     if runs(Part::Memory) {
         println!("bench: kernel memory of the maps");

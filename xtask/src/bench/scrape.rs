@@ -6,7 +6,6 @@ use std::{
     fmt::Write as _,
     io::{BufRead as _, BufReader, Read as _, Write as _},
     net::{SocketAddr, TcpStream},
-    os::unix::process::CommandExt as _,
     process::{Child, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
@@ -16,7 +15,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use lab::{BpfDir, Veth, link::Ipv6};
 
 use super::{
-    Plan, Verdict,
+    Plan, Sweep, Verdict,
     stats::{count, median, mib, seconds},
     tools::{Tools, arg},
 };
@@ -44,20 +43,8 @@ pub struct Row {
     pub rss_peak: f64,
 }
 
-pub struct Userspace {
-    pub rows: Vec<Row>,
-    pub trials: usize,
-}
-
-pub fn run(tools: &Tools, plan: &Plan) -> Result<Userspace> {
-    let mut rows = Vec::new();
-    for &entries in &plan.map_sizes {
-        rows.push(size(tools, plan, entries).with_context(|| format!("with {entries} entries"))?);
-    }
-    Ok(Userspace {
-        rows,
-        trials: plan.trials,
-    })
+pub fn run(tools: &Tools, plan: &Plan) -> Result<Sweep<Row>> {
+    Sweep::run(plan, &plan.map_sizes, "entries", |n| size(tools, plan, n))
 }
 
 fn size(tools: &Tools, plan: &Plan, entries: u32) -> Result<Row> {
@@ -102,26 +89,14 @@ fn size(tools: &Tools, plan: &Plan, entries: u32) -> Result<Row> {
     let (rss, rss_peak) = daemon.memory()?;
     daemon.stop()?;
 
-    let read = tools.probe(&[
-        "read",
-        "--bpffs",
-        arg(pins.path()),
-        "--trials",
-        &plan.trials.to_string(),
-    ])?;
-    let times = |key: &str| -> Vec<f64> {
-        read[key]
-            .as_array()
-            .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
-            .unwrap_or_default()
-    };
+    let read = tools.read_map(pins.path(), plan.trials)?;
     Ok(Row {
         entries,
         scrape: median(&wall).context("no scrapes")?,
         collect: median(&collect).context("no scrapes")?,
         body_bytes,
-        read_batched: median(&times("batched")).context("probe read: no times")?,
-        read_per_key: median(&times("per_key")).context("probe read: no times")?,
+        read_batched: read.median("batched")?,
+        read_per_key: read.median("per_key")?,
         rss,
         rss_idle,
         rss_peak,
@@ -215,17 +190,7 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe. The daemon goes if xtask dies
-        // before its guard runs; `ip netns exec` execs, so the signal
-        // reaches aliasstat itself.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        lab::cmd::die_with_parent(&mut cmd);
         let mut child = cmd.spawn().context("could not start aliasstat run")?;
         let stderr = child.stderr.take().context("stderr is piped")?;
         let (lines, ready) = mpsc::channel();
@@ -324,7 +289,7 @@ impl Drop for Daemon {
     }
 }
 
-impl Userspace {
+impl Sweep<Row> {
     pub fn table(&self) -> String {
         let mut t = String::from(
             "| map entries | scrape (HTTP, whole) | of which collecting | /metrics size | map read, batched | map read, per key | batched speed-up | daemon RSS idle → after scrapes (peak) |\n\

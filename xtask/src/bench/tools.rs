@@ -10,6 +10,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
+use super::stats::median;
 use crate::{cmd, workspace};
 
 pub struct Tools {
@@ -44,6 +45,34 @@ impl Tools {
         let out = cmd::stdout(Command::new(&self.probe).args(args))?;
         serde_json::from_str(out.trim())
             .with_context(|| format!("probe {args:?} printed no JSON: {out}"))
+    }
+
+    /// Times `trials` reads of the address map pinned in `pins`, each way
+    /// `probe read` reads it.
+    pub fn read_map(&self, pins: &Path, trials: usize) -> Result<MapRead> {
+        self.probe(&[
+            "read",
+            "--bpffs",
+            arg(pins),
+            "--trials",
+            &trials.to_string(),
+        ])
+        .map(MapRead)
+    }
+}
+
+/// What `probe read` printed: seconds per read, a list for each way.
+pub struct MapRead(Value);
+
+impl MapRead {
+    /// The median seconds of reading the map the `way` way
+    /// (`batched`, `per_key`).
+    pub fn median(&self, way: &str) -> Result<f64> {
+        let times: Vec<f64> = self.0[way]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default();
+        median(&times).context("probe read: no times")
     }
 }
 

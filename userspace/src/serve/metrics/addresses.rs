@@ -7,40 +7,36 @@ use bytes::BytesMut;
 use common::{Counters, Direction};
 
 use super::{
-    family::{Family, Kind, Labels, Rendered},
+    family::{Family, Labels, Rendered},
     labels::{Interface, LabelCache},
 };
 use crate::bpf::counters::AddressCount;
 
 pub const ADDRESS: Labels<3> = Labels(["address", "alias", "interface"]);
 
-pub static RECEIVE_PACKETS: Family<3> = Family {
-    name: "aliasstat_receive_packets_total",
-    help: "Packets received for this destination address on this interface (the interface where they were seen). A GSO/GRO packet counts as the wire packets it stands for. alias is the documented name, empty when undocumented.",
-    kind: Kind::Counter,
-    labels: ADDRESS,
-};
+pub static RECEIVE_PACKETS: Family<3> = Family::counter(
+    "aliasstat_receive_packets_total",
+    "Packets received for this destination address on this interface (the interface where they were seen). A GSO/GRO packet counts as the wire packets it stands for. alias is the documented name, empty when undocumented.",
+    ADDRESS,
+);
 
-pub static RECEIVE_BYTES: Family<3> = Family {
-    name: "aliasstat_receive_bytes_total",
-    help: "IP-layer bytes (IP header plus payload) received for this destination address on this interface.",
-    kind: Kind::Counter,
-    labels: ADDRESS,
-};
+pub static RECEIVE_BYTES: Family<3> = Family::counter(
+    "aliasstat_receive_bytes_total",
+    "IP-layer bytes (IP header plus payload) received for this destination address on this interface.",
+    ADDRESS,
+);
 
-pub static TRANSMIT_PACKETS: Family<3> = Family {
-    name: "aliasstat_transmit_packets_total",
-    help: "Packets sent from this source address on this interface. A GSO packet counts as the wire packets it stands for.",
-    kind: Kind::Counter,
-    labels: ADDRESS,
-};
+pub static TRANSMIT_PACKETS: Family<3> = Family::counter(
+    "aliasstat_transmit_packets_total",
+    "Packets sent from this source address on this interface. A GSO packet counts as the wire packets it stands for.",
+    ADDRESS,
+);
 
-pub static TRANSMIT_BYTES: Family<3> = Family {
-    name: "aliasstat_transmit_bytes_total",
-    help: "IP-layer bytes (IP header plus payload) sent from this source address on this interface.",
-    kind: Kind::Counter,
-    labels: ADDRESS,
-};
+pub static TRANSMIT_BYTES: Family<3> = Family::counter(
+    "aliasstat_transmit_bytes_total",
+    "IP-layer bytes (IP header plus payload) sent from this source address on this interface.",
+    ADDRESS,
+);
 
 /// One exported series: an address on an interface (by name) in one
 /// direction.

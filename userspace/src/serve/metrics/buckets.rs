@@ -7,54 +7,48 @@ use bytes::BytesMut;
 use common::{Counters, Direction, OtherKind};
 
 use super::{
-    family::{Family, Kind, Labels},
+    family::{Family, Labels},
     labels::LabelCache,
 };
 use crate::{bpf::counters::OtherCount, foreign::Split};
 
 const BUCKET: Labels<2> = Labels(["direction", "interface"]);
 
-pub static NON_IP_PACKETS: Family<2> = Family {
-    name: "aliasstat_non_ip_packets_total",
-    help: "Frames that are not well-formed IPv4 or IPv6 (ARP, LLDP, malformed IP), per interface and direction.",
-    kind: Kind::Counter,
-    labels: BUCKET,
-};
+pub static NON_IP_PACKETS: Family<2> = Family::counter(
+    "aliasstat_non_ip_packets_total",
+    "Frames that are not well-formed IPv4 or IPv6 (ARP, LLDP, malformed IP), per interface and direction.",
+    BUCKET,
+);
 
-pub static NON_IP_BYTES: Family<2> = Family {
-    name: "aliasstat_non_ip_bytes_total",
-    help: "Frame bytes (link-layer header included) of non-IP frames, per interface and direction.",
-    kind: Kind::Counter,
-    labels: BUCKET,
-};
+pub static NON_IP_BYTES: Family<2> = Family::counter(
+    "aliasstat_non_ip_bytes_total",
+    "Frame bytes (link-layer header included) of non-IP frames, per interface and direction.",
+    BUCKET,
+);
 
-pub static OVERFLOW_PACKETS: Family<2> = Family {
-    name: "aliasstat_overflow_packets_total",
-    help: "IP packets counted here because the address map was full when their address was first seen. Nonzero means --map-capacity is too small.",
-    kind: Kind::Counter,
-    labels: BUCKET,
-};
+pub static OVERFLOW_PACKETS: Family<2> = Family::counter(
+    "aliasstat_overflow_packets_total",
+    "IP packets counted here because the address map was full when their address was first seen. Nonzero means --map-capacity is too small.",
+    BUCKET,
+);
 
-pub static OVERFLOW_BYTES: Family<2> = Family {
-    name: "aliasstat_overflow_bytes_total",
-    help: "IP-layer bytes of packets counted in the overflow bucket.",
-    kind: Kind::Counter,
-    labels: BUCKET,
-};
+pub static OVERFLOW_BYTES: Family<2> = Family::counter(
+    "aliasstat_overflow_bytes_total",
+    "IP-layer bytes of packets counted in the overflow bucket.",
+    BUCKET,
+);
 
-pub static FOREIGN_OTHER_PACKETS: Family<2> = Family {
-    name: "aliasstat_foreign_other_packets_total",
-    help: "Packets of foreign addresses (neither on this host nor documented) without a series of their own, summed per interface and direction: those beyond --max-foreign-series, and those evicted after --foreign-idle without traffic.",
-    kind: Kind::Counter,
-    labels: BUCKET,
-};
+pub static FOREIGN_OTHER_PACKETS: Family<2> = Family::counter(
+    "aliasstat_foreign_other_packets_total",
+    "Packets of foreign addresses (neither on this host nor documented) without a series of their own, summed per interface and direction: those beyond --max-foreign-series, and those evicted after --foreign-idle without traffic.",
+    BUCKET,
+);
 
-pub static FOREIGN_OTHER_BYTES: Family<2> = Family {
-    name: "aliasstat_foreign_other_bytes_total",
-    help: "IP-layer bytes of foreign addresses without a series of their own, summed per interface and direction.",
-    kind: Kind::Counter,
-    labels: BUCKET,
-};
+pub static FOREIGN_OTHER_BYTES: Family<2> = Family::counter(
+    "aliasstat_foreign_other_bytes_total",
+    "IP-layer bytes of foreign addresses without a series of their own, summed per interface and direction.",
+    BUCKET,
+);
 
 /// Which pair of families a bucket is exported in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

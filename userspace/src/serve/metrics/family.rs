@@ -67,6 +67,26 @@ pub struct Meta {
 }
 
 impl<const N: usize> Family<N> {
+    /// A counter family: `name`, its HELP text and its label names.
+    pub const fn counter(name: &'static str, help: &'static str, labels: Labels<N>) -> Self {
+        Self {
+            name,
+            help,
+            kind: Kind::Counter,
+            labels,
+        }
+    }
+
+    /// A gauge family: `name`, its HELP text and its label names.
+    pub const fn gauge(name: &'static str, help: &'static str, labels: Labels<N>) -> Self {
+        Self {
+            name,
+            help,
+            kind: Kind::Gauge,
+            labels,
+        }
+    }
+
     #[cfg(test)]
     pub const fn meta(&'static self) -> Meta {
         Meta {

@@ -5,29 +5,26 @@ use std::net::IpAddr;
 
 use bytes::BytesMut;
 
-use super::family::{Family, Kind, Labels, Rendered};
+use super::family::{Family, Labels, Rendered};
 use crate::inventory::{Config, HostTable};
 
-pub static DOCUMENTED: Family<1> = Family {
-    name: "aliasstat_address_documented",
-    help: "1 if the alias file documents the address, 0 otherwise, for every address on this host, in the file, or with its own traffic series.",
-    kind: Kind::Gauge,
-    labels: Labels(["address"]),
-};
+pub static DOCUMENTED: Family<1> = Family::gauge(
+    "aliasstat_address_documented",
+    "1 if the alias file documents the address, 0 otherwise, for every address on this host, in the file, or with its own traffic series.",
+    Labels(["address"]),
+);
 
-pub static PRESENT: Family<3> = Family {
-    name: "aliasstat_address_present",
-    help: "1 while the address is configured on this host (interface is the one holding it, label its IFA_LABEL such as eth0:1); 0 for a documented address that is absent.",
-    kind: Kind::Gauge,
-    labels: Labels(["address", "interface", "label"]),
-};
+pub static PRESENT: Family<3> = Family::gauge(
+    "aliasstat_address_present",
+    "1 while the address is configured on this host (interface is the one holding it, label its IFA_LABEL such as eth0:1); 0 for a documented address that is absent.",
+    Labels(["address", "interface", "label"]),
+);
 
-pub static ALIAS_INFO: Family<4> = Family {
-    name: "aliasstat_alias_info",
-    help: "Always 1: the owner and purpose of each documented alias, from the alias file. Join on address.",
-    kind: Kind::Gauge,
-    labels: Labels(["address", "alias", "owner", "purpose"]),
-};
+pub static ALIAS_INFO: Family<4> = Family::gauge(
+    "aliasstat_alias_info",
+    "Always 1: the owner and purpose of each documented alias, from the alias file. Join on address.",
+    Labels(["address", "alias", "owner", "purpose"]),
+);
 
 /// The three families' samples for one host table and alias file,
 /// rendered once.
