@@ -72,6 +72,15 @@ impl Lab {
 
     /// Five datagrams of different sizes to the exact address, each seen
     /// by the receiving socket before the next; returns their count.
+    /// A daemon attached and counting, a first batch it counted, and a
+    /// background stream that goes on through what the case does next.
+    fn counting(&self, pins: &BpfDir) -> Result<(Daemon, Count, UdpStream)> {
+        let daemon = self.start_daemon(pins)?;
+        self.wait_attached(1.0, 200)?;
+        let first = self.batch(40000)?;
+        Ok((daemon, first, self.noise()?))
+    }
+
     fn batch(&self, port: u16) -> Result<Count> {
         let from = traffic::udp_socket(&self.veth.client.ns, SocketAddr::new(self.client, port))?;
         let to = traffic::udp_socket(&self.veth.server.ns, SocketAddr::new(self.exact, port))?;
@@ -177,10 +186,7 @@ pub fn recreated() -> Result<Outcome> {
     let lab = Lab::new(Veth::new(Ipv6::Off)?, 92)?;
     lab.configure()?;
     let pins = BpfDir::new("srv")?;
-    let daemon = lab.start_daemon(&pins)?;
-    lab.wait_attached(1.0, 200)?;
-    let first = lab.batch(40000)?;
-    let noise = lab.noise()?;
+    let (daemon, first, noise) = lab.counting(&pins)?;
 
     let since = daemon.log().len();
     let old_index = lab.veth.server.ifindex()?;
@@ -225,10 +231,7 @@ pub fn down_up() -> Result<Outcome> {
     let lab = Lab::new(Veth::new(Ipv6::Off)?, 93)?;
     lab.configure()?;
     let pins = BpfDir::new("srv")?;
-    let daemon = lab.start_daemon(&pins)?;
-    lab.wait_attached(1.0, 200)?;
-    let first = lab.batch(40000)?;
-    let noise = lab.noise()?;
+    let (daemon, first, noise) = lab.counting(&pins)?;
     let index = lab.veth.server.ifindex()?;
 
     for host in [&lab.veth.server, &lab.veth.client] {

@@ -320,6 +320,19 @@ pub fn non_root_user() -> Result<Outcome> {
     Ok(Outcome::Passed)
 }
 
+/// Runs the binary in the server's namespace under `nobody` (a setpriv
+/// command line) with the arguments `args` adds, and returns its output.
+fn as_nobody(
+    lab: &Lab,
+    nobody: &[std::ffi::OsString],
+    args: impl FnOnce(&mut Command),
+) -> Result<std::process::Output> {
+    let mut cmd = lab.veth.server.ns.exec(&nobody[0]);
+    cmd.args(&nobody[1..]).arg(binary()?).env_remove("RUST_LOG");
+    args(&mut cmd);
+    Ok(cmd.output()?)
+}
+
 pub fn unprivileged_clients() -> Result<Outcome> {
     let lab = Lab::new(103)?;
     let pins = BpfDir::new("srv")?;
@@ -338,18 +351,9 @@ pub fn unprivileged_clients() -> Result<Outcome> {
         "[[alias]]\nname = \"lab-server\"\naddress = \"{}\"\ninterface = \"{}\"\n",
         lab.server, lab.veth.server.ifname
     ))?;
-    let out = lab
-        .veth
-        .server
-        .ns
-        .exec(&nobody[0])
-        .args(&nobody[1..])
-        .arg(binary()?)
-        .arg("check")
-        .arg("--config")
-        .arg(&config.path)
-        .env_remove("RUST_LOG")
-        .output()?;
+    let out = as_nobody(&lab, &nobody, |cmd| {
+        cmd.arg("check").arg("--config").arg(&config.path);
+    })?;
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     println!(
@@ -363,16 +367,9 @@ pub fn unprivileged_clients() -> Result<Outcome> {
         &out.status.code(),
     )?;
 
-    let out = lab
-        .veth
-        .server
-        .ns
-        .exec(&nobody[0])
-        .args(&nobody[1..])
-        .arg(binary()?)
-        .args(["top", "--once", "--url", &format!("http://{LISTEN}")])
-        .env_remove("RUST_LOG")
-        .output()?;
+    let out = as_nobody(&lab, &nobody, |cmd| {
+        cmd.args(["top", "--once", "--url", &format!("http://{LISTEN}")]);
+    })?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     println!(
         "  `aliasstat top --once` as uid {NOBODY} with no capabilities: {}\n{}",

@@ -17,7 +17,7 @@ fn cases(lab: &Lab) -> Vec<(&'static str, String, String)> {
         (
             "an unknown key",
             lab.web_config("  cipher_suites: [TLS_AES_128_GCM_SHA256]\n"),
-            "tls_server_config: unknown field `cipher_suites`".to_owned(),
+            "tls_server_config.cipher_suites: unknown field `cipher_suites`".to_owned(),
         ),
         (
             "a bad bcrypt hash",

@@ -115,7 +115,7 @@ pub fn load(path: Option<&Path>) -> Result<WebConfig, WebConfigError> {
             basic_auth_users: BTreeMap::new(),
         }
     } else {
-        serde_saphyr::from_str::<File>(&text).map_err(|e| error(None, e.to_string()))?
+        parse_yaml(&text).map_err(|(key, message)| error(key, message))?
     };
     // Relative paths are relative to the config file, as in exporter-toolkit.
     let base = path.parent().unwrap_or(Path::new("."));
@@ -142,6 +142,22 @@ pub fn load(path: Option<&Path>) -> Result<WebConfig, WebConfigError> {
         Some(Arc::new(auth))
     };
     Ok(WebConfig { tls, auth })
+}
+
+/// The file's YAML, or the key a problem is about (`None` at the top
+/// level) and what is wrong there.
+fn parse_yaml(text: &str) -> Result<File, (Option<String>, String)> {
+    let mut key = None;
+    let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            // The path is the table holding a bad key, or the key of a bad
+            // value; "." is the top level.
+            key = Some(e.path().to_string()).filter(|k| k != ".");
+            e.into_inner()
+        })
+    });
+    // The error says where, as "at line L, column C".
+    parsed.map_err(|e| (key, e.without_snippet().to_string()))
 }
 
 #[cfg(test)]
