@@ -6,12 +6,11 @@ use anyhow::Result;
 
 use crate::{
     Host, Mac, Netns,
-    link::{Ipv6, mac_str},
+    link::{Ipv6, SERVER_IF, add_pair, mac_str},
 };
 
 const CLIENT_MAC: Mac = [0x02, 0, 0, 0, 1, 0x01];
 const BRIDGE: &str = "lab-br";
-const SERVER_IF: &str = "lab-srv";
 
 /// The client's end is the bridge itself (it holds the client's addresses);
 /// every server has one interface, `lab-srv`, plugged into a bridge port.
@@ -31,8 +30,7 @@ impl Lan {
             .collect::<Result<Vec<_>>>()?;
         if ipv6 == Ipv6::Off {
             for ns in std::iter::once(&client_ns).chain(&servers) {
-                ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
-                ns.sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
+                ns.disable_ipv6()?;
             }
         }
         // A fixed bridge address: a bridge otherwise takes its lowest port's
@@ -56,22 +54,7 @@ impl Lan {
         for (i, ns) in servers.into_iter().enumerate() {
             let mac: Mac = [0x02, 0, 0, 0, 2, i as u8 + 1];
             let port = format!("lab-p{i}");
-            // Created in the client namespace with the peer placed straight
-            // into the server's, as `Veth` does.
-            client_ns.ip(&[
-                "link",
-                "add",
-                &port,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                SERVER_IF,
-                "address",
-                &mac_str(mac),
-                "netns",
-                ns.name(),
-            ])?;
+            add_pair(&client_ns, &port, None, &ns, SERVER_IF, mac)?;
             client_ns.ip(&["link", "set", &port, "master", BRIDGE, "up"])?;
             ns.ip(&["link", "set", SERVER_IF, "up"])?;
             hosts.push(Host {

@@ -15,7 +15,7 @@ pub type Mac = [u8; 6];
 const CLIENT_MAC: Mac = [0x02, 0, 0, 0, 0, 0x01];
 const SERVER_MAC: Mac = [0x02, 0, 0, 0, 0, 0x02];
 const CLIENT_IF: &str = "lab-cli";
-const SERVER_IF: &str = "lab-srv";
+pub(crate) const SERVER_IF: &str = "lab-srv";
 
 /// One end of a [`Veth`]: a namespace and its end of the pair.
 #[derive(Debug)]
@@ -47,29 +47,17 @@ impl Veth {
         let server = Netns::new("srv")?;
         if ipv6 == Ipv6::Off {
             for ns in [&client, &server] {
-                // `default` covers the veth created below; `all` covers lo.
-                ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
-                ns.sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
+                ns.disable_ipv6()?;
             }
         }
-        // Created in the client namespace with the peer placed straight into
-        // the server's, so no name is ever taken in the caller's namespace.
-        client.ip(&[
-            "link",
-            "add",
+        add_pair(
+            &client,
             CLIENT_IF,
-            "address",
-            &mac_str(CLIENT_MAC),
-            "type",
-            "veth",
-            "peer",
-            "name",
+            Some(CLIENT_MAC),
+            &server,
             SERVER_IF,
-            "address",
-            &mac_str(SERVER_MAC),
-            "netns",
-            server.name(),
-        ])?;
+            SERVER_MAC,
+        )?;
         let veth = Self {
             client: Host {
                 ns: client,
@@ -152,6 +140,37 @@ impl Host {
         }
         Ok(index)
     }
+}
+
+/// A veth pair made in `ns` with its peer placed straight into `peer_ns`,
+/// so no name is ever taken in the caller's namespace. Without `mac` the
+/// kernel picks the local end's.
+pub(crate) fn add_pair(
+    ns: &Netns,
+    name: &str,
+    mac: Option<Mac>,
+    peer_ns: &Netns,
+    peer: &str,
+    peer_mac: Mac,
+) -> Result<()> {
+    let mac = mac.map(mac_str);
+    let peer_mac = mac_str(peer_mac);
+    let mut args = vec!["link", "add", name];
+    if let Some(mac) = &mac {
+        args.extend(["address", mac.as_str()]);
+    }
+    args.extend([
+        "type",
+        "veth",
+        "peer",
+        "name",
+        peer,
+        "address",
+        &peer_mac,
+        "netns",
+        peer_ns.name(),
+    ]);
+    ns.ip(&args).map(drop)
 }
 
 pub fn mac_str(mac: Mac) -> String {

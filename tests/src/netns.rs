@@ -51,6 +51,13 @@ impl Netns {
             .with_context(|| format!("failed to set {key}={value} in netns {}", self.name))
     }
 
+    /// No IPv6 on interfaces created from now on (`default`) nor on those
+    /// already here, `lo` among them (`all`).
+    pub fn disable_ipv6(&self) -> Result<()> {
+        self.sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
+        self.sysctl("net.ipv6.conf.all.disable_ipv6", "1")
+    }
+
     /// Runs `f` on a thread that has joined this namespace with `setns(2)`.
     ///
     /// Sockets that `f` creates belong to this namespace for their whole

@@ -266,8 +266,7 @@ pub fn late() -> Result<Outcome> {
     // by the same code that re-creates a deleted veth.
     let host = |role: &str, ifname: &str, last: u8| -> Result<Host> {
         let ns = Netns::new(role)?;
-        ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
-        ns.sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
+        ns.disable_ipv6()?;
         Ok(Host {
             ns,
             ifname: ifname.to_owned(),

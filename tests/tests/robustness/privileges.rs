@@ -324,7 +324,7 @@ pub fn non_root_user() -> Result<Outcome> {
 /// command line) with the arguments `args` adds, and returns its output.
 fn as_nobody(
     lab: &Lab,
-    nobody: &[std::ffi::OsString],
+    nobody: &[OsString],
     args: impl FnOnce(&mut Command),
 ) -> Result<std::process::Output> {
     let mut cmd = lab.veth.server.ns.exec(&nobody[0]);
