@@ -2,22 +2,25 @@
 //! each, and an alias file that documents them with a known drift: some
 //! undocumented, some missing, some on the wrong interface. `check`
 //! reports exactly that drift, `aliases --json` gives every address its
-//! state and exactly its packets, and so does `/metrics`.
+//! state and exactly its packets, and so do `/metrics` and a real
+//! Prometheus that scrapes it.
 
 use std::{
     collections::BTreeMap,
     fmt::Write as _,
     net::{IpAddr, Ipv4Addr, SocketAddr},
+    time::SystemTime,
 };
 
 use anyhow::{Context as _, Result, ensure};
 use lab::{
-    BpfDir, Count, Daemon, Veth,
+    BpfDir, Count, Daemon, Netns, Veth,
     aliases::{self, State},
     daemon::Config,
     harness::{Outcome, check_eq},
     http,
     link::Ipv6,
+    prometheus::Prometheus,
     scratch::Scratch,
     stress, traffic,
 };
@@ -31,6 +34,8 @@ const MISSING: usize = 7;
 /// Of the documented and configured, every this many is expected on `lo`.
 const MISPLACED_EVERY: usize = 1250;
 const PORT: u16 = 5300;
+/// The Prometheus job that scrapes the daemon.
+const JOB: &str = "aliasstat";
 
 /// The i-th alias address, in 10.97.0.0/16: off the client's subnet, so it
 /// reaches them through one route and one neighbour, without ARP for each.
@@ -157,6 +162,11 @@ pub fn run() -> Result<Outcome> {
         &packets,
         &scraped,
     )?;
+    check_eq(
+        "aliasstat_receive_packets_total per address, through Prometheus",
+        &packets,
+        &through_prometheus(&veth.server.ns, listen)?,
+    )?;
     daemon.stop()?;
     Ok(Outcome::Passed)
 }
@@ -188,6 +198,26 @@ fn send_to_each(veth: &Veth, client: IpAddr) -> Result<BTreeMap<IpAddr, Count>> 
         expected.insert(address(i), Count::datagram(address(i), payload(i)));
     }
     Ok(expected)
+}
+
+/// `aliasstat_receive_packets_total` by address, as a real Prometheus
+/// scraped it from the daemon and answers a query for it.
+fn through_prometheus(ns: &Netns, listen: SocketAddr) -> Result<BTreeMap<IpAddr, u64>> {
+    let prom = Prometheus::start(ns, JOB, &[listen])?;
+    let at = prom.scraped_after(JOB, listen, SystemTime::now())?;
+    let mut out = BTreeMap::new();
+    for s in prom.query(
+        "sum by (address) (aliasstat_receive_packets_total)",
+        Some(at),
+    )? {
+        let address: IpAddr = s
+            .labels
+            .get("address")
+            .context("a query result without an address")?
+            .parse()?;
+        out.insert(address, s.value as u64);
+    }
+    Ok(out)
 }
 
 /// `aliasstat_receive_packets_total` by address, summed over interfaces.
