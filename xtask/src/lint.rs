@@ -9,6 +9,17 @@ pub fn run() -> Result<()> {
     setup::run()?;
     cmd::run(workspace::cargo_nightly().args(["fmt", "--all", "--check"]))?;
     cmd::run(workspace::cargo().args(["clippy", "--all-targets", "--", "--deny", "warnings"]))?;
+    // The lab and its root suites are no default member (they need root to
+    // run), but they compile anywhere.
+    cmd::run(workspace::cargo().args([
+        "clippy",
+        "-p",
+        "lab",
+        "--all-targets",
+        "--",
+        "--deny",
+        "warnings",
+    ]))?;
     // The eBPF crate is no default member: it only builds for the BPF target,
     // on nightly, with `core` built from rust-src.
     cmd::run(

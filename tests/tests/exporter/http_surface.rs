@@ -137,7 +137,7 @@ fn concurrent_scrapes(ns: &Netns, at: SocketAddr, expected: &Expected) -> Result
             .map(|h| h.join().expect("a scraper does not panic"))
             .collect()
     });
-    let want = expected_counters(&expected, |p| p.alias.unwrap_or(""));
+    let want = expected_counters(expected, |p| p.alias.unwrap_or(""));
     for (i, scrape) in scrapes.into_iter().enumerate() {
         let scrape = scrape.with_context(|| format!("scrape {i} in {ns_name}"))?;
         let got = alias_counters(&scrape);

@@ -291,11 +291,8 @@ impl Paused {
         let pid = pid as libc::pid_t;
         // SAFETY: kill(2) on our own child, which is not reaped while the
         // Daemon guard lives.
-        ensure!(
-            unsafe { libc::kill(pid, libc::SIGSTOP) } == 0,
-            "SIGSTOP: {}",
-            std::io::Error::last_os_error()
-        );
+        let stopped = unsafe { libc::kill(pid, libc::SIGSTOP) } == 0;
+        ensure!(stopped, "SIGSTOP: {}", std::io::Error::last_os_error());
         Ok(Self(pid))
     }
 }

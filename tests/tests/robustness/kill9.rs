@@ -153,7 +153,7 @@ fn kill_and_restart(
         let log = first.kill()?;
         ensure!(!log.contains("exiting"), "SIGKILL ran an exit path:\n{log}");
         thread::sleep(Duration::from_millis(300));
-        let second = Daemon::start(&config)?;
+        let second = Daemon::start(config)?;
         println!(
             "  killed and restarted; traffic still flowing after the restart: tcp {}, udp {}",
             !tcp.is_finished(),
