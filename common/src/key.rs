@@ -31,16 +31,18 @@ pub enum OtherKind {
     /// Frames that are not well-formed IPv4 or IPv6 (ARP, LLDP, truncated or
     /// malformed IP headers). Counted in L2 frame bytes.
     NonIp = 0,
-    /// IP packets whose address could not get an entry because
-    /// [`crate::names::ADDRESSES`] was full. Counted in IP-layer bytes.
+    /// IP packets whose address could not get an entry because its
+    /// family's address map was full. Counted in IP-layer bytes.
     Overflow = 1,
     /// Counts of foreign addresses whose idle entries user space removed
-    /// from [`crate::names::ADDRESSES`] to make room. Only user space writes
+    /// from the address maps to make room. Only user space writes
     /// this bucket.
     Evicted = 2,
 }
 
-/// Key of the per-address map.
+/// Key of layout v1's address map ([`crate::names::ADDRESSES`]), which an
+/// upgrade leaves pinned and user space still reads as carried-over counts.
+/// The programs write [`Addr4Key`] and [`Addr6Key`] since layout v2.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Pod, Zeroable)]
 pub struct AddrKey {
@@ -52,6 +54,33 @@ pub struct AddrKey {
     pub family: u8,
     pub _pad: [u8; 2],
     /// Network byte order, as on the wire. IPv4 uses the first four bytes.
+    pub addr: [u8; 16],
+}
+
+/// Bit of [`Addr4Key::if_dir`] and [`Addr6Key::if_dir`] that holds the
+/// [`Direction`]. The kernel's ifindex is a positive `int`, so it never
+/// reaches it.
+pub const DIRECTION_BIT: u32 = 1 << 31;
+
+/// Key of the IPv4 address map ([`crate::names::ADDRESSES_V4`]): 8 bytes,
+/// so that the kernel hashes and compares two words per packet, not six.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct Addr4Key {
+    /// The interface's ifindex, host byte order, with [`DIRECTION_BIT`]
+    /// set for [`Direction::Tx`].
+    pub if_dir: u32,
+    /// Network byte order, as on the wire.
+    pub addr: [u8; 4],
+}
+
+/// Key of the IPv6 address map ([`crate::names::ADDRESSES_V6`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct Addr6Key {
+    /// As [`Addr4Key::if_dir`].
+    pub if_dir: u32,
+    /// Network byte order, as on the wire.
     pub addr: [u8; 16],
 }
 
@@ -82,6 +111,8 @@ pub struct Counters {
 }
 
 const _: () = assert!(size_of::<AddrKey>() == 24);
+const _: () = assert!(size_of::<Addr4Key>() == 8);
+const _: () = assert!(size_of::<Addr6Key>() == 20);
 const _: () = assert!(size_of::<OtherKey>() == 8);
 const _: () = assert!(size_of::<Counters>() == 16);
 
@@ -107,6 +138,35 @@ impl AddrKey {
             direction: direction as u8,
             family: Family::Ipv6 as u8,
             _pad: [0; 2],
+            addr,
+        }
+    }
+}
+
+/// The [`Addr4Key::if_dir`] word of an interface and direction.
+#[inline(always)]
+pub const fn if_dir(ifindex: u32, direction: Direction) -> u32 {
+    match direction {
+        Direction::Rx => ifindex,
+        Direction::Tx => ifindex | DIRECTION_BIT,
+    }
+}
+
+impl Addr4Key {
+    #[inline(always)]
+    pub const fn new(ifindex: u32, direction: Direction, addr: [u8; 4]) -> Self {
+        Self {
+            if_dir: if_dir(ifindex, direction),
+            addr,
+        }
+    }
+}
+
+impl Addr6Key {
+    #[inline(always)]
+    pub const fn new(ifindex: u32, direction: Direction, addr: [u8; 16]) -> Self {
+        Self {
+            if_dir: if_dir(ifindex, direction),
             addr,
         }
     }

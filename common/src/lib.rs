@@ -8,4 +8,7 @@ pub mod key;
 pub mod names;
 pub mod wire;
 
-pub use key::{AddrKey, Counters, Direction, Family, OtherKey, OtherKind};
+pub use key::{
+    Addr4Key, Addr6Key, AddrKey, Counters, DIRECTION_BIT, Direction, Family, OtherKey, OtherKind,
+    if_dir,
+};

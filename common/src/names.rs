@@ -2,7 +2,14 @@
 //! programs under these names; user space finds and pins them by the same
 //! strings, so they are spelled here once.
 
-/// Per-CPU hash of [`crate::AddrKey`] to [`crate::Counters`].
+/// Per-CPU hash of [`crate::Addr4Key`] to [`crate::Counters`], the IPv4
+/// addresses (layout v2 on).
+pub const ADDRESSES_V4: &str = "ADDRESSES_V4";
+/// Per-CPU hash of [`crate::Addr6Key`] to [`crate::Counters`], the IPv6
+/// addresses (layout v2 on).
+pub const ADDRESSES_V6: &str = "ADDRESSES_V6";
+/// Layout v1's per-CPU hash of [`crate::AddrKey`] to [`crate::Counters`],
+/// both families: only read, as counts an upgrade carried over.
 pub const ADDRESSES: &str = "ADDRESSES";
 /// Per-CPU hash of [`crate::OtherKey`] to [`crate::Counters`]: the `non_ip`
 /// and `overflow` buckets.
@@ -15,15 +22,18 @@ pub const TC_EGRESS: &str = "aliasstat_tc_egress";
 /// XDP program counting by destination address on ingress.
 pub const XDP_INGRESS: &str = "aliasstat_xdp_ingress";
 
-/// Default number of (interface, direction, address) entries in
-/// [`ADDRESSES`]. User space overrides it with `--map-capacity`.
-pub const DEFAULT_ADDRESS_CAPACITY: u32 = 16_384;
+/// Default number of (interface, direction, address) entries in each of
+/// [`ADDRESSES_V4`] and [`ADDRESSES_V6`]. User space overrides it with
+/// `--map-capacity`. 24,576 addresses in all, where layout v1 had 16,384
+/// for both families together; more would take the default past 64 MiB of
+/// kernel memory on a 128-CPU host (see `bpf/memory.rs`).
+pub const DEFAULT_ADDRESS_CAPACITY: u32 = 12_288;
 /// Entries in [`OTHER`]: two kinds times two directions per interface, for
 /// up to 1024 interfaces. User space creates the entries of every interface
 /// it attaches to, so the kernel side never has to insert into a full map.
 pub const OTHER_CAPACITY: u32 = 4096;
 
-/// How often, at most, the kernel side logs that [`ADDRESSES`] is full.
+/// How often, at most, the kernel side logs that an address map is full.
 pub const FULL_LOG_INTERVAL_NS: u64 = 60 * 1_000_000_000;
 
 // Benchmark-only programs (`cargo xtask bench`). They live in the same

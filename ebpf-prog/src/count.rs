@@ -9,7 +9,7 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use common::{
-    AddrKey, Counters, Direction, OtherKey, OtherKind,
+    Addr4Key, Addr6Key, Counters, Direction, OtherKey, OtherKind,
     names::{DEFAULT_ADDRESS_CAPACITY, FULL_LOG_INTERVAL_NS, OTHER_CAPACITY},
 };
 
@@ -18,9 +18,15 @@ use crate::{
     parse::{Seen, classify},
 };
 
-// Static names match `common::names::{ADDRESSES, OTHER}`.
+// Static names match `common::names::{ADDRESSES_V4, ADDRESSES_V6, OTHER}`.
+// One map per family, so that an IPv4 key is 8 bytes: the kernel hashes
+// and compares the whole key on every lookup.
 #[map]
-static ADDRESSES: PerCpuHashMap<AddrKey, Counters> =
+static ADDRESSES_V4: PerCpuHashMap<Addr4Key, Counters> =
+    PerCpuHashMap::pinned(DEFAULT_ADDRESS_CAPACITY, 0);
+
+#[map]
+static ADDRESSES_V6: PerCpuHashMap<Addr6Key, Counters> =
     PerCpuHashMap::pinned(DEFAULT_ADDRESS_CAPACITY, 0);
 
 #[map]
@@ -37,16 +43,22 @@ const EEXIST: i32 = 17;
 #[inline(always)]
 pub fn frame<C: Frame + EbpfContext>(ctx: &C, dir: Direction) {
     let ifindex = ctx.ifindex();
-    let (key, wire) = match classify(ctx, dir) {
-        Seen::V4(addr, wire) => (AddrKey::ipv4(ifindex, dir, addr), wire),
-        Seen::V6(addr, wire) => (AddrKey::ipv6(ifindex, dir, addr), wire),
+    let (counted, wire) = match classify(ctx, dir) {
+        Seen::V4(addr, wire) => {
+            let key = Addr4Key::new(ifindex, dir, addr);
+            (add(&ADDRESSES_V4, &key, wire), wire)
+        }
+        Seen::V6(addr, wire) => {
+            let key = Addr6Key::new(ifindex, dir, addr);
+            (add(&ADDRESSES_V6, &key, wire), wire)
+        }
         Seen::NonIp => {
             let wire = Counters::new(1, u64::from(ctx.wire_len()));
             other(OtherKey::new(ifindex, dir, OtherKind::NonIp), wire);
             return;
         }
     };
-    if add(&ADDRESSES, &key, wire).is_err() {
+    if counted.is_err() {
         // The only failure left after EEXIST is handled is a full map
         // (E2BIG) or no memory: either way, the packet still counts.
         other(OtherKey::new(ifindex, dir, OtherKind::Overflow), wire);
@@ -91,7 +103,7 @@ fn bump<K>(map: &PerCpuHashMap<K, Counters>, key: &K, wire: Counters) -> bool {
     }
 }
 
-/// Logs that the address map is full, at most once per interval.
+/// Logs that an address map is full, at most once per interval.
 #[inline(never)]
 fn log_full<C: EbpfContext>(ctx: &C) {
     let Some(last) = FULL_LOGGED_AT.get_ptr_mut(0) else {
@@ -108,6 +120,6 @@ fn log_full<C: EbpfContext>(ctx: &C) {
     }
     warn!(
         ctx,
-        "address map full: new addresses are counted in the overflow bucket; raise --map-capacity"
+        "an address map is full: new addresses are counted in the overflow bucket; raise --map-capacity"
     );
 }

@@ -13,6 +13,10 @@ pub trait Frame {
     fn len(&self) -> u32;
     /// A copy of the `T` at `offset`, or `None` past the end of the frame.
     fn read<T: Copy>(&self, offset: usize) -> Option<T>;
+    /// The `N` 32-bit words at `offset`, each as its bytes are on the
+    /// wire, or `None` past the end of the frame. For addresses: one load
+    /// per word where [`Frame::read`] takes one per byte.
+    fn words<const N: usize>(&self, offset: usize) -> Option<[[u8; 4]; N]>;
     /// `(gso_size, gso_segs)`; `gso_size == 0` for anything but an aggregate.
     fn gso(&self) -> (u32, u32);
     /// The interface the frame is crossing.
@@ -33,6 +37,34 @@ fn direct<T: Copy>(start: usize, end: usize, offset: usize) -> Option<T> {
     Some(unsafe { core::ptr::read_unaligned(at as *const T) })
 }
 
+/// 32-bit loads from packet memory. LLVM's BPF backend splits an unaligned
+/// load into bytes, and an address sits 2 bytes off a word after the
+/// Ethernet header; the kernel allows unaligned packet loads on hosts with
+/// efficient unaligned access (x86_64, arm64), so the load is written out.
+#[inline(always)]
+fn direct_words<const N: usize>(start: usize, end: usize, offset: usize) -> Option<[[u8; 4]; N]> {
+    let at = start + offset;
+    if at + 4 * N > end {
+        return None;
+    }
+    let mut words = [[0; 4]; N];
+    for (i, word) in words.iter_mut().enumerate() {
+        let loaded: u64;
+        // SAFETY: a 4-byte load inside the range checked just above.
+        unsafe {
+            core::arch::asm!(
+                "{v} = *(u32 *)({p} + 0)",
+                p = in(reg) at + 4 * i,
+                v = lateout(reg) loaded,
+                options(readonly, nostack, preserves_flags),
+            );
+        }
+        // The load kept memory order in a little-endian register.
+        *word = (loaded as u32).to_le_bytes();
+    }
+    Some(words)
+}
+
 impl Frame for TcContext {
     #[inline(always)]
     fn len(&self) -> u32 {
@@ -44,6 +76,11 @@ impl Frame for TcContext {
         // Headers are almost always in the linear part; an skb whose headers
         // sit in paged fragments is read through the (slower) helper.
         direct(self.data(), self.data_end(), offset).or_else(|| self.load(offset).ok())
+    }
+
+    #[inline(always)]
+    fn words<const N: usize>(&self, offset: usize) -> Option<[[u8; 4]; N]> {
+        direct_words(self.data(), self.data_end(), offset).or_else(|| self.load(offset).ok())
     }
 
     #[inline(always)]
@@ -75,6 +112,11 @@ impl Frame for XdpContext {
     #[inline(always)]
     fn read<T: Copy>(&self, offset: usize) -> Option<T> {
         direct(self.data(), self.data_end(), offset)
+    }
+
+    #[inline(always)]
+    fn words<const N: usize>(&self, offset: usize) -> Option<[[u8; 4]; N]> {
+        direct_words(self.data(), self.data_end(), offset)
     }
 
     #[inline(always)]

@@ -5,6 +5,13 @@
 //! never changes a packet's fate.
 #![no_std]
 #![no_main]
+// 32-bit packet loads (`frame.rs`), as aya-ebpf itself does for its
+// bounds checks.
+#![cfg_attr(
+    target_arch = "bpf",
+    expect(unstable_features, reason = "asm on the BPF target is unstable"),
+    feature(asm_experimental_arch)
+)]
 
 mod bench;
 mod count;

@@ -29,6 +29,7 @@ pub enum Seen {
     NonIp,
 }
 
+/// The IPv4 header up to the protocol; the addresses are read as words.
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct Ipv4Hdr {
@@ -39,21 +40,20 @@ struct Ipv4Hdr {
     frag_off: [u8; 2],
     ttl: u8,
     protocol: u8,
-    check: [u8; 2],
-    saddr: [u8; 4],
-    daddr: [u8; 4],
 }
+const IPV4_SADDR: usize = 12;
+const IPV4_DADDR: usize = 16;
 
+/// The IPv6 header up to the next header; the addresses are read as words.
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct Ipv6Hdr {
     version_flow: [u8; 4],
     payload_len: [u8; 2],
     next_header: u8,
-    hop_limit: u8,
-    saddr: [u8; 16],
-    daddr: [u8; 16],
 }
+const IPV6_SADDR: usize = 8;
+const IPV6_DADDR: usize = 24;
 
 #[inline(always)]
 fn be16(b: [u8; 2]) -> u16 {
@@ -105,9 +105,12 @@ fn ipv4<F: Frame>(frame: &F, l3: usize, available: u32, dir: Direction) -> Seen 
         return Seen::NonIp;
     }
     let len = ip_len(tot_len, available, is_gso);
+    let Some([addr]) = frame.words::<1>(l3 + pick(dir, IPV4_SADDR, IPV4_DADDR)) else {
+        return Seen::NonIp;
+    };
     let l4 = l3 + hdr_len as usize;
     let wire = wire(frame, len, l4, hdr_len, h.protocol, (gso_size, gso_segs));
-    Seen::V4(pick(dir, h.saddr, h.daddr), wire)
+    Seen::V4(addr, wire)
 }
 
 #[inline(always)]
@@ -115,9 +118,13 @@ fn ipv6<F: Frame>(frame: &F, l3: usize, available: u32, dir: Direction) -> Seen 
     let Some(h) = frame.read::<Ipv6Hdr>(l3) else {
         return Seen::NonIp;
     };
-    if h.version_flow[0] >> 4 != 6 {
+    // The whole fixed header must be there, whichever address is read.
+    if h.version_flow[0] >> 4 != 6 || available < IPV6_HLEN {
         return Seen::NonIp;
     }
+    let Some(words) = frame.words::<4>(l3 + pick(dir, IPV6_SADDR, IPV6_DADDR)) else {
+        return Seen::NonIp;
+    };
     let (gso_size, gso_segs) = frame.gso();
     let is_gso = gso_size != 0;
     let len = ip_len(
@@ -136,7 +143,11 @@ fn ipv6<F: Frame>(frame: &F, l3: usize, available: u32, dir: Direction) -> Seen 
         h.next_header,
         (gso_size, gso_segs),
     );
-    Seen::V6(pick(dir, h.saddr, h.daddr), wire)
+    Seen::V6(
+        // SAFETY: four words of four bytes are sixteen bytes.
+        unsafe { core::mem::transmute::<[[u8; 4]; 4], [u8; 16]>(words) },
+        wire,
+    )
 }
 
 /// Ingress counts the destination, egress the source.

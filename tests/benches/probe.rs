@@ -36,10 +36,11 @@ use aya::{
     programs::{Program, SchedClassifier, TestRun as _, TestRunOptions, Xdp, XdpMode},
 };
 use common::{
-    AddrKey, Counters, Direction,
+    Addr4Key, Addr6Key, Counters, Direction,
     names::{
-        ADDRESSES, BENCH_EMPTY_TC, BENCH_EMPTY_XDP, BENCH_KEYED_TC, BENCH_KEYED_XDP,
-        BENCH_REKEY_TC, BENCH_REKEY_XDP, DEFAULT_ADDRESS_CAPACITY, TC_INGRESS, XDP_INGRESS,
+        ADDRESSES_V4, ADDRESSES_V6, BENCH_EMPTY_TC, BENCH_EMPTY_XDP, BENCH_KEYED_TC,
+        BENCH_KEYED_XDP, BENCH_REKEY_TC, BENCH_REKEY_XDP, DEFAULT_ADDRESS_CAPACITY, TC_INGRESS,
+        XDP_INGRESS,
     },
 };
 use lab::{
@@ -217,7 +218,8 @@ fn testrun(repeat: u32, trials: usize) -> Result<Value> {
     std::fs::create_dir_all(&maps)?;
     let mut ebpf = EbpfLoader::new()
         .default_map_pin_directory(&maps)
-        .map_max_entries(ADDRESSES, TESTRUN_CAPACITY)
+        .map_max_entries(ADDRESSES_V4, TESTRUN_CAPACITY)
+        .map_max_entries(ADDRESSES_V6, TESTRUN_CAPACITY)
         .load(load::OBJECT)
         .context("failed to load the eBPF object")?;
     for hook in [Hook::Tc, Hook::Xdp] {
@@ -314,12 +316,15 @@ fn run(ebpf: &aya::Ebpf, name: &str, frame: &[u8], repeat: u32) -> Result<u64> {
     Ok(result.duration.as_nanos() as u64)
 }
 
-/// Entries in the object's address map: a check that the keyed runs
+/// Entries in the object's address maps: a check that the keyed runs
 /// really spread over their key sets.
 fn ebpf_entries(ebpf: &aya::Ebpf) -> Result<usize> {
-    let map = ebpf.map(ADDRESSES).context("no address map")?;
-    let map: PerCpuHashMap<&MapData, AddrKey, Counters> = PerCpuHashMap::try_from(map)?;
-    Ok(map.keys().filter(Result::is_ok).count())
+    fn entries<K: aya::Pod>(ebpf: &aya::Ebpf, name: &str) -> Result<usize> {
+        let map = ebpf.map(name).with_context(|| format!("no map {name}"))?;
+        let map: PerCpuHashMap<&MapData, K, Counters> = PerCpuHashMap::try_from(map)?;
+        Ok(map.keys().filter(Result::is_ok).count())
+    }
+    Ok(entries::<Addr4Key>(ebpf, ADDRESSES_V4)? + entries::<Addr6Key>(ebpf, ADDRESSES_V6)?)
 }
 
 // ---------------------------------------------------------------------------
@@ -336,7 +341,7 @@ fn fill(bpffs: &str, entries: u32, ifindex: u32) -> Result<Value> {
         entries < 1 << 22,
         "--entries must stay within 100.64.0.0/10"
     );
-    let path = pins::maps_dir(bpffs.as_ref(), pins::LAYOUT_VERSION).join(ADDRESSES);
+    let path = pins::maps_dir(bpffs.as_ref(), pins::LAYOUT_VERSION).join(ADDRESSES_V4);
     let map = MapData::from_pin(&path).with_context(|| format!("open {}", path.display()))?;
     let cpus = aya::util::nr_cpus().map_err(|(path, e)| anyhow::anyhow!("{path}: {e}"))?;
     let started = Instant::now();
@@ -347,8 +352,8 @@ fn fill(bpffs: &str, entries: u32, ifindex: u32) -> Result<Value> {
     let mut at = 0;
     while at < entries {
         let end = entries.min(at + CHUNK);
-        let keys: Vec<AddrKey> = (at..end)
-            .map(|i| AddrKey::ipv4(ifindex, Direction::Rx, filler(i)))
+        let keys: Vec<Addr4Key> = (at..end)
+            .map(|i| Addr4Key::new(ifindex, Direction::Rx, filler(i)))
             .collect();
         let values: Vec<Counters> = (at..end)
             .flat_map(|i| {
@@ -357,7 +362,7 @@ fn fill(bpffs: &str, entries: u32, ifindex: u32) -> Result<Value> {
             .collect();
         let written = sys::update_batch(
             std::os::fd::AsFd::as_fd(map.fd()),
-            size_of::<AddrKey>(),
+            size_of::<Addr4Key>(),
             value_size,
             bytemuck::cast_slice(&keys),
             bytemuck::cast_slice(&values),

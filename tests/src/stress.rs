@@ -9,7 +9,7 @@ use std::{
     fmt::Write as _,
     io::{Read, Write},
     net::{IpAddr, SocketAddr, TcpStream, UdpSocket},
-    path::{Path, PathBuf},
+    path::Path,
     process::Command,
     sync::{
         Arc,
@@ -314,42 +314,6 @@ pub fn dump_with(binary: &Path, ns: &Netns, bpffs: &BpfDir) -> Result<Snapshot> 
             binary.display()
         )
     })
-}
-
-/// The binary built with `--features simulate-layout-upgrade`, whose maps
-/// have layout v2: `$ALIASSTAT_UPGRADE_BIN` if set, else built (or found
-/// up to date) by cargo in `target/layout-upgrade/` of this workspace, a
-/// target directory of its own so that it never replaces the binary under
-/// test. The first build takes minutes; later ones are no-ops.
-pub fn upgrade_binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("ALIASSTAT_UPGRADE_BIN") {
-        let path = PathBuf::from(path);
-        ensure!(
-            path.is_file(),
-            "ALIASSTAT_UPGRADE_BIN={} is not a file",
-            path.display()
-        );
-        return Ok(path);
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("the lab crate lives in the workspace")?
-        .to_owned();
-    let target = root.join("target/layout-upgrade");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.current_dir(&root).args([
-        "build",
-        "--release",
-        "-p",
-        "aliasstat",
-        "--features",
-        "simulate-layout-upgrade",
-        "--target-dir",
-    ]);
-    build.arg(&target);
-    cmd::run(&mut build).context("building the layout-upgrade binary")?;
-    Ok(target.join("release/aliasstat"))
 }
 
 /// Creates `veth`'s pair again with the same names and MACs after it was

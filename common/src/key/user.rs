@@ -5,13 +5,19 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
-use crate::{AddrKey, Counters, Direction, Family, OtherKey, OtherKind};
+use crate::{
+    Addr4Key, Addr6Key, AddrKey, Counters, DIRECTION_BIT, Direction, Family, OtherKey, OtherKind,
+};
 
-// SAFETY: each of the three is `repr(C)`, fully initialised and
+// SAFETY: each of these is `repr(C)`, fully initialised and
 // `bytemuck::Pod`, which checks that it has no padding or invalid values.
 unsafe impl aya::Pod for AddrKey {}
 // SAFETY: as above.
 unsafe impl aya::Pod for OtherKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Addr4Key {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Addr6Key {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Counters {}
 
@@ -128,6 +134,44 @@ impl AddrKey {
     }
 }
 
+/// The interface and direction of an [`Addr4Key::if_dir`] word.
+fn split_if_dir(if_dir: u32) -> (u32, Direction) {
+    let direction = if if_dir & DIRECTION_BIT == 0 {
+        Direction::Rx
+    } else {
+        Direction::Tx
+    };
+    (if_dir & !DIRECTION_BIT, direction)
+}
+
+impl Addr4Key {
+    pub fn ifindex(&self) -> u32 {
+        split_if_dir(self.if_dir).0
+    }
+
+    pub fn dir(&self) -> Direction {
+        split_if_dir(self.if_dir).1
+    }
+
+    pub fn ip(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.addr)
+    }
+}
+
+impl Addr6Key {
+    pub fn ifindex(&self) -> u32 {
+        split_if_dir(self.if_dir).0
+    }
+
+    pub fn dir(&self) -> Direction {
+        split_if_dir(self.if_dir).1
+    }
+
+    pub fn ip(&self) -> Ipv6Addr {
+        Ipv6Addr::from(self.addr)
+    }
+}
+
 impl OtherKey {
     pub fn dir(&self) -> Option<Direction> {
         Direction::from_u8(self.direction)
@@ -167,6 +211,22 @@ mod tests {
             assert_eq!(key.dir(), Some(Direction::Tx));
             assert_eq!(key.ifindex, 3);
         }
+    }
+
+    #[test]
+    fn family_keys_round_trip() {
+        // The largest ifindex the kernel hands out (a positive int).
+        for (ifindex, direction) in [(1, Direction::Rx), (i32::MAX as u32, Direction::Tx)] {
+            let v4 = Addr4Key::new(ifindex, direction, [192, 0, 2, 1]);
+            assert_eq!(
+                (v4.ifindex(), v4.dir(), v4.ip()),
+                (ifindex, direction, Ipv4Addr::new(192, 0, 2, 1))
+            );
+            let ip: Ipv6Addr = "2001:db8::1".parse().unwrap();
+            let v6 = Addr6Key::new(ifindex, direction, ip.octets());
+            assert_eq!((v6.ifindex(), v6.dir(), v6.ip()), (ifindex, direction, ip));
+        }
+        assert_eq!(Addr4Key::new(7, Direction::Tx, [0; 4]).if_dir, 7 | 1 << 31);
     }
 
     #[test]

@@ -10,7 +10,10 @@ use aya::{
     Ebpf,
     maps::{PerCpuHashMap, PerCpuValues},
 };
-use common::{AddrKey, Counters, Direction, names::ADDRESSES};
+use common::{
+    Addr4Key, Addr6Key, Counters, Direction,
+    names::{ADDRESSES_V4, ADDRESSES_V6},
+};
 use lab::{BpfDir, harness::Outcome};
 
 /// More than two batches, and a last one that is not full.
@@ -18,7 +21,7 @@ const ENTRIES: u32 = 2 * BATCH_ENTRIES as u32 + 123;
 
 pub fn equals_per_key() -> Result<Outcome> {
     let pins = BpfDir::new("batch")?;
-    let mut ebpf = load::load(pins.path(), ENTRIES + 16)?;
+    let mut ebpf = load::load(pins.path(), ENTRIES / 2 + 16)?;
     let cpus = aya::util::nr_cpus().map_err(|(path, e)| anyhow::anyhow!("{path}: {e}"))?;
     fill(&mut ebpf, cpus)?;
     load::create_other_buckets(&mut ebpf, 1)?;
@@ -51,12 +54,14 @@ pub fn equals_per_key() -> Result<Outcome> {
     Ok(Outcome::Passed)
 }
 
-/// [`ENTRIES`] addresses of both families and directions in the address map.
+/// [`ENTRIES`] addresses of both families and directions in the address
+/// maps.
 fn fill(ebpf: &mut Ebpf, cpus: usize) -> Result<()> {
-    let map = ebpf
-        .map_mut(ADDRESSES)
-        .expect("the object has an address map");
-    let mut map: PerCpuHashMap<_, AddrKey, Counters> = PerCpuHashMap::try_from(map)?;
+    let [v4, v6] = ebpf
+        .maps_disjoint_mut([ADDRESSES_V4, ADDRESSES_V6])
+        .map(|m| m.expect("the object has both address maps"));
+    let mut v4: PerCpuHashMap<_, Addr4Key, Counters> = PerCpuHashMap::try_from(v4)?;
+    let mut v6: PerCpuHashMap<_, Addr6Key, Counters> = PerCpuHashMap::try_from(v6)?;
     for i in 0..ENTRIES {
         let [_, b, c, d] = i.to_be_bytes();
         let dir = if i % 3 == 0 {
@@ -64,20 +69,19 @@ fn fill(ebpf: &mut Ebpf, cpus: usize) -> Result<()> {
         } else {
             Direction::Rx
         };
-        let key = match i % 2 {
-            0 => AddrKey::ipv4(1 + i % 5, dir, [10, b, c, d]),
-            _ => AddrKey::ipv6(
-                1 + i % 5,
-                dir,
-                [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b, c, d],
-            ),
-        };
         // A different count in every CPU's slot, so that a read mixing
         // up slots or entries cannot come out equal.
         let slots: Vec<Counters> = (0..cpus as u64)
             .map(|cpu| Counters::new(u64::from(i) * 10 + cpu, u64::from(i) * 1000 + cpu * 7))
             .collect();
-        map.insert(key, PerCpuValues::try_from(slots)?, 0)?;
+        let slots = PerCpuValues::try_from(slots)?;
+        match i % 2 {
+            0 => v4.insert(Addr4Key::new(1 + i % 5, dir, [10, b, c, d]), slots, 0)?,
+            _ => {
+                let addr = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b, c, d];
+                v6.insert(Addr6Key::new(1 + i % 5, dir, addr), slots, 0)?;
+            }
+        }
     }
     Ok(())
 }

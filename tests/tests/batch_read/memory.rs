@@ -31,12 +31,14 @@ pub fn matches_formula() -> Result<Outcome> {
                 "{name} at capacity {capacity}: {shape:?}"
             );
         }
-        assert!(
-            shapes
-                .iter()
-                .any(|(name, s)| *name == "addresses" && s.max_entries == capacity),
-            "{shapes:?}"
-        );
+        for family in load::ADDRESS_MAPS.map(str::to_ascii_lowercase) {
+            assert!(
+                shapes
+                    .iter()
+                    .any(|(name, s)| *name == family && s.max_entries == capacity),
+                "{family}: {shapes:?}"
+            );
+        }
     }
     Ok(Outcome::Passed)
 }

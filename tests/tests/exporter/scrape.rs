@@ -247,16 +247,28 @@ fn buckets(s: &Scraped<'_>, non_ip: Count) -> Result<()> {
         &[],
         256.0,
     )?;
+    let v4 = series
+        .iter()
+        .filter(|s| {
+            s.labels
+                .get("address")
+                .is_some_and(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
+        })
+        .count();
+    let capacity = f64::from(common::names::DEFAULT_ADDRESS_CAPACITY);
     for (name, map, value) in [
-        // One map entry per (interface, direction, address) series.
-        ("aliasstat_map_entries", "addresses", series.len() as f64),
+        // One map entry per (interface, direction, address) series, in
+        // its family's map.
+        ("aliasstat_map_entries", "addresses_v4", v4 as f64),
+        (
+            "aliasstat_map_entries",
+            "addresses_v6",
+            (series.len() - v4) as f64,
+        ),
         // non_ip and overflow, each way, for the one interface.
         ("aliasstat_map_entries", "other", 4.0),
-        (
-            "aliasstat_map_capacity",
-            "addresses",
-            f64::from(common::names::DEFAULT_ADDRESS_CAPACITY),
-        ),
+        ("aliasstat_map_capacity", "addresses_v4", capacity),
+        ("aliasstat_map_capacity", "addresses_v6", capacity),
         (
             "aliasstat_map_capacity",
             "other",
@@ -265,8 +277,13 @@ fn buckets(s: &Scraped<'_>, non_ip: Count) -> Result<()> {
         // The kernel's own figure, as the formula predicts it.
         (
             "aliasstat_map_memory_bytes",
-            "addresses",
-            per_cpu_hash_bytes::<common::AddrKey>(common::names::DEFAULT_ADDRESS_CAPACITY)?,
+            "addresses_v4",
+            per_cpu_hash_bytes::<common::Addr4Key>(common::names::DEFAULT_ADDRESS_CAPACITY)?,
+        ),
+        (
+            "aliasstat_map_memory_bytes",
+            "addresses_v6",
+            per_cpu_hash_bytes::<common::Addr6Key>(common::names::DEFAULT_ADDRESS_CAPACITY)?,
         ),
         (
             "aliasstat_map_memory_bytes",

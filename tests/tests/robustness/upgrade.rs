@@ -1,8 +1,10 @@
-//! An upgrade to a binary with a new map layout, under traffic: the new
-//! daemon pins v2 maps beside the v1 ones and swaps the programs in the
-//! pinned links, so v1 stops changing and readers add it to v2. Nothing is
-//! lost or counted twice across the swap, and the old binary then refuses
-//! to run over the newer layout instead of starting a third count.
+//! The real upgrade, under traffic: the first release (layout v1, built
+//! from git by `lab::first_release`) counts, stops with its links pinned,
+//! and the binary under test starts on the same bpffs. It pins v2 maps (a
+//! map per family) beside the v1 one and swaps the programs in the pinned
+//! links, so v1 stops changing and readers add it to v2. Nothing is lost or
+//! counted twice across the swap, in either family, and the old binary then
+//! refuses to run over the newer layout instead of starting a third count.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -18,9 +20,10 @@ use common::{AddrKey, Counters, names::ADDRESSES};
 use lab::{
     BpfDir, Count, Daemon, Dir, Veth,
     daemon::{Config, Launch},
+    first_release,
     link::Ipv6,
     procnet::Snmp,
-    stress::{self, UdpStream},
+    stress::UdpStream,
     traffic,
 };
 
@@ -29,37 +32,48 @@ use crate::{Outcome, check_eq};
 pub fn run() -> Result<Outcome> {
     // Built first: the first build takes minutes, and should not happen
     // with namespaces and a daemon waiting.
-    let upgraded = stress::upgrade_binary()?;
-    println!("  upgraded binary: {}", upgraded.display());
+    let old_binary = match first_release::binary()? {
+        Ok(path) => path,
+        Err(why) => return Ok(Outcome::Skipped(why)),
+    };
+    println!(
+        "  first release ({}): {}",
+        first_release::COMMIT,
+        old_binary.display()
+    );
+    let old = Launch {
+        binary: Some(old_binary),
+        ..Launch::default()
+    };
 
-    let veth = Veth::new(Ipv6::Off)?;
+    let veth = Veth::new(Ipv6::On)?;
     let client: IpAddr = "10.91.0.1".parse()?;
     let server: IpAddr = "10.91.0.2".parse()?;
+    let client6: IpAddr = "fd91::1".parse()?;
+    let server6: IpAddr = "fd91::2".parse()?;
     veth.client.add_addr(client, 24)?;
     veth.server.add_addr(server, 24)?;
-    veth.know_each_other(&[client], &[server])?;
+    veth.client.add_addr(client6, 64)?;
+    veth.server.add_addr(server6, 64)?;
+    veth.know_each_other(&[client, client6], &[server, server6])?;
     let pins = BpfDir::new("srv")?;
     let config = Config::new(&veth.server.ns, &pins, &veth.server.ifname);
+    let v6 = OneWay::new(&veth, client6, server6)?;
 
     let before = Snmp::read(&veth.client.ns)?;
-    let old = Daemon::start(&config)?;
+    let first = Daemon::start_with(&config, &old)?;
     let stream = UdpStream::start(
         &veth.client.ns,
         SocketAddr::new(client, 40000),
         &veth.server.ns,
         SocketAddr::new(server, 5300),
     )?;
+    let mut v6_sent = v6.send()?;
     thread::sleep(Duration::from_millis(300));
     // The default stop leaves the links pinned: counting goes on with the
     // v1 programs until the new daemon swaps them.
-    old.stop()?;
-    let new = Daemon::start_with(
-        &config,
-        &Launch {
-            binary: Some(upgraded.clone()),
-            ..Launch::default()
-        },
-    )?;
+    first.stop()?;
+    let new = Daemon::start(&config)?;
     ensure!(
         stream.is_running(),
         "the UDP stream stopped during the upgrade"
@@ -86,31 +100,37 @@ pub fn run() -> Result<Outcome> {
         traffic::one_way(&from, &to, payload)?;
         after_upgrade += Count::datagram(server, payload);
     }
+    v6_sent += v6.send()?;
     check_eq("v1 after the upgrade", &v1_frozen, &v1_total(pins.path())?)?;
 
-    let snap = stress::dump_with(&upgraded, &veth.server.ns, &pins)?;
+    let snap = lab::dump(&veth.server.ns, &pins)?;
     let sent = Snmp::read(&veth.client.ns)?.delta(&before, "Udp", "OutDatagrams")?;
     check_eq(
         "OutDatagrams against the sender's tally",
         &(tally.sent.packets + 3),
         &sent,
     )?;
+    let rx = snap.addresses(&veth.server.ifname, Dir::Rx, |_| true);
+    let counted = |addr| rx.get(&addr).copied().unwrap_or_default();
     let expected = tally.sent + after_upgrade;
-    let counted = snap
-        .addresses(&veth.server.ifname, Dir::Rx, |_| true)
-        .get(&server)
-        .copied()
-        .unwrap_or_default();
-    println!("  v1 holds {v1_frozen}; v1 + v2: expected {expected}, counted {counted}");
-    check_eq("rx v1 + v2", &expected, &counted)?;
+    println!(
+        "  v1 holds {v1_frozen}; v1 + v2: expected {expected}, counted {}; IPv6 expected {v6_sent}, counted {}",
+        counted(server),
+        counted(server6)
+    );
+    check_eq("rx v1 + v2", &expected, &counted(server))?;
+    check_eq("rx v1 + v2, IPv6", &v6_sent, &counted(server6))?;
     new.stop()?;
+    refuses_to_go_back(&config, &old)
+}
 
-    // Going back is refused: the old binary cannot read v2, and counting
-    // into v1 again would split the counts.
-    let refused = match Daemon::start(&config) {
+/// Going back is refused: the old binary cannot read v2, and counting into
+/// v1 again would split the counts.
+fn refuses_to_go_back(config: &Config<'_>, old: &Launch) -> Result<Outcome> {
+    let refused = match Daemon::start_with(config, old) {
         Ok(daemon) => {
             daemon.stop()?;
-            anyhow::bail!("the v1 binary started over layout v2 maps");
+            anyhow::bail!("the first release started over layout v2 maps");
         }
         Err(e) => format!("{e:#}"),
     };
@@ -127,6 +147,32 @@ pub fn run() -> Result<Outcome> {
             .trim()
     );
     Ok(Outcome::Passed)
+}
+
+/// Three IPv6 datagrams from the client to the server, each waited for.
+struct OneWay {
+    from: std::net::UdpSocket,
+    to: std::net::UdpSocket,
+    server: IpAddr,
+}
+
+impl OneWay {
+    fn new(veth: &Veth, client: IpAddr, server: IpAddr) -> Result<Self> {
+        Ok(Self {
+            from: traffic::udp_socket(&veth.client.ns, SocketAddr::new(client, 40002))?,
+            to: traffic::udp_socket(&veth.server.ns, SocketAddr::new(server, 5302))?,
+            server,
+        })
+    }
+
+    fn send(&self) -> Result<Count> {
+        let mut sent = Count::default();
+        for payload in [10, 500, 1100] {
+            traffic::one_way(&self.from, &self.to, payload)?;
+            sent += Count::datagram(self.server, payload);
+        }
+        Ok(sent)
+    }
 }
 
 /// Every address counter in the v1 maps, summed over CPUs and keys: read

@@ -18,8 +18,8 @@ use std::{
 
 use aya::maps::{IterableMap as _, Map, MapData, MapError, PerCpuHashMap, PerCpuValues};
 use common::{
-    AddrKey, Counters, Direction, OtherKey, OtherKind,
-    names::{ADDRESSES, OTHER},
+    Addr4Key, Addr6Key, AddrKey, Counters, Direction, OtherKey, OtherKind,
+    names::{ADDRESSES, ADDRESSES_V4, ADDRESSES_V6, OTHER},
 };
 use log::info;
 
@@ -134,8 +134,91 @@ pub struct PinnedMaps {
 }
 
 struct LayoutMaps {
-    addresses: PerCpuHashMap<MapData, AddrKey, Counters>,
+    addresses: AddressMaps,
     other: PerCpuHashMap<MapData, OtherKey, Counters>,
+}
+
+/// The address maps of one layout (see [`pins`] for which has which).
+pub(crate) enum AddressMaps {
+    /// Layout v1: both families in one map of 24-byte keys.
+    V1(PerCpuHashMap<MapData, AddrKey, Counters>),
+    /// Layout v2 on: a map per family.
+    PerFamily {
+        v4: PerCpuHashMap<MapData, Addr4Key, Counters>,
+        v6: PerCpuHashMap<MapData, Addr6Key, Counters>,
+    },
+}
+
+impl AddressMaps {
+    /// The address maps pinned in layout `layout`'s directory.
+    pub(crate) fn open(bpffs: &Path, layout: u32) -> Result<Self, CountersError> {
+        let dir = pins::maps_dir(bpffs, layout);
+        Ok(if layout == 1 {
+            Self::V1(open_map(&dir.join(ADDRESSES))?)
+        } else {
+            Self::PerFamily {
+                v4: open_map(&dir.join(ADDRESSES_V4))?,
+                v6: open_map(&dir.join(ADDRESSES_V6))?,
+            }
+        })
+    }
+
+    /// Whether the entry of `(ifindex, direction, address)` is there.
+    pub(crate) fn contains(&self, ifindex: u32, direction: Direction, address: IpAddr) -> bool {
+        match (self, address) {
+            (Self::V1(m), _) => m.get(&AddrKey::new(ifindex, direction, address), 0),
+            (Self::PerFamily { v4, .. }, IpAddr::V4(a)) => {
+                v4.get(&Addr4Key::new(ifindex, direction, a.octets()), 0)
+            }
+            (Self::PerFamily { v6, .. }, IpAddr::V6(a)) => {
+                v6.get(&Addr6Key::new(ifindex, direction, a.octets()), 0)
+            }
+        }
+        .is_ok()
+    }
+
+    /// [`take`] on the entry of `(ifindex, direction, address)`.
+    pub(crate) fn take(
+        &self,
+        ifindex: u32,
+        direction: Direction,
+        address: IpAddr,
+        cpus: usize,
+    ) -> Result<Option<Counters>, SysError> {
+        match (self, address) {
+            (Self::V1(m), _) => take(m, &AddrKey::new(ifindex, direction, address), cpus),
+            (Self::PerFamily { v4, .. }, IpAddr::V4(a)) => {
+                take(v4, &Addr4Key::new(ifindex, direction, a.octets()), cpus)
+            }
+            (Self::PerFamily { v6, .. }, IpAddr::V6(a)) => {
+                take(v6, &Addr6Key::new(ifindex, direction, a.octets()), cpus)
+            }
+        }
+    }
+}
+
+/// A map key that names one address counter: `(ifindex, direction,
+/// address)`, or `None` for a key the programs never write.
+trait AddressKey {
+    fn parts(&self) -> Option<(u32, Direction, IpAddr)>;
+}
+
+impl AddressKey for AddrKey {
+    fn parts(&self) -> Option<(u32, Direction, IpAddr)> {
+        Some((self.ifindex, self.dir()?, self.ip()?))
+    }
+}
+
+impl AddressKey for Addr4Key {
+    fn parts(&self) -> Option<(u32, Direction, IpAddr)> {
+        Some((self.ifindex(), self.dir(), self.ip().into()))
+    }
+}
+
+impl AddressKey for Addr6Key {
+    fn parts(&self) -> Option<(u32, Direction, IpAddr)> {
+        Some((self.ifindex(), self.dir(), self.ip().into()))
+    }
 }
 
 impl PinnedMaps {
@@ -149,10 +232,9 @@ impl PinnedMaps {
         let layouts = found
             .all()
             .map(|v| {
-                let dir = pins::maps_dir(bpffs, v);
                 Ok(LayoutMaps {
-                    addresses: open_map(&dir.join(ADDRESSES))?,
-                    other: open_map(&dir.join(OTHER))?,
+                    addresses: AddressMaps::open(bpffs, v)?,
+                    other: open_map(&pins::maps_dir(bpffs, v).join(OTHER))?,
                 })
             })
             .collect::<Result<_, CountersError>>()?;
@@ -172,13 +254,20 @@ impl PinnedMaps {
         for layout in &self.layouts {
             // Keys the program never writes are skipped, not shown as
             // garbage.
-            self.read(&layout.addresses, ADDRESSES, method, |key, counters| {
-                if let (Some(direction), Some(address)) = (key.dir(), key.ip()) {
-                    *addresses
-                        .entry((key.ifindex, direction, address))
-                        .or_default() += counters;
+            let mut add = |parts: Option<_>, counters| {
+                if let Some(parts) = parts {
+                    *addresses.entry(parts).or_default() += counters;
                 }
-            })?;
+            };
+            match &layout.addresses {
+                AddressMaps::V1(map) => {
+                    self.read(map, ADDRESSES, method, |k, c| add(k.parts(), c))?;
+                }
+                AddressMaps::PerFamily { v4, v6 } => {
+                    self.read(v4, ADDRESSES_V4, method, |k, c| add(k.parts(), c))?;
+                    self.read(v6, ADDRESSES_V6, method, |k, c| add(k.parts(), c))?;
+                }
+            }
             self.read(&layout.other, OTHER, method, |key, counters| {
                 if let (Some(direction), Some(kind)) = (key.dir(), key.other_kind()) {
                     *other.entry((key.ifindex, direction, kind)).or_default() += counters;

@@ -16,7 +16,7 @@ use aya::{
 };
 use common::{
     Counters, Direction, OtherKey, OtherKind,
-    names::{ADDRESSES, OTHER},
+    names::{ADDRESSES_V4, ADDRESSES_V6, OTHER},
 };
 use log::{info, warn};
 
@@ -24,6 +24,10 @@ use crate::bpf::{
     CpusError, cpus,
     pins::{self, LayoutError},
 };
+
+/// The address maps, IPv4 then IPv6: each is created with
+/// `--map-capacity` entries.
+pub const ADDRESS_MAPS: [&str; 2] = [ADDRESSES_V4, ADDRESSES_V6];
 
 /// The programs, built by build.rs for the BPF target.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/aliasstat"));
@@ -107,12 +111,13 @@ pub fn load(bpffs: &Path, map_capacity: u32) -> Result<Ebpf, LoadError> {
             pins::LAYOUT_VERSION
         );
     }
-    warn_on_capacity_mismatch(&maps, map_capacity);
-    EbpfLoader::new()
-        .default_map_pin_directory(&maps)
-        .map_max_entries(ADDRESSES, map_capacity)
-        .load(OBJECT)
-        .map_err(LoadError::Object)
+    let mut loader = EbpfLoader::new();
+    loader.default_map_pin_directory(&maps);
+    for name in ADDRESS_MAPS {
+        warn_on_capacity_mismatch(&maps.join(name), map_capacity);
+        loader.map_max_entries(name, map_capacity);
+    }
+    loader.load(OBJECT).map_err(LoadError::Object)
 }
 
 fn is_bpffs(path: &Path) -> bool {
@@ -128,9 +133,8 @@ fn is_bpffs(path: &Path) -> bool {
 
 /// A pinned map keeps the capacity it was created with; say so rather than
 /// silently ignoring `--map-capacity`.
-fn warn_on_capacity_mismatch(maps: &Path, wanted: u32) {
-    let path = maps.join(ADDRESSES);
-    if let Ok(info) = MapInfo::from_pin(&path)
+fn warn_on_capacity_mismatch(path: &Path, wanted: u32) {
+    if let Ok(info) = MapInfo::from_pin(path)
         && info.max_entries() != wanted
     {
         warn!(
@@ -141,21 +145,18 @@ fn warn_on_capacity_mismatch(maps: &Path, wanted: u32) {
     }
 }
 
-/// The capacity the address map was created with: a pinned map keeps its
-/// own, whatever --map-capacity says now.
-pub fn address_capacity(ebpf: &Ebpf) -> Result<u32, LoadError> {
-    let map = ebpf
-        .map(ADDRESSES)
-        .ok_or(LoadError::MissingMap { name: ADDRESSES })?;
-    let info = match map {
-        aya::maps::Map::PerCpuHashMap(data) => data.info(),
-        _ => return Err(LoadError::MissingMap { name: ADDRESSES }),
+/// The capacity each address map was created with, in [`ADDRESS_MAPS`]
+/// order: a pinned map keeps its own, whatever --map-capacity says now.
+pub fn address_capacity(ebpf: &Ebpf) -> Result<[u32; 2], LoadError> {
+    let capacity = |name: &'static str| {
+        let info = match ebpf.map(name) {
+            Some(aya::maps::Map::PerCpuHashMap(data)) => data.info(),
+            _ => return Err(LoadError::MissingMap { name }),
+        };
+        info.map(|i| i.max_entries())
+            .map_err(|source| LoadError::Map { name, source })
     };
-    info.map(|i| i.max_entries())
-        .map_err(|source| LoadError::Map {
-            name: ADDRESSES,
-            source,
-        })
+    Ok([capacity(ADDRESS_MAPS[0])?, capacity(ADDRESS_MAPS[1])?])
 }
 
 /// The program `name`, loaded into the kernel on first use.

@@ -243,9 +243,10 @@ mod tests {
         }
     }
 
-    /// `memlock` as fdinfo showed it on 6.18 with 2 possible CPUs, for the
-    /// address map (24-byte keys) at five capacities, the OTHER map, the
-    /// arrays and aya-log's 128 KiB ring buffer.
+    /// `memlock` as fdinfo showed it on 6.18 with 2 possible CPUs, for
+    /// layout v1's address map (24-byte keys) at five capacities, the OTHER
+    /// map (8-byte keys, as the IPv4 map's), the arrays and aya-log's
+    /// 128 KiB ring buffer.
     #[test]
     fn formula_matches_what_fdinfo_showed() {
         let cases = [
@@ -267,12 +268,22 @@ mod tests {
         assert_eq!(shape(MapType::LpmTrie, 8, 8, 1).kernel_bytes(2), None);
     }
 
-    /// The default address map on a 128-CPU host: 16,384 × (80 + 128 × 16)
-    /// bytes plus its buckets, about 33.5 MiB.
+    /// The default maps on a 128-CPU host: each address map is 12,288 ×
+    /// (element + 128 × 16) bytes plus its buckets, about 25 MiB; with
+    /// OTHER, 58.5 MiB, under the 64 MiB the default must stay within.
     #[test]
-    fn default_address_map_on_128_cpus() {
-        let addresses = shape(MapType::PerCpuHash, 24, 16, 16_384);
-        assert_eq!(addresses.kernel_bytes(128), Some(35_132_288));
+    fn default_maps_on_128_cpus() {
+        use common::{Addr4Key, Addr6Key, OtherKey, names};
+        let per_cpu_hash = |key: usize, entries| {
+            shape(MapType::PerCpuHash, key as u32, 16, entries)
+                .kernel_bytes(128)
+                .unwrap()
+        };
+        let v4 = per_cpu_hash(size_of::<Addr4Key>(), names::DEFAULT_ADDRESS_CAPACITY);
+        let v6 = per_cpu_hash(size_of::<Addr6Key>(), names::DEFAULT_ADDRESS_CAPACITY);
+        let other = per_cpu_hash(size_of::<OtherKey>(), names::OTHER_CAPACITY);
+        assert_eq!((v4, v6, other), (26_219_392, 26_416_000, 8_721_280));
+        assert!(v4 + v6 + other < 64 << 20);
     }
 
     #[test]

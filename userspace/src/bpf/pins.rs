@@ -1,7 +1,8 @@
 //! Where aliasstat keeps its objects on the bpffs, and what each means.
 //!
 //! ```text
-//! <bpffs>/v<layout>/ADDRESSES, OTHER   the maps of one map layout
+//! <bpffs>/v1/ADDRESSES, OTHER                     layout v1 (the first release)
+//! <bpffs>/v2/ADDRESSES_V4, ADDRESSES_V6, OTHER    layout v2: a map per family
 //! <bpffs>/links/<interface>/<hook>     tc-ingress, tc-egress, xdp-ingress
 //! ```
 //!
@@ -16,11 +17,9 @@ use std::{
 };
 
 /// Version of the map layout (key and value types, map set). Bump it when
-/// `common::{AddrKey, OtherKey, Counters}` change. The test-only feature
-/// simulates an upgrade without changing the types.
-#[cfg(not(feature = "simulate-layout-upgrade"))]
-pub const LAYOUT_VERSION: u32 = 1;
-#[cfg(feature = "simulate-layout-upgrade")]
+/// the maps or `common::{Addr4Key, Addr6Key, OtherKey, Counters}` change,
+/// and teach `counters::AddressMaps::open` the new set. The robustness
+/// suite's `layout_upgrade` upgrades from the first release's v1.
 pub const LAYOUT_VERSION: u32 = 2;
 
 pub fn maps_dir(bpffs: &Path, layout: u32) -> PathBuf {
@@ -59,8 +58,8 @@ pub struct Pinned {
     /// This binary's own layout is pinned: new counts go there.
     pub current: bool,
     /// Older layouts an upgrade left behind, oldest first: their maps no
-    /// longer change and are read as carried-over counts. Every layout so
-    /// far shares the key and value types, so they are read the same way.
+    /// longer change and are read as carried-over counts, each with its own
+    /// key types (`counters::AddressMaps`).
     pub carried: Vec<u32>,
 }
 

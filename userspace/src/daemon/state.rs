@@ -37,8 +37,9 @@ pub struct Live {
     config: watch::Receiver<ConfigStatus>,
     /// Every desired attachment, updated as interfaces come and go.
     attachments: RwLock<Vec<Attachment>>,
-    /// Capacity of the address map, as created.
-    address_capacity: u32,
+    /// Capacity of each address map, as created, in
+    /// [`crate::bpf::load::ADDRESS_MAPS`] order.
+    address_capacity: [u32; 2],
     memory: MapMemory,
     foreign: Mutex<ForeignBudget>,
     max_foreign_series: usize,
@@ -50,7 +51,7 @@ pub struct Parts {
     pub host: watch::Receiver<Arc<HostTable>>,
     pub config: watch::Receiver<ConfigStatus>,
     pub attachments: Vec<Attachment>,
-    pub address_capacity: u32,
+    pub address_capacity: [u32; 2],
     /// Every map of the loaded object; empty where there is no kernel.
     pub memory: MapMemory,
     /// Foreign addresses that get series of their own.
@@ -81,7 +82,7 @@ impl Live {
         self.config.borrow().clone()
     }
 
-    pub fn address_capacity(&self) -> u32 {
+    pub fn address_capacity(&self) -> [u32; 2] {
         self.address_capacity
     }
 

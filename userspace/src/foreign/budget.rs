@@ -21,8 +21,9 @@ use std::{
     net::IpAddr,
 };
 
-use common::{AddrKey, Counters, Direction};
+use common::{Counters, Direction};
 
+use super::EntryKey;
 use crate::bpf::counters::AddressCount;
 
 /// What to export: one series per listed address, one per (interface,
@@ -36,15 +37,15 @@ pub struct Split {
 pub struct ForeignBudget {
     cap: usize,
     /// Foreign keys with series of their own, with their last seen counts.
-    listed: HashMap<AddrKey, Counters>,
+    listed: HashMap<EntryKey, Counters>,
     /// Foreign keys summed into "other", with their last seen counts.
-    unlisted: HashMap<AddrKey, Counters>,
+    unlisted: HashMap<EntryKey, Counters>,
     /// What keys that no longer count towards "other" had contributed.
     frozen: BTreeMap<(u32, Direction), Counters>,
     /// Listed keys whose entry went away; if they come back they go to
     /// "other", so their series never reappears lower. Oldest first.
-    retired: VecDeque<AddrKey>,
-    retired_set: HashSet<AddrKey>,
+    retired: VecDeque<EntryKey>,
+    retired_set: HashSet<EntryKey>,
 }
 
 impl ForeignBudget {
@@ -66,16 +67,16 @@ impl ForeignBudget {
 
     /// Splits one scrape's counts.
     pub fn split(&mut self, counts: &[AddressCount], is_foreign: impl Fn(IpAddr) -> bool) -> Split {
-        let key = |c: &AddressCount| AddrKey::new(c.ifindex, c.direction, c.address);
-        let live: HashSet<AddrKey> = counts.iter().map(key).collect();
+        let key = |c: &AddressCount| (c.ifindex, c.direction, c.address);
+        let live: HashSet<EntryKey> = counts.iter().map(key).collect();
 
-        let gone: Vec<(AddrKey, Counters)> =
+        let gone: Vec<(EntryKey, Counters)> =
             self.listed.extract_if(|k, _| !live.contains(k)).collect();
         for (k, last) in gone {
             self.retire(k);
             self.freeze(&k, last);
         }
-        let gone: Vec<(AddrKey, Counters)> =
+        let gone: Vec<(EntryKey, Counters)> =
             self.unlisted.extract_if(|k, _| !live.contains(k)).collect();
         for (k, last) in gone {
             self.freeze(&k, last);
@@ -115,19 +116,19 @@ impl ForeignBudget {
     /// which the exporter adds to "other": forget it without freezing, or
     /// they would count twice. A listed key is retired: if its address comes
     /// back, it goes to "other" rather than restart its series lower.
-    pub fn evicted(&mut self, k: &AddrKey) {
+    pub fn evicted(&mut self, k: &EntryKey) {
         if self.listed.remove(k).is_some() {
             self.retire(*k);
         }
         self.unlisted.remove(k);
     }
 
-    fn freeze(&mut self, k: &AddrKey, last: Counters) {
-        let Some(direction) = k.dir() else { return };
-        *self.frozen.entry((k.ifindex, direction)).or_default() += last;
+    fn freeze(&mut self, k: &EntryKey, last: Counters) {
+        let &(ifindex, direction, _) = k;
+        *self.frozen.entry((ifindex, direction)).or_default() += last;
     }
 
-    fn retire(&mut self, k: AddrKey) {
+    fn retire(&mut self, k: EntryKey) {
         // Bounded so that churn cannot grow memory without limit; a key
         // forgotten here was idle for longer than many others retired since.
         if self.retired.len() >= self.cap.max(1) * 4
@@ -229,16 +230,8 @@ mod tests {
     fn an_evicted_key_is_forgotten_without_freezing() {
         let mut b = ForeignBudget::new(1);
         b.split(&[count("224.0.0.1", 3), count("224.0.0.2", 4)], foreign);
-        b.evicted(&AddrKey::new(
-            2,
-            Direction::Rx,
-            "224.0.0.1".parse().unwrap(),
-        ));
-        b.evicted(&AddrKey::new(
-            2,
-            Direction::Rx,
-            "224.0.0.2".parse().unwrap(),
-        ));
+        b.evicted(&(2, Direction::Rx, "224.0.0.1".parse().unwrap()));
+        b.evicted(&(2, Direction::Rx, "224.0.0.2".parse().unwrap()));
         // Their counts now live in the evicted bucket, not in "other".
         let s = b.split(&[], foreign);
         assert_eq!(other(&s), 0);

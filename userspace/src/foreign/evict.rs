@@ -22,14 +22,12 @@ use std::{
 };
 
 use aya::maps::{MapData, MapError, PerCpuHashMap, PerCpuValues};
-use common::{
-    AddrKey, Counters, OtherKey, OtherKind,
-    names::{ADDRESSES, OTHER},
-};
+use common::{Counters, OtherKey, OtherKind, names::OTHER};
 
+use super::EntryKey;
 use crate::bpf::{
     CpusError,
-    counters::{self, AddressCount, CountersError, open_map},
+    counters::{AddressCount, AddressMaps, CountersError, open_map},
     pins,
     sys::SysError,
 };
@@ -37,7 +35,7 @@ use crate::bpf::{
 /// When each entry last changed, to tell idle entries from busy ones.
 #[derive(Default)]
 pub struct IdleTracker {
-    last: HashMap<AddrKey, (Counters, Instant)>,
+    last: HashMap<EntryKey, (Counters, Instant)>,
 }
 
 impl IdleTracker {
@@ -50,11 +48,11 @@ impl IdleTracker {
         now: Instant,
         idle: Duration,
         is_foreign: impl Fn(IpAddr) -> bool,
-    ) -> Vec<AddrKey> {
+    ) -> Vec<EntryKey> {
         let mut seen = HashMap::with_capacity(counts.len());
         let mut found = Vec::new();
         for c in counts {
-            let key = AddrKey::new(c.ifindex, c.direction, c.address);
+            let key = (c.ifindex, c.direction, c.address);
             let since = match self.last.get(&key) {
                 Some(&(before, since)) if before == c.counters => since,
                 _ => now,
@@ -75,7 +73,7 @@ pub enum EvictError {
     Open(#[from] CountersError),
     #[error(transparent)]
     Cpus(#[from] CpusError),
-    #[error("failed to remove an idle entry from {ADDRESSES}")]
+    #[error("failed to remove an idle entry from an address map")]
     Take(#[source] SysError),
     #[error("failed to add evicted counts to {OTHER}")]
     Fold(#[source] MapError),
@@ -83,11 +81,11 @@ pub enum EvictError {
 
 /// The current layout's maps, opened for eviction.
 pub struct Maps {
-    addresses: PerCpuHashMap<MapData, AddrKey, Counters>,
+    addresses: AddressMaps,
     other: PerCpuHashMap<MapData, OtherKey, Counters>,
     /// Older layouts' address maps: a key that also lives there is left
     /// alone, since its series is the sum of both.
-    carried: Vec<PerCpuHashMap<MapData, AddrKey, Counters>>,
+    carried: Vec<AddressMaps>,
     cpus: usize,
 }
 
@@ -97,36 +95,38 @@ impl Maps {
             .map_err(CountersError::from)?
             .carried
             .into_iter()
-            .map(|layout| open_map(&pins::maps_dir(bpffs, layout).join(ADDRESSES)))
+            .map(|layout| AddressMaps::open(bpffs, layout))
             .collect::<Result<_, _>>()?;
         let current = pins::maps_dir(bpffs, pins::LAYOUT_VERSION);
         Ok(Self {
-            addresses: open_map(&current.join(ADDRESSES))?,
+            addresses: AddressMaps::open(bpffs, pins::LAYOUT_VERSION)?,
             other: open_map(&current.join(OTHER))?,
             carried,
             cpus: crate::bpf::cpus()?,
         })
     }
 
-    fn in_carried(&self, key: &AddrKey) -> bool {
-        self.carried.iter().any(|m| m.get(key, 0).is_ok())
+    fn in_carried(&self, &(ifindex, direction, address): &EntryKey) -> bool {
+        self.carried
+            .iter()
+            .any(|m| m.contains(ifindex, direction, address))
     }
 
     /// Removes `key` and moves its counts to its interface's evicted
     /// bucket. `Ok(false)` when there was nothing to remove.
-    pub fn evict(&mut self, key: &AddrKey) -> Result<bool, EvictError> {
+    pub fn evict(&mut self, key: &EntryKey) -> Result<bool, EvictError> {
         if self.in_carried(key) {
             return Ok(false);
         }
-        let Some(direction) = key.dir() else {
-            return Ok(false);
-        };
-        let Some(taken) =
-            counters::take(&self.addresses, key, self.cpus).map_err(EvictError::Take)?
+        let &(ifindex, direction, address) = key;
+        let Some(taken) = self
+            .addresses
+            .take(ifindex, direction, address, self.cpus)
+            .map_err(EvictError::Take)?
         else {
             return Ok(false);
         };
-        let bucket = OtherKey::new(key.ifindex, direction, OtherKind::Evicted);
+        let bucket = OtherKey::new(ifindex, direction, OtherKind::Evicted);
         let mut slots = match self.other.get(&bucket, 0) {
             Ok(values) => values.iter().copied().collect::<Vec<_>>(),
             Err(MapError::KeyNotFound) => vec![Counters::default(); self.cpus],
@@ -171,7 +171,7 @@ mod tests {
             count("224.0.0.2", 2),
         ];
         assert_eq!(t.idle(&later, t0 + idle / 2, idle, host), []);
-        let key = |ip: &str| AddrKey::new(2, Direction::Rx, ip.parse().unwrap());
+        let key = |ip: &str| (2, Direction::Rx, ip.parse().unwrap());
         assert_eq!(t.idle(&later, t0 + idle, idle, host), [key("224.0.0.1")]);
         assert_eq!(
             t.idle(&later, t0 + idle * 3 / 2, idle, host),

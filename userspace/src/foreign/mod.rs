@@ -9,6 +9,10 @@ mod janitor;
 pub use budget::{ForeignBudget, Split};
 pub use janitor::Janitor;
 
+/// One address counter: interface, direction and address, whichever map
+/// of whichever layout holds it.
+pub type EntryKey = (u32, common::Direction, std::net::IpAddr);
+
 /// A received count for `ip` on ifindex 2, for the budget's and the
 /// evictor's tests.
 #[cfg(test)]

@@ -36,7 +36,7 @@ use self::{
     labels::LabelCache,
     self_metrics::Fill,
 };
-use crate::daemon::Live;
+use crate::{bpf::counters::AddressCount, daemon::Live};
 
 /// The gzip level: the fastest. Exposition text is so repetitive that
 /// level 1 already shrinks it about tenfold, and higher levels cost
@@ -168,7 +168,7 @@ impl Renderer {
             Some((snap, split)) => (
                 addresses::series(&split.listed, &mut self.labels),
                 Buckets::new(&snap.other, split, &mut self.labels),
-                Some((snap.addresses.len(), snap.other.len())),
+                Some((family_entries(&snap.addresses), snap.other.len())),
             ),
             // The self-metrics still tell what is wrong.
             None => (Vec::new(), Buckets::default(), None),
@@ -204,6 +204,13 @@ impl Renderer {
             gzip: OnceLock::new(),
         }
     }
+}
+
+/// Address entries per family, in [`crate::bpf::load::ADDRESS_MAPS`]
+/// order.
+fn family_entries(addresses: &[AddressCount]) -> [usize; 2] {
+    let v4 = addresses.iter().filter(|a| a.address.is_ipv4()).count();
+    [v4, addresses.len() - v4]
 }
 
 #[cfg(test)]
@@ -245,7 +252,7 @@ mod tests {
                 hook: crate::bpf::attach::Hook::Tc,
                 direction: Direction::Rx,
             }],
-            address_capacity: 4,
+            address_capacity: [4, 2],
             memory: MapMemory::default(),
             max_foreign_series: 1,
         }))
@@ -306,9 +313,11 @@ mod tests {
                 r#"aliasstat_foreign_other_packets_total{direction="receive",interface="lo"} 5"#,
                 "aliasstat_foreign_series 1",
                 "aliasstat_foreign_series_limit 1",
-                r#"aliasstat_map_capacity{map="addresses"} 4"#,
+                r#"aliasstat_map_capacity{map="addresses_v4"} 4"#,
+                r#"aliasstat_map_capacity{map="addresses_v6"} 2"#,
                 r#"aliasstat_map_capacity{map="other"} 4096"#,
-                r#"aliasstat_map_entries{map="addresses"} 4"#,
+                r#"aliasstat_map_entries{map="addresses_v4"} 4"#,
+                r#"aliasstat_map_entries{map="addresses_v6"} 0"#,
                 r#"aliasstat_map_entries{map="other"} 1"#,
                 r#"aliasstat_non_ip_bytes_total{direction="receive",interface="lo"} 84"#,
                 r#"aliasstat_non_ip_packets_total{direction="receive",interface="lo"} 2"#,

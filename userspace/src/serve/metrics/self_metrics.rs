@@ -7,7 +7,7 @@ use bytes::BytesMut;
 
 use super::family::{Family, Kind, Labels};
 use crate::{
-    bpf::{attach::Attachment, memory::MapBytes},
+    bpf::{attach::Attachment, load::ADDRESS_MAPS, memory::MapBytes},
     daemon::ConfigStatus,
 };
 
@@ -34,21 +34,21 @@ pub static ATTACHED: Family<3> = Family {
 
 pub static MAP_ENTRIES: Family<1> = Family {
     name: "aliasstat_map_entries",
-    help: "Entries in the BPF map: addresses holds one per (interface, direction, address), other the non_ip and overflow buckets.",
+    help: "Entries in the BPF map: addresses_v4 and addresses_v6 hold one per (interface, direction, address) of their family, other the non_ip, overflow and evicted buckets.",
     kind: Kind::Gauge,
     labels: Labels(["map"]),
 };
 
 pub static MAP_CAPACITY: Family<1> = Family {
     name: "aliasstat_map_capacity",
-    help: "Maximum entries of the BPF map (--map-capacity for addresses).",
+    help: "Maximum entries of the BPF map (--map-capacity for each of addresses_v4 and addresses_v6).",
     kind: Kind::Gauge,
     labels: Labels(["map"]),
 };
 
 pub static MAP_MEMORY: Family<1> = Family {
     name: "aliasstat_map_memory_bytes",
-    help: "Kernel memory of the BPF map as the kernel accounts it (memlock in its fdinfo). The per-CPU maps (addresses, other) take a value per possible CPU for every entry, used or not.",
+    help: "Kernel memory of the BPF map as the kernel accounts it (memlock in its fdinfo). The per-CPU maps (addresses_v4, addresses_v6, other) take a value per possible CPU for every entry, used or not.",
     kind: Kind::Gauge,
     labels: Labels(["map"]),
 };
@@ -96,10 +96,11 @@ pub fn write_build_and_reload(out: &mut BytesMut, status: &ConfigStatus) {
 pub struct Fill {
     pub foreign_series: usize,
     pub foreign_limit: usize,
-    pub address_capacity: u32,
-    /// Entries of the address and the other map; `None` when they could
-    /// not be read.
-    pub entries: Option<(usize, usize)>,
+    /// Of each address map, in [`ADDRESS_MAPS`] order.
+    pub address_capacity: [u32; 2],
+    /// Entries of each address map and of the other map; `None` when they
+    /// could not be read.
+    pub entries: Option<([usize; 2], usize)>,
     /// Every map's kernel memory.
     pub memory: Vec<MapBytes>,
 }
@@ -107,12 +108,18 @@ pub struct Fill {
 pub fn write_fill(out: &mut BytesMut, fill: &Fill) {
     FOREIGN_SERIES.write(out, [], fill.foreign_series as u64);
     FOREIGN_LIMIT.write(out, [], fill.foreign_limit as u64);
+    // Labelled as the memory is: the map's name, lower-cased.
+    let labels = ADDRESS_MAPS.map(str::to_ascii_lowercase);
     let mut section = MAP_CAPACITY.open(out);
-    section.sample(["addresses"], u64::from(fill.address_capacity));
+    for (label, capacity) in labels.iter().zip(fill.address_capacity) {
+        section.sample([label.as_str()], u64::from(capacity));
+    }
     section.sample(["other"], u64::from(common::names::OTHER_CAPACITY));
     if let Some((addresses, other)) = fill.entries {
         let mut section = MAP_ENTRIES.open(out);
-        section.sample(["addresses"], addresses as u64);
+        for (label, entries) in labels.iter().zip(addresses) {
+            section.sample([label.as_str()], entries as u64);
+        }
         section.sample(["other"], other as u64);
     }
     let mut section = MAP_MEMORY.open(out);
@@ -142,12 +149,12 @@ mod tests {
         let fill = Fill {
             foreign_series: 0,
             foreign_limit: 0,
-            address_capacity: 16_384,
+            address_capacity: [12_288, 12_288],
             entries: None,
             memory: vec![
                 MapBytes {
-                    name: "addresses".into(),
-                    bytes: 2_098_112,
+                    name: "addresses_v4".into(),
+                    bytes: 1_442_752,
                 },
                 MapBytes {
                     name: "aya_logs".into(),
@@ -165,7 +172,7 @@ mod tests {
         assert_eq!(
             memory,
             [
-                r#"aliasstat_map_memory_bytes{map="addresses"} 2098112"#,
+                r#"aliasstat_map_memory_bytes{map="addresses_v4"} 1442752"#,
                 r#"aliasstat_map_memory_bytes{map="aya_logs"} 144200"#,
             ]
         );
