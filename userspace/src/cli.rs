@@ -124,9 +124,11 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Hook::Tc)]
     pub hook: Hook,
 
-    /// Maximum (interface, direction, address) entries. Packets for new
-    /// addresses beyond it are counted in the overflow bucket. Applies
-    /// only when the map is created: an already pinned map keeps its size.
+    /// Maximum (interface, direction, address) entries of each address
+    /// family: IPv4 and IPv6 have a map each. Packets for new addresses
+    /// beyond it are counted in the overflow bucket. Applies only when the
+    /// maps are created: an already pinned map keeps its size. Each entry
+    /// takes 16 bytes of kernel memory per possible CPU.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_ADDRESS_CAPACITY,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub map_capacity: u32,
