@@ -170,6 +170,14 @@ impl Addr6Key {
             addr,
         }
     }
+
+    /// The key of an address given as four words that hold its bytes in
+    /// memory order, as loaded from the frame: copied as words, where a
+    /// `[u8; 16]` argument is copied byte by byte on BPF.
+    #[inline(always)]
+    pub fn from_words(ifindex: u32, direction: Direction, words: [u32; 4]) -> Self {
+        Self::new(ifindex, direction, bytemuck::cast(words))
+    }
 }
 
 impl OtherKey {

@@ -45,11 +45,11 @@ pub fn frame<C: Frame + EbpfContext>(ctx: &C, dir: Direction) {
     let ifindex = ctx.ifindex();
     let (counted, wire) = match classify(ctx, dir) {
         Seen::V4(addr, wire) => {
-            let key = Addr4Key::new(ifindex, dir, addr);
+            let key = Addr4Key::new(ifindex, dir, addr.to_ne_bytes());
             (add(&ADDRESSES_V4, &key, wire), wire)
         }
         Seen::V6(addr, wire) => {
-            let key = Addr6Key::new(ifindex, dir, addr);
+            let key = Addr6Key::from_words(ifindex, dir, addr);
             (add(&ADDRESSES_V6, &key, wire), wire)
         }
         Seen::NonIp => {

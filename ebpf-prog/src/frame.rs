@@ -13,10 +13,12 @@ pub trait Frame {
     fn len(&self) -> u32;
     /// A copy of the `T` at `offset`, or `None` past the end of the frame.
     fn read<T: Copy>(&self, offset: usize) -> Option<T>;
-    /// The `N` 32-bit words at `offset`, each as its bytes are on the
-    /// wire, or `None` past the end of the frame. For addresses: one load
-    /// per word where [`Frame::read`] takes one per byte.
-    fn words<const N: usize>(&self, offset: usize) -> Option<[[u8; 4]; N]>;
+    /// The `N` 32-bit words at `offset` as they lie in memory (so each
+    /// one's `to_ne_bytes` are its wire bytes), or `None` past the end of
+    /// the frame. For addresses: one load per word where [`Frame::read`]
+    /// takes one per byte, into word-aligned values that are copied on as
+    /// words.
+    fn words<const N: usize>(&self, offset: usize) -> Option<[u32; N]>;
     /// `(gso_size, gso_segs)`; `gso_size == 0` for anything but an aggregate.
     fn gso(&self) -> (u32, u32);
     /// The interface the frame is crossing.
@@ -42,12 +44,12 @@ fn direct<T: Copy>(start: usize, end: usize, offset: usize) -> Option<T> {
 /// Ethernet header; the kernel allows unaligned packet loads on hosts with
 /// efficient unaligned access (x86_64, arm64), so the load is written out.
 #[inline(always)]
-fn direct_words<const N: usize>(start: usize, end: usize, offset: usize) -> Option<[[u8; 4]; N]> {
+fn direct_words<const N: usize>(start: usize, end: usize, offset: usize) -> Option<[u32; N]> {
     let at = start + offset;
     if at + 4 * N > end {
         return None;
     }
-    let mut words = [[0; 4]; N];
+    let mut words = [0; N];
     for (i, word) in words.iter_mut().enumerate() {
         let loaded: u64;
         // SAFETY: a 4-byte load inside the range checked just above.
@@ -59,8 +61,7 @@ fn direct_words<const N: usize>(start: usize, end: usize, offset: usize) -> Opti
                 options(readonly, nostack, preserves_flags),
             );
         }
-        // The load kept memory order in a little-endian register.
-        *word = (loaded as u32).to_le_bytes();
+        *word = loaded as u32;
     }
     Some(words)
 }
@@ -79,7 +80,7 @@ impl Frame for TcContext {
     }
 
     #[inline(always)]
-    fn words<const N: usize>(&self, offset: usize) -> Option<[[u8; 4]; N]> {
+    fn words<const N: usize>(&self, offset: usize) -> Option<[u32; N]> {
         direct_words(self.data(), self.data_end(), offset).or_else(|| self.load(offset).ok())
     }
 
@@ -115,7 +116,7 @@ impl Frame for XdpContext {
     }
 
     #[inline(always)]
-    fn words<const N: usize>(&self, offset: usize) -> Option<[[u8; 4]; N]> {
+    fn words<const N: usize>(&self, offset: usize) -> Option<[u32; N]> {
         direct_words(self.data(), self.data_end(), offset)
     }
 

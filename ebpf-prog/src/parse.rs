@@ -22,9 +22,10 @@ const UDP_HLEN: u32 = 8;
 
 /// Where a frame is counted.
 pub enum Seen {
-    /// An IP packet, keyed by this address (IPv4 in the first four bytes).
-    V4([u8; 4], Counters),
-    V6([u8; 16], Counters),
+    /// An IP packet, keyed by this address: its words as they lay in the
+    /// frame (see [`Frame::words`]).
+    V4(u32, Counters),
+    V6([u32; 4], Counters),
     /// Not a well-formed IPv4/IPv6 packet: counted by frame length.
     NonIp,
 }
@@ -143,11 +144,7 @@ fn ipv6<F: Frame>(frame: &F, l3: usize, available: u32, dir: Direction) -> Seen 
         h.next_header,
         (gso_size, gso_segs),
     );
-    Seen::V6(
-        // SAFETY: four words of four bytes are sixteen bytes.
-        unsafe { core::mem::transmute::<[[u8; 4]; 4], [u8; 16]>(words) },
-        wire,
-    )
+    Seen::V6(words, wire)
 }
 
 /// Ingress counts the destination, egress the source.
