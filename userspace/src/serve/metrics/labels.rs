@@ -2,7 +2,9 @@
 //! and the inventory families, kept between scrapes and thrown away only
 //! when the host's addresses or interfaces, or the alias file, change.
 
-use std::{collections::HashMap, net::IpAddr, sync::Arc};
+use std::{net::IpAddr, sync::Arc};
+
+use foldhash::HashMap;
 
 use super::{addresses::ADDRESS, family::Rendered, inventory::Inventory};
 use crate::inventory::{Config, HostTable};
