@@ -192,9 +192,9 @@ impl Renderer {
         buckets.write(out, Bucket::NonIp);
         buckets.write(out, Bucket::Overflow);
         self_metrics::write_attached(out, &live.attachments());
-        addresses::write(out, Direction::Rx, &series);
+        addresses::write(out, Direction::Rx, &series, self.labels.text());
         self_metrics::write_duration(out, started.elapsed().as_secs_f64());
-        addresses::write(out, Direction::Tx, &series);
+        addresses::write(out, Direction::Tx, &series, self.labels.text());
         prometheus::TextEncoder::new()
             .encode(&self.process.gather(), &mut (&mut *out).writer())
             .expect("writing to memory cannot fail");
