@@ -36,6 +36,8 @@ pub struct Row {
     pub collect: f64,
     pub body_bytes: usize,
     pub read_batched: f64,
+    /// The batched read's CPU time, median.
+    pub read_cpu: f64,
     pub read_per_key: f64,
     /// The daemon's CPU time per scrape (all its threads), mean over the
     /// trials: unlike wall time, hardly inflated by a loaded machine.
@@ -101,6 +103,7 @@ fn size(tools: &Tools, plan: &Plan, entries: u32) -> Result<Row> {
         collect: median(&collect).context("no scrapes")?,
         body_bytes,
         read_batched: read.median("batched")?,
+        read_cpu: read.median("batched_cpu")?,
         read_per_key: read.median("per_key")?,
         cpu,
         rss,
@@ -315,22 +318,24 @@ impl Drop for Daemon {
 impl Sweep<Row> {
     pub fn table(&self) -> String {
         let mut t = String::from(
-            "| map entries | scrape (HTTP, whole) | of which collecting | daemon CPU per scrape | /metrics size | map read, batched | map read, per key | batched speed-up | scrape / batched read | daemon RSS idle → after scrapes (peak) |\n\
+            "| map entries | scrape (HTTP, whole) | of which collecting | /metrics size | map read, batched | map read, per key | batched speed-up | scrape / batched read | CPU: scrape / batched read | daemon RSS idle → after scrapes (peak) |\n\
              |---|---|---|---|---|---|---|---|---|---|\n",
         );
         for r in &self.rows {
             let _ = writeln!(
                 t,
-                "| {} | **{}** | {} | {} | {} | **{}** | {} | {:.1}× | {:.2}× | {} → **{}** ({}) |",
+                "| {} | **{}** | {} | {} | **{}** | {} | {:.1}× | {:.2}× | {} / {} = {:.2}× | {} → **{}** ({}) |",
                 count(f64::from(r.entries)),
                 seconds(r.scrape),
                 seconds(r.collect),
-                seconds(r.cpu),
                 mib(r.body_bytes as f64),
                 seconds(r.read_batched),
                 seconds(r.read_per_key),
                 r.read_per_key / r.read_batched,
                 r.scrape / r.read_batched,
+                seconds(r.cpu),
+                seconds(r.read_cpu),
+                r.cpu / r.read_cpu,
                 mib(r.rss_idle),
                 mib(r.rss),
                 mib(r.rss_peak)
@@ -355,6 +360,12 @@ impl Sweep<Row> {
             v.push(Verdict::at_most(
                 &format!("scrape of {what} entries / batched map read"),
                 r.scrape / r.read_batched,
+                2.0,
+                "×",
+            ));
+            v.push(Verdict::at_most(
+                &format!("scrape of {what} entries / batched map read, CPU time"),
+                r.cpu / r.read_cpu,
                 2.0,
                 "×",
             ));
