@@ -379,21 +379,39 @@ fn fill(bpffs: &str, entries: u32, ifindex: u32) -> Result<Value> {
     Ok(json!({ "filled": entries, "seconds": started.elapsed().as_secs_f64() }))
 }
 
+/// CPU seconds this thread has run: what a read costs whatever else the
+/// machine is doing, to set against the daemon's CPU time per scrape.
+fn thread_cpu() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
 fn read(bpffs: &str, trials: usize) -> Result<Value> {
     let maps = PinnedMaps::open(bpffs.as_ref())?;
-    let (mut batched, mut per_key) = (Vec::new(), Vec::new());
+    let (mut batched, mut batched_cpu, mut per_key) = (Vec::new(), Vec::new(), Vec::new());
     let mut entries = 0;
     for _ in 0..trials {
-        let started = Instant::now();
+        let (started, cpu) = (Instant::now(), thread_cpu());
         let a = maps.snapshot_by(ReadMethod::Batched)?;
         batched.push(started.elapsed().as_secs_f64());
+        batched_cpu.push(thread_cpu() - cpu);
         let started = Instant::now();
         let b = maps.snapshot_by(ReadMethod::PerKey)?;
         per_key.push(started.elapsed().as_secs_f64());
         ensure!(a == b, "the batched and the per-key snapshot differ");
         entries = a.addresses.len() + a.other.len();
     }
-    Ok(json!({ "entries": entries, "batched": batched, "per_key": per_key }))
+    Ok(json!({
+        "entries": entries,
+        "batched": batched,
+        "batched_cpu": batched_cpu,
+        "per_key": per_key,
+    }))
 }
 
 // ---------------------------------------------------------------------------

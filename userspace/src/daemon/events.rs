@@ -80,6 +80,7 @@ impl Running<'_> {
                 _ = self.signals.hangup.recv() => {
                     reload(self.config_path, &self.config);
                     reload_web(self.web_path, &self.web);
+                    super::malloc::trim();
                 }
                 changed = self.host.changed() => {
                     if changed.is_ok() {

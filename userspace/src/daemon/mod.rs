@@ -4,6 +4,7 @@
 
 mod events;
 mod logs;
+mod malloc;
 mod start;
 mod state;
 
@@ -78,6 +79,7 @@ pub enum DaemonError {
 }
 
 pub async fn run(opts: Options) -> Result<(), DaemonError> {
+    malloc::tune();
     let interfaces = start::watched_interfaces(opts.interfaces.clone())?;
     let signals = Signals::install()?;
     let mut inventory = start::inventory(&opts.config)?;
@@ -98,6 +100,8 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         opts.listen,
         web.borrow().describe()
     );
+    // What start-up parsed and dumped is garbage now.
+    malloc::trim();
     let janitor = opts
         .foreign_idle
         .map(|idle| Janitor::new(&opts.bpffs, idle))

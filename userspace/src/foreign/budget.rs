@@ -17,11 +17,12 @@
 //! per-address counters are the kernel's and never reset.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet, VecDeque},
+    collections::{BTreeMap, VecDeque},
     net::IpAddr,
 };
 
 use common::{Counters, Direction};
+use foldhash::{HashMap, HashSet};
 
 use super::EntryKey;
 use crate::bpf::counters::AddressCount;
@@ -52,11 +53,11 @@ impl ForeignBudget {
     pub fn new(cap: usize) -> Self {
         Self {
             cap,
-            listed: HashMap::new(),
-            unlisted: HashMap::new(),
+            listed: HashMap::default(),
+            unlisted: HashMap::default(),
             frozen: BTreeMap::new(),
             retired: VecDeque::new(),
-            retired_set: HashSet::new(),
+            retired_set: HashSet::default(),
         }
     }
 

@@ -34,14 +34,15 @@ pub struct Config {
     /// Position in `aliases` of each address: every join of the host's
     /// addresses or the counters with the file is a lookup here, so it
     /// costs one pass whatever the number of aliases.
-    by_address: HashMap<IpAddr, usize>,
+    by_address: foldhash::HashMap<IpAddr, usize>,
 }
 
 impl Config {
     /// The aliases in file order. A repeated address keeps its first alias
     /// (the parser rejects repeats; this only matters for hand-made ones).
     pub fn new(aliases: Vec<Alias>) -> Self {
-        let mut by_address = HashMap::with_capacity(aliases.len());
+        let mut by_address =
+            foldhash::HashMap::with_capacity_and_hasher(aliases.len(), Default::default());
         for (i, a) in aliases.iter().enumerate() {
             by_address.entry(a.address).or_insert(i);
         }

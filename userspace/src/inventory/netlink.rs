@@ -94,27 +94,34 @@ enum Resync {
 async fn follow(tx: &watch::Sender<Arc<HostTable>>) -> Result<Resync, NetlinkError> {
     // Subscribing before the dump means no change can fall between the two:
     // events that raced the dump are queued and re-applied on top of it.
-    let (connection, handle, mut events) = rtnetlink::new_multicast_connection(&[
+    let (connection, _, mut events) = rtnetlink::new_multicast_connection(&[
         MulticastGroup::Link,
         MulticastGroup::Ipv4Ifaddr,
         MulticastGroup::Ipv6Ifaddr,
     ])
     .map_err(NetlinkError::Socket)?;
     let task = tokio::spawn(connection);
-    let mut table = dump_into(&handle, HostTable::default()).await?;
-    tx.send_replace(Arc::new(table.clone()));
+    // The dump goes over a connection of its own, closed after it: the
+    // queue that held its replies goes with it instead of staying grown
+    // for as long as this one follows events.
+    let mut table = Arc::new(dump().await?);
+    tx.send_replace(table.clone());
     let outcome = loop {
         let Some((msg, _)) = events.next().await else {
             break Resync::Ended;
         };
-        if let ControlFlow::Break(resync) = apply(&mut table, msg.payload) {
+        // A change is made on a copy (the channel holds the version
+        // before) that then takes its place: between changes there is one
+        // table, shared with its readers, not a second private one.
+        let editing = Arc::make_mut(&mut table);
+        if let ControlFlow::Break(resync) = apply(editing, msg.payload) {
             break resync;
         }
         // Drain what is already queued so a burst (1000 addresses added at
         // once) publishes once, not a thousand times.
         let mut drained = ControlFlow::Continue(());
         while let Ok(Some((more, _))) = tokio::time::timeout(Duration::ZERO, events.next()).await {
-            drained = apply(&mut table, more.payload);
+            drained = apply(editing, more.payload);
             if drained.is_break() {
                 break;
             }
@@ -122,7 +129,7 @@ async fn follow(tx: &watch::Sender<Arc<HostTable>>) -> Result<Resync, NetlinkErr
         if let ControlFlow::Break(resync) = drained {
             break resync;
         }
-        tx.send_replace(Arc::new(table.clone()));
+        tx.send_replace(table.clone());
     };
     task.abort();
     Ok(outcome)

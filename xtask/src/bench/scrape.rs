@@ -36,7 +36,12 @@ pub struct Row {
     pub collect: f64,
     pub body_bytes: usize,
     pub read_batched: f64,
+    /// The batched read's CPU time, median.
+    pub read_cpu: f64,
     pub read_per_key: f64,
+    /// The daemon's CPU time per scrape (all its threads), mean over the
+    /// trials: unlike wall time, hardly inflated by a loaded machine.
+    pub cpu: f64,
     /// VmRSS after the scrapes, and its peak (VmHWM).
     pub rss: f64,
     pub rss_idle: f64,
@@ -76,6 +81,7 @@ fn size(tools: &Tools, plan: &Plan, entries: u32) -> Result<Row> {
     scrape(&veth, addr)?;
     let (mut wall, mut collect) = (Vec::new(), Vec::new());
     let mut body_bytes = 0;
+    let cpu_before = daemon.cpu_seconds()?;
     for _ in 0..plan.trials {
         let (elapsed, body) = scrape(&veth, addr)?;
         ensure!(
@@ -86,6 +92,7 @@ fn size(tools: &Tools, plan: &Plan, entries: u32) -> Result<Row> {
         collect.push(scrape_duration(&body).context("no aliasstat_scrape_duration_seconds")?);
         body_bytes = body.len();
     }
+    let cpu = (daemon.cpu_seconds()? - cpu_before) / plan.trials as f64;
     let (rss, rss_peak) = daemon.memory()?;
     daemon.stop()?;
 
@@ -96,7 +103,9 @@ fn size(tools: &Tools, plan: &Plan, entries: u32) -> Result<Row> {
         collect: median(&collect).context("no scrapes")?,
         body_bytes,
         read_batched: read.median("batched")?,
+        read_cpu: read.median("batched_cpu")?,
         read_per_key: read.median("per_key")?,
+        cpu,
         rss,
         rss_idle,
         rss_peak,
@@ -246,6 +255,23 @@ impl Daemon {
         self.child.id()
     }
 
+    /// CPU seconds that all the daemon's threads have run, from each
+    /// one's schedstat (nanoseconds; /proc/<pid>/stat counts 10 ms ticks).
+    pub(super) fn cpu_seconds(&self) -> Result<f64> {
+        let mut ns = 0u64;
+        for task in std::fs::read_dir(format!("/proc/{}/task", self.child.id()))? {
+            let stat = std::fs::read_to_string(task?.path().join("schedstat"))?;
+            let first = stat
+                .split_whitespace()
+                .next()
+                .context("an empty schedstat")?;
+            ns += first
+                .parse::<u64>()
+                .context("a schedstat that is not a number")?;
+        }
+        Ok(ns as f64 / 1e9)
+    }
+
     /// (VmRSS, VmHWM) in bytes.
     pub(super) fn memory(&self) -> Result<(f64, f64)> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
@@ -292,13 +318,13 @@ impl Drop for Daemon {
 impl Sweep<Row> {
     pub fn table(&self) -> String {
         let mut t = String::from(
-            "| map entries | scrape (HTTP, whole) | of which collecting | /metrics size | map read, batched | map read, per key | batched speed-up | daemon RSS idle → after scrapes (peak) |\n\
-             |---|---|---|---|---|---|---|---|\n",
+            "| map entries | scrape (HTTP, whole) | of which collecting | /metrics size | map read, batched | map read, per key | batched speed-up | scrape / batched read | CPU: scrape / batched read | daemon RSS idle → after scrapes (peak) |\n\
+             |---|---|---|---|---|---|---|---|---|---|\n",
         );
         for r in &self.rows {
             let _ = writeln!(
                 t,
-                "| {} | **{}** | {} | {} | **{}** | {} | {:.1}× | {} → **{}** ({}) |",
+                "| {} | **{}** | {} | {} | **{}** | {} | {:.1}× | {:.2}× | {} / {} = {:.2}× | {} → **{}** ({}) |",
                 count(f64::from(r.entries)),
                 seconds(r.scrape),
                 seconds(r.collect),
@@ -306,6 +332,10 @@ impl Sweep<Row> {
                 seconds(r.read_batched),
                 seconds(r.read_per_key),
                 r.read_per_key / r.read_batched,
+                r.scrape / r.read_batched,
+                seconds(r.cpu),
+                seconds(r.read_cpu),
+                r.cpu / r.read_cpu,
                 mib(r.rss_idle),
                 mib(r.rss),
                 mib(r.rss_peak)
@@ -325,22 +355,26 @@ impl Sweep<Row> {
 
     pub fn verdicts(&self) -> Vec<Verdict> {
         let mut v = Vec::new();
-        if let Some(r) = self.row(10_000) {
+        for (entries, what, rss) in [(10_000, "10k", 20.0), (1_000_000, "1M", 500.0)] {
+            let Some(r) = self.row(entries) else { continue };
             v.push(Verdict::at_most(
-                "scrape of 10k entries",
-                r.scrape * 1e3,
-                5.0,
-                "ms",
+                &format!("scrape of {what} entries / batched map read"),
+                r.scrape / r.read_batched,
+                2.0,
+                "×",
             ));
             v.push(Verdict::at_most(
-                "daemon RSS at 10k entries, after scrapes",
+                &format!("scrape of {what} entries / batched map read, CPU time"),
+                r.cpu / r.read_cpu,
+                2.0,
+                "×",
+            ));
+            v.push(Verdict::at_most(
+                &format!("daemon RSS at {what} entries, after scrapes"),
                 r.rss / (1024.0 * 1024.0),
-                20.0,
+                rss,
                 "MiB",
             ));
-        }
-        if let Some(r) = self.row(1_000_000) {
-            v.push(Verdict::at_most("scrape of 1M entries", r.scrape, 0.5, "s"));
         }
         v
     }

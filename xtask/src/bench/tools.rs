@@ -66,7 +66,8 @@ pub struct MapRead(Value);
 
 impl MapRead {
     /// The median seconds of reading the map the `way` way
-    /// (`batched`, `per_key`).
+    /// (`batched`, `per_key`, or `batched_cpu`: the batched read's CPU
+    /// time).
     pub fn median(&self, way: &str) -> Result<f64> {
         let times: Vec<f64> = self.0[way]
             .as_array()

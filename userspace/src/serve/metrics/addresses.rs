@@ -1,13 +1,13 @@
 //! The per-address families: packets and bytes of every address with a
 //! series of its own, per interface and direction.
 
-use std::{net::IpAddr, sync::Arc};
+use std::net::IpAddr;
 
 use bytes::BytesMut;
 use common::{Counters, Direction};
 
 use super::{
-    family::{Family, Labels, Rendered},
+    family::{Arena, Family, Labels, Rendered},
     labels::{Interface, LabelCache},
 };
 use crate::bpf::counters::AddressCount;
@@ -45,7 +45,8 @@ pub struct Series {
     interface: Interface,
     direction: Direction,
     counters: Counters,
-    labels: Arc<Rendered<3>>,
+    /// In the label cache's text.
+    labels: Rendered<3>,
 }
 
 /// The listed counts as series, sorted by address. Series are named by
@@ -82,8 +83,8 @@ pub fn series(listed: &[AddressCount], labels: &mut LabelCache) -> Vec<Series> {
     out
 }
 
-/// The two families of `direction`.
-pub fn write(out: &mut BytesMut, direction: Direction, series: &[Series]) {
+/// The two families of `direction`; `text` is the label cache's.
+pub fn write(out: &mut BytesMut, direction: Direction, series: &[Series], text: &Arena) {
     let (packets, bytes) = match direction {
         Direction::Rx => (&RECEIVE_PACKETS, &RECEIVE_BYTES),
         Direction::Tx => (&TRANSMIT_PACKETS, &TRANSMIT_BYTES),
@@ -92,16 +93,18 @@ pub fn write(out: &mut BytesMut, direction: Direction, series: &[Series]) {
     // Families in name order: bytes before packets.
     let mut section = bytes.open(out);
     for s in of() {
-        section.rendered(&s.labels, s.counters.bytes);
+        section.rendered(text, s.labels, s.counters.bytes);
     }
     let mut section = packets.open(out);
     for s in of() {
-        section.rendered(&s.labels, s.counters.packets);
+        section.rendered(text, s.labels, s.counters.packets);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use netlink_packet_route::{
         RouteNetlinkMessage,
         link::{LinkAttribute, LinkMessage},
@@ -159,7 +162,7 @@ mod tests {
         labels.follow(&Arc::new(recreated_link()), &Arc::new(config));
         let series = series(&source.snapshot().unwrap().addresses, &mut labels);
         let mut out = BytesMut::new();
-        write(&mut out, Direction::Rx, &series);
+        write(&mut out, Direction::Rx, &series, labels.text());
         let text = String::from_utf8(out.to_vec()).unwrap();
         let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(

@@ -29,23 +29,59 @@ impl Kind {
 #[derive(Clone, Copy, Debug)]
 pub struct Labels<const N: usize>(pub [&'static str; N]);
 
-/// Label text rendered once by [`Labels::render`]: `a="x",b="y"`, escaped.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rendered<const N: usize>(Box<str>);
+/// Label text of many series, each rendered once by [`Labels::render`]
+/// into one string: tens of thousands of series cost one allocation, not
+/// one each.
+#[derive(Debug, Default)]
+pub struct Arena(String);
+
+/// Where one series' label text (`a="x",b="y"`, escaped) is in its
+/// [`Arena`]; `N` is the number of labels, as in [`Family`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rendered<const N: usize> {
+    start: usize,
+    end: usize,
+}
+
+impl Arena {
+    pub fn get<const N: usize>(&self, r: Rendered<N>) -> &str {
+        &self.0[r.start..r.end]
+    }
+
+    /// Gives back the room kept for growth, once the text is complete.
+    pub fn shrink(&mut self) {
+        self.0.shrink_to_fit();
+    }
+
+    /// Copies `r`, rendered in `from`, to the end of this arena.
+    pub fn copy<const N: usize>(&mut self, from: &Self, r: Rendered<N>) -> Rendered<N> {
+        let start = self.0.len();
+        self.0.push_str(from.get(r));
+        Rendered {
+            start,
+            end: self.0.len(),
+        }
+    }
+}
 
 impl<const N: usize> Labels<N> {
-    pub fn render(&self, values: [&str; N]) -> Rendered<N> {
-        let mut text = String::new();
+    /// Renders `values` at the end of `arena`.
+    pub fn render(&self, values: [&str; N], arena: &mut Arena) -> Rendered<N> {
+        let text = &mut arena.0;
+        let start = text.len();
         for (i, (name, value)) in self.0.iter().zip(values).enumerate() {
             if i > 0 {
                 text.push(',');
             }
             text.push_str(name);
             text.push_str("=\"");
-            escape_label_value(value, &mut text);
+            escape_label_value(value, text);
             text.push('"');
         }
-        Rendered(text.into_boxed_str())
+        Rendered {
+            start,
+            end: text.len(),
+        }
     }
 }
 
@@ -124,12 +160,13 @@ pub struct Section<'a, const N: usize> {
 
 impl<const N: usize> Section<'_, N> {
     pub fn sample(&mut self, values: [&str; N], value: impl Value) {
-        let labels = self.family.labels.render(values);
-        self.rendered(&labels, value);
+        let mut once = Arena::default();
+        let labels = self.family.labels.render(values, &mut once);
+        self.rendered(&once, labels, value);
     }
 
     /// A sample whose label text was rendered earlier (and is kept).
-    pub fn rendered(&mut self, labels: &Rendered<N>, value: impl Value) {
+    pub fn rendered(&mut self, arena: &Arena, labels: Rendered<N>, value: impl Value) {
         if !self.started {
             self.started = true;
             self.header();
@@ -138,7 +175,7 @@ impl<const N: usize> Section<'_, N> {
         out.extend_from_slice(self.family.name.as_bytes());
         if N > 0 {
             out.put_u8(b'{');
-            out.extend_from_slice(labels.0.as_bytes());
+            out.extend_from_slice(arena.get(labels).as_bytes());
             out.put_u8(b'}');
         }
         out.put_u8(b' ');

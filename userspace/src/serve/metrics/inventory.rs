@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use bytes::BytesMut;
 
-use super::family::{Family, Labels, Rendered};
+use super::family::{Arena, Family, Labels, Rendered};
 use crate::inventory::{Config, HostTable};
 
 pub static DOCUMENTED: Family<1> = Family::gauge(
@@ -29,6 +29,8 @@ pub static ALIAS_INFO: Family<4> = Family::gauge(
 /// The three families' samples for one host table and alias file,
 /// rendered once.
 pub struct Inventory {
+    /// The label text of every sample below.
+    text: Arena,
     /// Every address on the host or in the file, sorted, with whether the
     /// file documents it.
     documented: Vec<(IpAddr, bool, Rendered<1>)>,
@@ -38,6 +40,7 @@ pub struct Inventory {
 
 impl Inventory {
     pub fn render(host: &HostTable, config: &Config) -> Self {
+        let mut text = Arena::default();
         let mut known: Vec<IpAddr> = host
             .addresses()
             .map(|a| a.address)
@@ -48,8 +51,8 @@ impl Inventory {
         let documented = known
             .into_iter()
             .map(|a| {
-                let text = DOCUMENTED.labels.render([&a.to_string()]);
-                (a, config.alias(a).is_some(), text)
+                let labels = DOCUMENTED.labels.render([&a.to_string()], &mut text);
+                (a, config.alias(a).is_some(), labels)
             })
             .collect();
         let mut present: Vec<(Rendered<3>, bool)> = host
@@ -60,7 +63,7 @@ impl Inventory {
                     a.interface.as_str(),
                     a.label.as_deref().unwrap_or(""),
                 ];
-                (PRESENT.labels.render(values), true)
+                (PRESENT.labels.render(values, &mut text), true)
             })
             .collect();
         let absent = config.aliases().iter().filter(|a| !host.holds(a.address));
@@ -70,7 +73,7 @@ impl Inventory {
                 a.interface.as_deref().unwrap_or(""),
                 "",
             ];
-            (PRESENT.labels.render(values), false)
+            (PRESENT.labels.render(values, &mut text), false)
         }));
         let alias_info = config
             .aliases()
@@ -79,10 +82,12 @@ impl Inventory {
                 let address = a.address.to_string();
                 ALIAS_INFO
                     .labels
-                    .render([&address, &a.name, &a.owner, &a.purpose])
+                    .render([&address, &a.name, &a.owner, &a.purpose], &mut text)
             })
             .collect();
+        text.shrink();
         Self {
+            text,
             documented,
             present,
             alias_info,
@@ -105,9 +110,9 @@ impl Inventory {
                 (None, Some(_)) => false,
             };
             let address = if from_known {
-                let (address, documented, text) = known.next().expect("peeked");
-                section.rendered(text, *documented);
-                *address
+                let &(address, documented, labels) = known.next().expect("peeked");
+                section.rendered(&self.text, labels, documented);
+                address
             } else {
                 let address = series.next().expect("peeked");
                 section.sample([&address.to_string()], false);
@@ -116,12 +121,12 @@ impl Inventory {
             while series.next_if_eq(&address).is_some() {}
         }
         let mut section = PRESENT.open(out);
-        for (text, present) in &self.present {
-            section.rendered(text, *present);
+        for &(labels, present) in &self.present {
+            section.rendered(&self.text, labels, present);
         }
         let mut section = ALIAS_INFO.open(out);
-        for text in &self.alias_info {
-            section.rendered(text, true);
+        for &labels in &self.alias_info {
+            section.rendered(&self.text, labels, true);
         }
     }
 }

@@ -6,7 +6,10 @@
 //! rendered once per inventory ([`labels`]). Scrapes that arrive while one
 //! is being rendered wait for it and get the same body, so concurrent
 //! scrapes cost one render and one copy of the text however many there
-//! are. The prometheus crate is kept for the `process_*` families only: it
+//! are. A body lives only as long as a response sends it: between scrapes
+//! the daemon holds the label text, not megabytes of old exposition (the
+//! allocator maps a body on its own and unmaps it when freed, see
+//! `daemon/malloc.rs`). The prometheus crate is kept for the `process_*` families only: it
 //! reads /proc well, and those families are a few lines.
 
 mod addresses;
@@ -19,7 +22,7 @@ mod self_metrics;
 use std::{
     io::Write as _,
     sync::{
-        Arc, Mutex, OnceLock, PoisonError,
+        Arc, Mutex, OnceLock, PoisonError, Weak,
         atomic::{AtomicU64, Ordering},
     },
     time::Instant,
@@ -78,7 +81,8 @@ pub struct Exporter {
     renderer: Arc<tokio::sync::Mutex<Renderer>>,
     /// Renders started so far; each body is tagged with its number.
     started: AtomicU64,
-    latest: Mutex<Option<(u64, Arc<Body>)>>,
+    /// The last body, while a response still holds it.
+    latest: Mutex<Option<(u64, Weak<Body>)>>,
 }
 
 impl Exporter {
@@ -104,11 +108,8 @@ impl Exporter {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let number = this.started.fetch_add(1, Ordering::AcqRel) + 1;
-            // Let go of the last body first, so that its buffer is reused
-            // when no response holds it any more.
-            *this.latest() = None;
             let body = Arc::new(renderer.render(&this.live));
-            *this.latest() = Some((number, body.clone()));
+            *this.latest() = Some((number, Arc::downgrade(&body)));
             body
         })
         .await
@@ -116,20 +117,20 @@ impl Exporter {
 
     fn fresh_since(&self, arrived: u64) -> Option<Arc<Body>> {
         match &*self.latest() {
-            Some((number, body)) if *number > arrived => Some(body.clone()),
+            Some((number, body)) if *number > arrived => body.upgrade(),
             _ => None,
         }
     }
 
-    fn latest(&self) -> std::sync::MutexGuard<'_, Option<(u64, Arc<Body>)>> {
+    fn latest(&self) -> std::sync::MutexGuard<'_, Option<(u64, Weak<Body>)>> {
         self.latest.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// What is kept between scrapes: the output buffer and the label text.
+/// What is kept between scrapes: the label text, and the size of the last
+/// body.
 pub struct Renderer {
-    out: BytesMut,
-    /// Length of the last body, to size the next one.
+    /// Length of the last body, to size the next one's buffer at once.
     last_len: usize,
     labels: LabelCache,
     process: prometheus::Registry,
@@ -144,7 +145,6 @@ impl Default for Renderer {
             ))
             .expect("process families are registered once");
         Self {
-            out: BytesMut::new(),
             last_len: 0,
             labels: LabelCache::default(),
             process,
@@ -157,9 +157,9 @@ impl Renderer {
     /// `process_*` ones.
     pub fn render(&mut self, live: &Live) -> Body {
         let started = Instant::now();
-        // Room for what the last scrape wrote; this reuses the last body's
-        // memory when no response holds it any more.
-        self.out.reserve(self.last_len);
+        // Room for what the last scrape wrote and some growth: one mapping,
+        // never copied while it fills.
+        let mut body = BytesMut::with_capacity(self.last_len + self.last_len / 16);
         let host = live.host();
         let status = live.config();
         self.labels.follow(&host, &status.config);
@@ -182,7 +182,7 @@ impl Renderer {
             entries,
             memory: live.map_memory(),
         };
-        let out = &mut self.out;
+        let out = &mut body;
         self.labels
             .inventory()
             .write(out, series.iter().map(|s| s.address));
@@ -192,15 +192,15 @@ impl Renderer {
         buckets.write(out, Bucket::NonIp);
         buckets.write(out, Bucket::Overflow);
         self_metrics::write_attached(out, &live.attachments());
-        addresses::write(out, Direction::Rx, &series);
+        addresses::write(out, Direction::Rx, &series, self.labels.text());
         self_metrics::write_duration(out, started.elapsed().as_secs_f64());
-        addresses::write(out, Direction::Tx, &series);
+        addresses::write(out, Direction::Tx, &series, self.labels.text());
         prometheus::TextEncoder::new()
             .encode(&self.process.gather(), &mut (&mut *out).writer())
             .expect("writing to memory cannot fail");
-        self.last_len = self.out.len();
+        self.last_len = body.len();
         Body {
-            plain: self.out.split().freeze(),
+            plain: body.freeze(),
             gzip: OnceLock::new(),
         }
     }
