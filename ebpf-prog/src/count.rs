@@ -16,6 +16,7 @@ use common::{
 use crate::{
     frame::Frame,
     parse::{Seen, classify},
+    peers,
 };
 
 // Static names match `common::names::{ADDRESSES, OTHER}`.
@@ -38,8 +39,14 @@ const EEXIST: i32 = 17;
 pub fn frame<C: Frame + EbpfContext>(ctx: &C, dir: Direction) {
     let ifindex = ctx.ifindex();
     let (key, wire) = match classify(ctx, dir) {
-        Seen::V4(addr, wire) => (AddrKey::ipv4(ifindex, dir, addr), wire),
-        Seen::V6(addr, wire) => (AddrKey::ipv6(ifindex, dir, addr), wire),
+        Seen::V4(addr, remote, wire) => {
+            peers::ipv4(ifindex, dir, addr, remote, wire);
+            (AddrKey::ipv4(ifindex, dir, addr), wire)
+        }
+        Seen::V6(addr, remote, wire) => {
+            peers::ipv6(ifindex, dir, addr, remote, wire);
+            (AddrKey::ipv6(ifindex, dir, addr), wire)
+        }
         Seen::NonIp => {
             let wire = Counters::new(1, u64::from(ctx.wire_len()));
             other(OtherKey::new(ifindex, dir, OtherKind::NonIp), wire);

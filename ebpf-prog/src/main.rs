@@ -5,11 +5,15 @@
 //! never changes a packet's fate.
 #![no_std]
 #![no_main]
+// `atomic_xadd`: the BPF target's atomic add (see peers.rs).
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
 mod bench;
 mod count;
 mod frame;
 mod parse;
+mod peers;
 
 use aya_ebpf::{
     bindings::{TC_ACT_UNSPEC, xdp_action::XDP_PASS},

@@ -22,9 +22,10 @@ const UDP_HLEN: u32 = 8;
 
 /// Where a frame is counted.
 pub enum Seen {
-    /// An IP packet, keyed by this address (IPv4 in the first four bytes).
-    V4([u8; 4], Counters),
-    V6([u8; 16], Counters),
+    /// An IP packet, keyed by its local address (the first), from or to
+    /// the remote one (the second).
+    V4([u8; 4], [u8; 4], Counters),
+    V6([u8; 16], [u8; 16], Counters),
     /// Not a well-formed IPv4/IPv6 packet: counted by frame length.
     NonIp,
 }
@@ -107,7 +108,8 @@ fn ipv4<F: Frame>(frame: &F, l3: usize, available: u32, dir: Direction) -> Seen 
     let len = ip_len(tot_len, available, is_gso);
     let l4 = l3 + hdr_len as usize;
     let wire = wire(frame, len, l4, hdr_len, h.protocol, (gso_size, gso_segs));
-    Seen::V4(pick(dir, h.saddr, h.daddr), wire)
+    let (local, remote) = pick(dir, (h.saddr, h.daddr), (h.daddr, h.saddr));
+    Seen::V4(local, remote, wire)
 }
 
 #[inline(always)]
@@ -136,7 +138,8 @@ fn ipv6<F: Frame>(frame: &F, l3: usize, available: u32, dir: Direction) -> Seen 
         h.next_header,
         (gso_size, gso_segs),
     );
-    Seen::V6(pick(dir, h.saddr, h.daddr), wire)
+    let (local, remote) = pick(dir, (h.saddr, h.daddr), (h.daddr, h.saddr));
+    Seen::V6(local, remote, wire)
 }
 
 /// Ingress counts the destination, egress the source.

@@ -98,6 +98,20 @@ impl Shape {
                         + entries * cpus * value,
                 )
             }
+            // Preallocated too, with one spare element per CPU (so that
+            // an update can swap in a new element), and a per-CPU pointer
+            // to each spare. Values are inline: the memory does not grow
+            // with the CPU count but for those spares.
+            MapType::Hash => {
+                let buckets = entries.next_power_of_two() * BUCKET;
+                let element = HTAB_ELEM + u64::from(self.key_size).next_multiple_of(8) + value;
+                Some(
+                    HTAB + buckets
+                        + HTAB_LOCKS_PER_CPU * cpus
+                        + (entries + cpus) * element
+                        + cpus * 8,
+                )
+            }
             MapType::Array if self.flags & BPF_F_MMAPABLE == 0 => Some(ARRAY + entries * value),
             MapType::RingBuf => {
                 let data_pages = entries / PAGE;

@@ -79,25 +79,32 @@ pub struct IntervalError {
 
 /// `1s`, `500ms`, `2.5s`, `1m`, or plain seconds.
 pub fn parse_interval(text: &str) -> Result<Duration, IntervalError> {
+    parse_duration(text)
+        .filter(|d| (MIN_INTERVAL..=MAX_INTERVAL).contains(d))
+        .ok_or_else(|| IntervalError {
+            text: text.to_owned(),
+        })
+}
+
+/// `500ms`, `2.5s`, `10m`, `6h`, `30d`, or plain seconds; `None` for
+/// anything else or a negative time.
+pub fn parse_duration(text: &str) -> Option<Duration> {
     let t = text.trim();
-    let (number, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (t, 1.0)
-    };
+    let (number, scale) = [
+        ("ms", 0.001),
+        ("s", 1.0),
+        ("m", 60.0),
+        ("h", 3600.0),
+        ("d", 86_400.0),
+    ]
+    .into_iter()
+    .find_map(|(unit, scale)| t.strip_suffix(unit).map(|n| (n, scale)))
+    .unwrap_or((t, 1.0));
     number
         .trim()
         .parse::<f64>()
         .ok()
         .and_then(|n| Duration::try_from_secs_f64(n * scale).ok())
-        .filter(|d| (MIN_INTERVAL..=MAX_INTERVAL).contains(d))
-        .ok_or_else(|| IntervalError {
-            text: text.to_owned(),
-        })
 }
 
 pub fn run(opts: &Options) -> Result<(), TopError> {

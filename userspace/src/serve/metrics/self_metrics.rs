@@ -5,7 +5,10 @@ use std::time::UNIX_EPOCH;
 
 use bytes::BytesMut;
 
-use super::family::{Family, Kind, Labels};
+use super::{
+    family::{Family, Kind, Labels},
+    peers::PeerFill,
+};
 use crate::{
     bpf::{attach::Attachment, memory::MapBytes},
     daemon::ConfigStatus,
@@ -34,14 +37,14 @@ pub static ATTACHED: Family<3> = Family {
 
 pub static MAP_ENTRIES: Family<1> = Family {
     name: "aliasstat_map_entries",
-    help: "Entries in the BPF map: addresses holds one per (interface, direction, address), other the non_ip and overflow buckets.",
+    help: "Entries in the BPF map: addresses holds one per (interface, direction, address), other the non_ip and overflow buckets, peers one per (interface, address, peer), peers_missed one per address with not-recorded packets.",
     kind: Kind::Gauge,
     labels: Labels(["map"]),
 };
 
 pub static MAP_CAPACITY: Family<1> = Family {
     name: "aliasstat_map_capacity",
-    help: "Maximum entries of the BPF map (--map-capacity for addresses).",
+    help: "Maximum entries of the BPF map (--map-capacity for addresses and peers_missed, --peer-capacity for peers).",
     kind: Kind::Gauge,
     labels: Labels(["map"]),
 };
@@ -102,6 +105,8 @@ pub struct Fill {
     pub entries: Option<(usize, usize)>,
     /// Every map's kernel memory.
     pub memory: Vec<MapBytes>,
+    /// The peer table's fill; `None` with `--peers off` or unread.
+    pub peers: Option<PeerFill>,
 }
 
 pub fn write_fill(out: &mut BytesMut, fill: &Fill) {
@@ -110,10 +115,18 @@ pub fn write_fill(out: &mut BytesMut, fill: &Fill) {
     let mut section = MAP_CAPACITY.open(out);
     section.sample(["addresses"], u64::from(fill.address_capacity));
     section.sample(["other"], u64::from(common::names::OTHER_CAPACITY));
+    if let Some(p) = fill.peers {
+        section.sample(["peers"], u64::from(p.peers_capacity));
+        section.sample(["peers_missed"], u64::from(p.missed_capacity));
+    }
+    let mut section = MAP_ENTRIES.open(out);
     if let Some((addresses, other)) = fill.entries {
-        let mut section = MAP_ENTRIES.open(out);
         section.sample(["addresses"], addresses as u64);
         section.sample(["other"], other as u64);
+    }
+    if let Some(p) = fill.peers {
+        section.sample(["peers"], p.peers as u64);
+        section.sample(["peers_missed"], p.missed as u64);
     }
     let mut section = MAP_MEMORY.open(out);
     for map in &fill.memory {
@@ -144,6 +157,7 @@ mod tests {
             foreign_limit: 0,
             address_capacity: 16_384,
             entries: None,
+            peers: None,
             memory: vec![
                 MapBytes {
                     name: "addresses".into(),
