@@ -114,7 +114,7 @@ fn peer_tables(list: &[AddressPeers]) -> String {
     let mut out = String::new();
     for a in list {
         out.push_str(&table::escape(&format!(
-            "{} ({}, {}) on {}: {} peers, last traffic {}, {}\n",
+            "{} ({}, {}) on {}: {} peers, last traffic {}, {}",
             a.address,
             a.alias.as_deref().unwrap_or("no alias"),
             a.state,
@@ -131,6 +131,7 @@ fn peer_tables(list: &[AddressPeers]) -> String {
                 "INCOMPLETE (the peer table was full; raise --peer-capacity)"
             },
         )));
+        out.push('\n');
         if a.peers.is_empty() {
             continue;
         }

@@ -98,9 +98,10 @@ pub fn missed(tables: &Tables<'_>, host: &HostTable) -> BTreeMap<(String, IpAddr
     out
 }
 
-/// Every address with peers or not-recorded packets, and every address
-/// the host holds or the file documents (with no peers if none talked to
-/// it), in address order.
+/// Every address with peers or not-recorded packets, and every alias the
+/// host holds or the file documents (with no peers if none talked to it;
+/// loopback and link-local plumbing only if documented), in address
+/// order.
 pub fn build(
     tables: &Tables<'_>,
     host: &HostTable,
@@ -129,7 +130,8 @@ pub fn build(
     }
     let seen: BTreeSet<IpAddr> = by_address.keys().map(|(a, _)| *a).collect();
     for row in inventory::rows(host, config, &Snapshot::default()) {
-        if row.state != State::Foreign && !seen.contains(&row.address) {
+        let alias = row.alias.is_some() || row.scope.is_none_or(|s| s.is_alias_scope());
+        if alias && row.state != State::Foreign && !seen.contains(&row.address) {
             let interface = row.interface.unwrap_or_default();
             by_address.entry((row.address, interface)).or_default();
         }
