@@ -270,6 +270,11 @@ mod tests {
             (shape(MapType::PerCpuHash, 24, 16, 1_000_000), 128_778_176),
             (shape(MapType::PerCpuHash, 24, 16, 1_048_576), 134_218_688),
             (shape(MapType::PerCpuHash, 8, 16, 4_096), 459_712),
+            // The peer table at its default capacity, and its
+            // not-recorded counters at the address map's.
+            (shape(MapType::Hash, 40, 48, 131_072), 19_924_192),
+            (shape(MapType::Hash, 24, 16, 16_384), 1_705_088),
+            (shape(MapType::Hash, 24, 16, 100_000), 10_898_304),
             (shape(MapType::Array, 4, 111, 1), 424),
             (shape(MapType::Array, 4, 16, 1), 328),
             (shape(MapType::Array, 4, 8, 1), 320),
@@ -287,6 +292,16 @@ mod tests {
     fn default_address_map_on_128_cpus() {
         let addresses = shape(MapType::PerCpuHash, 24, 16, 16_384);
         assert_eq!(addresses.kernel_bytes(128), Some(35_132_288));
+    }
+
+    /// The default peer table on a 128-CPU host: its values are not per
+    /// CPU, so 128 CPUs add only the spare elements, about 19 MiB in all,
+    /// under the 32 MiB the issue allows.
+    #[test]
+    fn default_peer_table_on_128_cpus() {
+        let peers = shape(MapType::Hash, 40, 48, common::names::DEFAULT_PEER_CAPACITY);
+        assert_eq!(peers.kernel_bytes(128), Some(19_946_368));
+        assert!(19_946_368 <= 32 << 20);
     }
 
     #[test]
