@@ -145,7 +145,7 @@ impl Lab {
 }
 
 /// The object of `address` in an `/api/v1/peers` answer.
-pub fn object<'a>(list: &'a [Value], address: IpAddr) -> Result<&'a Value> {
+pub fn object(list: &[Value], address: IpAddr) -> Result<&Value> {
     match list.iter().find(|o| o["address"] == address.to_string()) {
         Some(o) => Ok(o),
         None => bail!("no object for {address} in {list:#?}"),

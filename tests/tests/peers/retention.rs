@@ -53,11 +53,10 @@ pub fn run() -> Result<Outcome> {
 
     let gone = || {
         let list = lab.api()?;
-        Ok(lab
-            .aliases
+        lab.aliases
             .iter()
             .map(|&a| Ok(object(&list, a)?["peers"].as_array().map_or(0, Vec::len)))
-            .collect::<Result<Vec<_>>>()?)
+            .collect::<Result<Vec<_>>>()
     };
     poll::until("every peer past retention", WITHIN, STEP.0, gone, |n| {
         n.iter().all(|&n| n == 0)

@@ -35,6 +35,9 @@ pub struct PeerLine {
     pub rates: Option<Rates>,
 }
 
+/// rx and tx counts of each (interface, peer) in a reading.
+type ByPeer = HashMap<(String, Remote), (Counters, Counters)>;
+
 /// The drill-down screen's state.
 #[derive(Clone, Debug)]
 pub struct Drill {
@@ -78,19 +81,18 @@ impl Drill {
                 return;
             }
         };
-        let before: Option<(HashMap<(String, Remote), (Counters, Counters)>, Duration)> =
-            self.last.as_ref().map(|b| {
-                let by_peer = b
-                    .list
-                    .iter()
-                    .flat_map(|a| {
-                        a.peers
-                            .iter()
-                            .map(|p| ((a.interface.clone(), p.peer), counts(p)))
-                    })
-                    .collect();
-                (by_peer, sample.at.saturating_duration_since(b.at))
-            });
+        let before: Option<(ByPeer, Duration)> = self.last.as_ref().map(|b| {
+            let by_peer = b
+                .list
+                .iter()
+                .flat_map(|a| {
+                    a.peers
+                        .iter()
+                        .map(|p| ((a.interface.clone(), p.peer), counts(p)))
+                })
+                .collect();
+            (by_peer, sample.at.saturating_duration_since(b.at))
+        });
         let mut lines: Vec<PeerLine> = sample
             .list
             .iter()
