@@ -6,6 +6,7 @@
 
 pub mod key;
 pub mod names;
+pub mod peer;
 pub mod wire;
 
 pub use key::{

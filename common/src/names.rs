@@ -15,6 +15,25 @@ pub const ADDRESSES: &str = "ADDRESSES";
 /// and `overflow` buckets.
 pub const OTHER: &str = "OTHER";
 
+/// Hash of [`crate::peer::PeerKey`] to [`crate::peer::PeerCounts`]: who
+/// each local address talks with. Not per-CPU: updated with atomic adds.
+pub const PEERS: &str = "PEERS";
+/// Hash of [`crate::peer::PeerMissKey`] to [`crate::Counters`]: packets of
+/// each local address whose pair found [`PEERS`] full.
+pub const PEERS_MISSED: &str = "PEERS_MISSED";
+
+/// Load-time global (`u8`): 0 turns peer tracking off, and the verifier
+/// then prunes it from the programs.
+pub const PEERS_ON: &str = "PEERS_ON";
+/// Load-time globals (`[u8; 16]`): the mask applied to a remote IPv4 (first
+/// four bytes) or IPv6 address before it is used as a peer.
+pub const PEER_V4_MASK: &str = "PEER_V4_MASK";
+pub const PEER_V6_MASK: &str = "PEER_V6_MASK";
+/// Load-time globals (`u8`): the prefix lengths of those masks, stored in
+/// every [`crate::peer::PeerKey`].
+pub const PEER_V4_PREFIX: &str = "PEER_V4_PREFIX";
+pub const PEER_V6_PREFIX: &str = "PEER_V6_PREFIX";
+
 /// TC classifier counting by destination address on ingress.
 pub const TC_INGRESS: &str = "aliasstat_tc_ingress";
 /// TC classifier counting by source address on egress.
@@ -32,6 +51,15 @@ pub const DEFAULT_ADDRESS_CAPACITY: u32 = 12_288;
 /// up to 1024 interfaces. User space creates the entries of every interface
 /// it attaches to, so the kernel side never has to insert into a full map.
 pub const OTHER_CAPACITY: u32 = 4096;
+
+/// Default entries of [`PEERS`] (`--peer-capacity`): 131,072 pairs take
+/// about 20 MiB of kernel memory whatever the CPU count.
+pub const DEFAULT_PEER_CAPACITY: u32 = 131_072;
+/// Default remote prefix lengths (`--peer-prefix-v4`, `--peer-prefix-v6`):
+/// an IPv4 client is one address, an IPv6 client its /64, which groups the
+/// privacy addresses (RFC 8981) a client rotates through every day.
+pub const DEFAULT_PEER_V4_PREFIX: u8 = 32;
+pub const DEFAULT_PEER_V6_PREFIX: u8 = 64;
 
 /// How often, at most, the kernel side logs that an address map is full.
 pub const FULL_LOG_INTERVAL_NS: u64 = 60 * 1_000_000_000;

@@ -16,6 +16,7 @@ use common::{
 use crate::{
     frame::Frame,
     parse::{Seen, classify},
+    peers,
 };
 
 // Static names match `common::names::{ADDRESSES_V4, ADDRESSES_V6, OTHER}`.
@@ -44,11 +45,13 @@ const EEXIST: i32 = 17;
 pub fn frame<C: Frame + EbpfContext>(ctx: &C, dir: Direction) {
     let ifindex = ctx.ifindex();
     let (counted, wire) = match classify(ctx, dir) {
-        Seen::V4(addr, wire) => {
+        Seen::V4(addr, remote, wire) => {
+            peers::ipv4(ifindex, dir, addr, remote, wire);
             let key = Addr4Key::new(ifindex, dir, addr.to_ne_bytes());
             (add(&ADDRESSES_V4, &key, wire), wire)
         }
-        Seen::V6(addr, wire) => {
+        Seen::V6(addr, remote, wire) => {
+            peers::ipv6(ifindex, dir, addr, remote, wire);
             let key = Addr6Key::from_words(ifindex, dir, addr);
             (add(&ADDRESSES_V6, &key, wire), wire)
         }

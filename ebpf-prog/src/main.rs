@@ -12,11 +12,15 @@
     expect(unstable_features, reason = "asm on the BPF target is unstable"),
     feature(asm_experimental_arch)
 )]
+// `atomic_xadd`: the BPF target's atomic add (see peers.rs).
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
 mod bench;
 mod count;
 mod frame;
 mod parse;
+mod peers;
 
 use aya_ebpf::{
     bindings::{TC_ACT_UNSPEC, xdp_action::XDP_PASS},

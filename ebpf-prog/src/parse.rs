@@ -22,10 +22,11 @@ const UDP_HLEN: u32 = 8;
 
 /// Where a frame is counted.
 pub enum Seen {
-    /// An IP packet, keyed by this address: its words as they lay in the
-    /// frame (see [`Frame::words`]).
-    V4(u32, Counters),
-    V6([u32; 4], Counters),
+    /// An IP packet, keyed by its local address (the first), from or to
+    /// the remote one (the second): their words as they lay in the frame
+    /// (see [`Frame::words`]).
+    V4(u32, u32, Counters),
+    V6([u32; 4], [u32; 4], Counters),
     /// Not a well-formed IPv4/IPv6 packet: counted by frame length.
     NonIp,
 }
@@ -43,7 +44,6 @@ struct Ipv4Hdr {
     protocol: u8,
 }
 const IPV4_SADDR: usize = 12;
-const IPV4_DADDR: usize = 16;
 
 /// The IPv6 header up to the next header; the addresses are read as words.
 #[repr(C)]
@@ -54,7 +54,6 @@ struct Ipv6Hdr {
     next_header: u8,
 }
 const IPV6_SADDR: usize = 8;
-const IPV6_DADDR: usize = 24;
 
 #[inline(always)]
 fn be16(b: [u8; 2]) -> u16 {
@@ -106,12 +105,14 @@ fn ipv4<F: Frame>(frame: &F, l3: usize, available: u32, dir: Direction) -> Seen 
         return Seen::NonIp;
     }
     let len = ip_len(tot_len, available, is_gso);
-    let Some([addr]) = frame.words::<1>(l3 + pick(dir, IPV4_SADDR, IPV4_DADDR)) else {
+    // Source and destination are adjacent: one bounds check for both.
+    let Some([saddr, daddr]) = frame.words::<2>(l3 + IPV4_SADDR) else {
         return Seen::NonIp;
     };
     let l4 = l3 + hdr_len as usize;
     let wire = wire(frame, len, l4, hdr_len, h.protocol, (gso_size, gso_segs));
-    Seen::V4(addr, wire)
+    let (local, remote) = pick(dir, (saddr, daddr), (daddr, saddr));
+    Seen::V4(local, remote, wire)
 }
 
 #[inline(always)]
@@ -119,11 +120,11 @@ fn ipv6<F: Frame>(frame: &F, l3: usize, available: u32, dir: Direction) -> Seen 
     let Some(h) = frame.read::<Ipv6Hdr>(l3) else {
         return Seen::NonIp;
     };
-    // The whole fixed header must be there, whichever address is read.
+    // The whole fixed header must be there.
     if h.version_flow[0] >> 4 != 6 || available < IPV6_HLEN {
         return Seen::NonIp;
     }
-    let Some(words) = frame.words::<4>(l3 + pick(dir, IPV6_SADDR, IPV6_DADDR)) else {
+    let Some(words) = frame.words::<8>(l3 + IPV6_SADDR) else {
         return Seen::NonIp;
     };
     let (gso_size, gso_segs) = frame.gso();
@@ -144,7 +145,10 @@ fn ipv6<F: Frame>(frame: &F, l3: usize, available: u32, dir: Direction) -> Seen 
         h.next_header,
         (gso_size, gso_segs),
     );
-    Seen::V6(words, wire)
+    let saddr = [words[0], words[1], words[2], words[3]];
+    let daddr = [words[4], words[5], words[6], words[7]];
+    let (local, remote) = pick(dir, (saddr, daddr), (daddr, saddr));
+    Seen::V6(local, remote, wire)
 }
 
 /// Ingress counts the destination, egress the source.

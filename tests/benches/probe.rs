@@ -31,7 +31,7 @@ use aliasstat::bpf::{
 };
 use anyhow::{Context as _, Result, bail, ensure};
 use aya::{
-    EbpfLoader,
+    Ebpf, EbpfLoader,
     maps::{MapData, PerCpuHashMap},
     programs::{Program, SchedClassifier, TestRun as _, TestRunOptions, Xdp, XdpMode},
 };
@@ -39,7 +39,8 @@ use common::{
     Addr4Key, Addr6Key, Counters, Direction,
     names::{
         ADDRESSES_V4, ADDRESSES_V6, BENCH_EMPTY_TC, BENCH_EMPTY_XDP, BENCH_KEYED_TC,
-        BENCH_KEYED_XDP, BENCH_REKEY_TC, BENCH_REKEY_XDP, DEFAULT_ADDRESS_CAPACITY, TC_INGRESS,
+        BENCH_KEYED_XDP, BENCH_REKEY_TC, BENCH_REKEY_XDP, DEFAULT_ADDRESS_CAPACITY, PEERS, PEERS_ON,
+        TC_INGRESS,
         XDP_INGRESS,
     },
 };
@@ -158,6 +159,47 @@ impl Hook {
             ],
         }
     }
+
+    /// The real program as `run --peers off` loads it: a name of this
+    /// bench's own, run from the second object.
+    const fn peers_off(self) -> &'static str {
+        match self {
+            Self::Tc => "aliasstat_tc_ingress --peers off",
+            Self::Xdp => "aliasstat_xdp_ingress --peers off",
+        }
+    }
+
+    /// The object and program name that run `name`.
+    fn resolve<'a>(name: &'static str, on: &'a Ebpf, off: &'a Ebpf) -> (&'a Ebpf, &'static str) {
+        match name {
+            n if n == Self::Tc.peers_off() => (off, TC_INGRESS),
+            n if n == Self::Xdp.peers_off() => (off, XDP_INGRESS),
+            n => (on, n),
+        }
+    }
+}
+
+/// The object with the peer table off, as `run --peers off` loads it, with
+/// its maps under `pins`; only the two real programs are loaded.
+fn load_peers_off(pins: &BpfDir) -> Result<Ebpf> {
+    let maps = pins::maps_dir(pins.path(), pins::LAYOUT_VERSION);
+    std::fs::create_dir_all(&maps)?;
+    let mut ebpf = EbpfLoader::new()
+        .default_map_pin_directory(&maps)
+        .map_max_entries(ADDRESSES_V4, TESTRUN_CAPACITY)
+        .map_max_entries(ADDRESSES_V6, TESTRUN_CAPACITY)
+        .override_global(PEERS_ON, &0u8, true)
+        .load(load::OBJECT)
+        .context("failed to load the eBPF object with the peer table off")?;
+    for name in [TC_INGRESS, XDP_INGRESS] {
+        match ebpf.program_mut(name) {
+            Some(Program::SchedClassifier(p)) => p.load(),
+            Some(Program::Xdp(p)) => p.load(),
+            _ => bail!("{name} is neither TC nor XDP"),
+        }
+        .with_context(|| format!("failed to load {name} with the peer table off"))?;
+    }
+    Ok(ebpf)
 }
 
 /// One line of the table: a hook, a family and a key count, and the
@@ -220,8 +262,12 @@ fn testrun(repeat: u32, trials: usize) -> Result<Value> {
         .default_map_pin_directory(&maps)
         .map_max_entries(ADDRESSES_V4, TESTRUN_CAPACITY)
         .map_max_entries(ADDRESSES_V6, TESTRUN_CAPACITY)
+        // Every keyed case's pairs fit too, so no run takes the full path.
+        .map_max_entries(PEERS, TESTRUN_CAPACITY)
         .load(load::OBJECT)
         .context("failed to load the eBPF object")?;
+    let off_pins = BpfDir::new("bench-off")?;
+    let off = load_peers_off(&off_pins)?;
     for hook in [Hook::Tc, Hook::Xdp] {
         for name in hook.programs() {
             let program = ebpf
@@ -245,7 +291,7 @@ fn testrun(repeat: u32, trials: usize) -> Result<Value> {
                 family,
                 keys: None,
                 frame: frame(family, 76, 0),
-                times: vec![(empty, vec![]), (real, vec![])],
+                times: vec![(empty, vec![]), (real, vec![]), (hook.peers_off(), vec![])],
             });
             for (i, keys) in KEY_SETS.into_iter().enumerate() {
                 let mask = u16::try_from(keys - 1).context("key sets fit 16 bits")?;
@@ -266,7 +312,8 @@ fn testrun(repeat: u32, trials: usize) -> Result<Value> {
     for case in &cases {
         let keys = case.keys.unwrap_or(1);
         for &(name, _) in &case.times {
-            run(&ebpf, name, &case.frame, keys)?;
+            let (object, program) = Hook::resolve(name, &ebpf, &off);
+            run(object, program, &case.frame, keys)?;
         }
     }
     // Trials interleave the cases, so a slow patch of the machine touches
@@ -274,7 +321,8 @@ fn testrun(repeat: u32, trials: usize) -> Result<Value> {
     for _ in 0..trials {
         for case in &mut cases {
             for (name, times) in &mut case.times {
-                times.push(run(&ebpf, name, &case.frame, repeat)?);
+                let (object, program) = Hook::resolve(name, &ebpf, &off);
+                times.push(run(object, program, &case.frame, repeat)?);
             }
         }
     }
@@ -301,7 +349,7 @@ fn testrun(repeat: u32, trials: usize) -> Result<Value> {
 
 /// Runs program `name` `repeat` times on `frame`; the kernel's average
 /// nanoseconds per run (it truncates to whole nanoseconds).
-fn run(ebpf: &aya::Ebpf, name: &str, frame: &[u8], repeat: u32) -> Result<u64> {
+fn run(ebpf: &Ebpf, name: &str, frame: &[u8], repeat: u32) -> Result<u64> {
     let opts = TestRunOptions {
         data_in: Some(frame),
         repeat,

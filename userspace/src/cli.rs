@@ -4,7 +4,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use aliasstat::bpf::attach::Hook;
 use clap::{Args, Parser, Subcommand};
-use common::names::DEFAULT_ADDRESS_CAPACITY;
+use common::names::{
+    DEFAULT_ADDRESS_CAPACITY, DEFAULT_PEER_CAPACITY, DEFAULT_PEER_V4_PREFIX, DEFAULT_PEER_V6_PREFIX,
+};
 
 /// Per-address traffic accounting for Linux hosts with many IP aliases.
 ///
@@ -75,12 +77,28 @@ pub enum Command {
     /// Undocumented addresses with traffic show in yellow, traffic for
     /// absent or foreign addresses in red, both marked with `!`. Keys: r t
     /// a n sort by rx, tx, total, name; i inverts; / filters; b switches
-    /// bits/packets; p pauses; ? helps; q quits. If the daemon goes away,
+    /// bits/packets; p pauses; ↑ ↓ highlight a row and Enter opens its
+    /// address's peers with live rates (Esc returns); ? helps; q quits. If the daemon goes away,
     /// top says so and reconnects by itself.
     ///
     /// When stdout is not a terminal, or with --once or --json, prints two
     /// samples' rates once and exits, in raw numbers (bits/s, packets/s).
     Top(TopArgs),
+    /// Who still talks with each address, and when they last did: the
+    /// question to answer before removing an alias.
+    ///
+    /// Lists, for one address (or alias name) or for all, every remote peer
+    /// with rx and tx packets and bytes and the first and last time seen,
+    /// and per address: the distinct peers, the last traffic, and whether
+    /// the list is complete (a list is incomplete when packets found the
+    /// daemon's peer table full; raise --peer-capacity). Peers stay listed
+    /// for the daemon's --peer-retention after their last packet. Reads a
+    /// running `aliasstat run` over HTTP, like top.
+    ///
+    /// --idle 7d lists the addresses with no traffic in the last 7 days,
+    /// the candidates for removal; for a named address that is not silent,
+    /// it lists who talked with it in that time instead.
+    Peers(PeersArgs),
     /// Remove every program, link and pinned map aliasstat left under
     /// --bpffs, and say what was removed.
     ///
@@ -186,6 +204,62 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout: u64,
+
+    /// Track who each address talks with (`aliasstat peers`,
+    /// /api/v1/peers). off removes the peer table from the programs when
+    /// they are loaded, at no per-packet cost.
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub peers: Switch,
+
+    /// Maximum (interface, local address, peer) pairs in the kernel's peer
+    /// table (136 bytes each, whatever the CPU count). A packet whose pair
+    /// finds it full is still counted for its address, and marks that
+    /// address's peer list incomplete. Applies only when the table is
+    /// created: an already pinned one keeps its size.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PEER_CAPACITY,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub peer_capacity: u32,
+
+    /// Remote IPv4 addresses are grouped into prefixes of this length (32:
+    /// each address is a peer of its own).
+    #[arg(long, value_name = "BITS", default_value_t = DEFAULT_PEER_V4_PREFIX,
+          value_parser = clap::value_parser!(u8).range(0..=32))]
+    pub peer_prefix_v4: u8,
+
+    /// Remote IPv6 addresses are grouped into prefixes of this length. 64
+    /// by default: a client's privacy addresses, which change daily, stay
+    /// one peer; 128 lists every address.
+    #[arg(long, value_name = "BITS", default_value_t = DEFAULT_PEER_V6_PREFIX,
+          value_parser = clap::value_parser!(u8).range(0..=128))]
+    pub peer_prefix_v6: u8,
+
+    /// A pair with no packet for this long leaves the kernel's table and
+    /// goes, with its exact totals, into the record under --state-dir.
+    /// 30s, 15m, 1h, 2d.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = duration)]
+    pub peer_idle: Duration,
+
+    /// How long a peer stays listed after its last packet.
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = duration)]
+    pub peer_retention: Duration,
+
+    /// Where the daemon keeps what must survive a restart besides the
+    /// pinned maps: the peer record (peers.json).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/aliasstat")]
+    pub state_dir: PathBuf,
+}
+
+/// An on/off flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+/// A duration flag: `500ms`, `30s`, `15m`, `6h`, `30d`.
+fn duration(text: &str) -> Result<Duration, String> {
+    aliasstat::top::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration such as 30s, 15m, 6h or 30d"))
 }
 
 #[derive(Args)]
@@ -219,6 +293,53 @@ pub struct CheckArgs {
 
 #[derive(Args)]
 pub struct TopArgs {
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+
+    /// Time between samples; rates are averaged over it. 1s, 500ms, 2.5s
+    /// or 1m; from 100ms to 1h.
+    #[arg(long, value_name = "DURATION", default_value = "1s",
+          value_parser = aliasstat::top::parse_interval)]
+    pub interval: Duration,
+
+    /// Take two samples one --interval apart, print their rates as a
+    /// table, and exit. The default when stdout is not a terminal.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Like --once, but print `{"interval_seconds":…,"aliases":[…]}` with
+    /// bits_per_second, packets_per_second, bytes and packets for rx and tx.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct PeersArgs {
+    /// An address, or the name of a documented alias; every address
+    /// without it.
+    #[arg(value_name = "ADDRESS|ALIAS")]
+    pub target: Option<String>,
+
+    /// Print the daemon's JSON (the document of /api/v1/peers) instead of
+    /// tables.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Only the peers seen in the last DURATION (e.g. 1h, 7d).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub since: Option<Duration>,
+
+    /// List the addresses with no traffic in the last DURATION (e.g. 7d).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub idle: Option<Duration>,
+
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+/// How `top` and `peers` reach a running daemon.
+#[derive(Args)]
+pub struct DaemonArgs {
     /// Where `aliasstat run` serves its API: http://HOST:PORT of its
     /// --listen, or https://HOST:PORT when its --web.config.file sets up
     /// TLS. Use an ssh tunnel for another host's loopback.
@@ -241,22 +362,6 @@ pub struct TopArgs {
     /// certificate from a private CA.
     #[arg(long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
-
-    /// Time between samples; rates are averaged over it. 1s, 500ms, 2.5s
-    /// or 1m; from 100ms to 1h.
-    #[arg(long, value_name = "DURATION", default_value = "1s",
-          value_parser = aliasstat::top::parse_interval)]
-    pub interval: Duration,
-
-    /// Take two samples one --interval apart, print their rates as a
-    /// table, and exit. The default when stdout is not a terminal.
-    #[arg(long)]
-    pub once: bool,
-
-    /// Like --once, but print `{"interval_seconds":…,"aliases":[…]}` with
-    /// bits_per_second, packets_per_second, bytes and packets for rx and tx.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Where `aliasstat top` takes the --user's password from when there is

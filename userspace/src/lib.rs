@@ -3,7 +3,7 @@
 //! The folders follow the architecture: `bpf` puts the programs in the
 //! kernel and reads what they counted, `inventory` knows what each address
 //! is (on the host, in the alias file), `foreign` bounds what is exported of
-//! addresses that are neither, `serve` is the exporter, `daemon` runs it
+//! addresses that are neither, `peers` knows who talks with each address, `serve` is the exporter, `daemon` runs it
 //! all until it is told to stop, `commands` presents results for the
 //! one-shot subcommands, and `top` is the live terminal view.
 
@@ -12,5 +12,6 @@ pub mod commands;
 pub mod daemon;
 pub mod foreign;
 pub mod inventory;
+pub mod peers;
 pub mod serve;
 pub mod top;

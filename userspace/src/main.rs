@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use aliasstat::{
     bpf::counters::{CounterSource as _, PinnedMaps},
-    commands::{aliases, check, detach, dump},
+    commands::{self, aliases, check, detach, dump},
     daemon,
     inventory::{self, interfaces},
     top,
@@ -58,12 +58,25 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Check(args) => return check(&args),
         cli::Command::Docs { dir } => docs::write(&dir)?,
         cli::Command::Top(args) => top::run(&top::Options {
-            access: access(args.user, args.password_file.as_deref(), args.ca_file)?,
-            url: args.url,
+            url: args.daemon.url.clone(),
+            access: access(args.daemon)?,
             interval: args.interval,
             once: args.once,
             json: args.json,
         })?,
+        cli::Command::Peers(args) => {
+            let url = args.daemon.url.clone();
+            let ask = commands::peers::Ask {
+                target: args.target,
+                since: args.since,
+                idle: args.idle,
+                json: args.json,
+            };
+            print!(
+                "{}",
+                commands::peers::run(&url, &access(args.daemon)?, &ask)?
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -85,6 +98,17 @@ fn run_daemon(args: cli::RunArgs) -> anyhow::Result<()> {
         detach_on_exit: args.detach_on_exit,
         foreign_idle: (args.foreign_idle > 0)
             .then(|| std::time::Duration::from_secs(args.foreign_idle)),
+        peer_tracking: aliasstat::bpf::load::PeerTracking {
+            on: args.peers == cli::Switch::On,
+            capacity: args.peer_capacity,
+            v4_prefix: args.peer_prefix_v4,
+            v6_prefix: args.peer_prefix_v6,
+        },
+        peer_retention: aliasstat::peers::Retention {
+            idle: args.peer_idle,
+            keep: args.peer_retention,
+            state_dir: args.state_dir,
+        },
     }))?;
     Ok(())
 }
@@ -106,12 +130,14 @@ fn check(args: &cli::CheckArgs) -> anyhow::Result<ExitCode> {
 
 /// `--user` with its password from `--password-file` or the environment,
 /// never from the command line, where `ps` would show it.
-fn access(
-    user: Option<String>,
-    password_file: Option<&std::path::Path>,
-    ca_file: Option<std::path::PathBuf>,
-) -> anyhow::Result<top::client::Access> {
-    let password = match (password_file, std::env::var(cli::PASSWORD_ENV)) {
+fn access(args: cli::DaemonArgs) -> anyhow::Result<top::client::Access> {
+    let cli::DaemonArgs {
+        user,
+        password_file,
+        ca_file,
+        ..
+    } = args;
+    let password = match (password_file.as_deref(), std::env::var(cli::PASSWORD_ENV)) {
         (Some(file), _) => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("failed to read --password-file {}", file.display()))?;

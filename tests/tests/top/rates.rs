@@ -1,6 +1,7 @@
 //! top against a daemon counting UDP at three known rates: the default
-//! view, its sort orders and units, the filter, a daemon that goes away and
-//! comes back, the one-shot output without a terminal, and quitting.
+//! view, its sort orders and units, the filter, the peers drill-down, a
+//! daemon that goes away and comes back, the one-shot output without a
+//! terminal, and quitting.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -62,6 +63,7 @@ pub fn run() -> Result<Outcome> {
     lab.default_view()?;
     lab.orders_and_units()?;
     lab.filter()?;
+    lab.peers()?;
     lab.restart()?;
     lab.once()?;
     lab.quit()?;
@@ -209,6 +211,28 @@ impl TopLab {
         );
         pane.keys(&["Escape"])?;
         pane.wait_for("every row again", |s| s.row("web").is_some())?;
+        Ok(())
+    }
+
+    /// Enter on a row opens the peers of its address with live rates, and
+    /// Esc returns to the table.
+    fn peers(&self) -> Result<()> {
+        let pane = &self.pane;
+        // Name order puts web second (mail, web, then bare addresses);
+        // Up to the first row whatever was highlighted, then one down.
+        pane.keys(&["n", "Up", "Up", "Up", "Up", "Up", "Down", "Enter"])?;
+        let screen = pane.wait_for("the peers of web, with a rate", |s| {
+            s.text.contains(&format!("peers of web ({WEB})")) && s.peer_rx(CLIENT).is_some()
+        })?;
+        println!("{}", screen.text.trim_end());
+        // Still in packets per second since `b` above.
+        within(
+            "web's peer rx pkt/s",
+            screen.peer_rx(CLIENT),
+            f64::from(WEB_PPS),
+        )?;
+        pane.keys(&["Escape"])?;
+        pane.wait_for("the table again", |s| s.row("web").is_some())?;
         Ok(())
     }
 

@@ -36,6 +36,22 @@ impl Screen {
         self.rows().into_iter().find(|r| r.name == name)
     }
 
+    /// In the peers drill-down: the rx rate shown for `peer`, `None` while
+    /// it is `-` or the peer is not listed. Rows are `PEER INTERFACE RX TX
+    /// RX-TOTAL TX-TOTAL LAST-SEEN` after the header starting with `PEER`.
+    pub fn peer_rx(&self, peer: &str) -> Option<f64> {
+        self.text
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("PEER"))
+            .skip(1)
+            .find_map(|l| {
+                let mut words = l.split_whitespace();
+                (words.next()? == peer).then_some(())?;
+                let _interface = words.next()?;
+                rate(&mut words)?
+            })
+    }
+
     /// Fails unless `names` appear in this order (other rows may be
     /// between them).
     pub fn order(&self, names: &[&str]) -> Result<()> {
@@ -62,22 +78,24 @@ fn parse_row(line: &str) -> Option<ScreenRow> {
     let _interface = words.next()?;
     let state = words.next()?.to_owned();
     let owner = words.next()?.to_owned();
-    let mut rate = || -> Option<Option<f64>> {
-        let value = words.next()?;
-        if value == "-" {
-            return Some(None);
-        }
-        Some(Some(value.parse::<f64>().ok()? * prefix(words.next()?)?))
-    };
     Some(ScreenRow {
         marked,
         name,
         address,
         state,
         owner,
-        rx: rate()?,
-        tx: rate()?,
+        rx: rate(&mut words)?,
+        tx: rate(&mut words)?,
     })
+}
+
+/// The next rate of `words`: `1.64 Mbit/s` (two words) or `-`.
+fn rate<'a>(words: &mut impl Iterator<Item = &'a str>) -> Option<Option<f64>> {
+    let value = words.next()?;
+    if value == "-" {
+        return Some(None);
+    }
+    Some(Some(value.parse::<f64>().ok()? * prefix(words.next()?)?))
 }
 
 /// The multiplier of `kbit/s`, `Mpkt/s` and the like.

@@ -326,11 +326,26 @@ fn read_batched<K: bytemuck::Pod>(
     cpus: usize,
     each: &mut impl FnMut(K, Counters),
 ) -> Result<(), SysError> {
+    batch_entries(map, Some(cpus), &mut |key, slots: &[Counters]| {
+        each(key, slots.iter().copied().sum());
+    })
+}
+
+/// Reads every entry of a hash of `K` to `V` with `BPF_MAP_LOOKUP_BATCH`,
+/// calling `each` with the key and its value: one `V` for a plain map,
+/// one per possible CPU (`per_cpu_slots`) for a per-CPU map, whose slots
+/// are `V` exactly when `V` is a multiple of 8 bytes.
+pub(crate) fn batch_entries<K: bytemuck::Pod, V: bytemuck::Pod>(
+    map: &MapData,
+    per_cpu_slots: Option<usize>,
+    each: &mut impl FnMut(K, &[V]),
+) -> Result<(), SysError> {
+    let slots = per_cpu_slots.unwrap_or(1);
     let key_size = size_of::<K>();
-    let value_size = sys::batch_value_size(size_of::<Counters>(), Some(cpus));
+    let value_size = sys::batch_value_size(size_of::<V>(), per_cpu_slots);
     let mut entries = BATCH_ENTRIES;
     let mut keys = vec![K::zeroed(); entries];
-    let mut values = vec![Counters::default(); entries * cpus];
+    let mut values = vec![V::zeroed(); entries * slots];
     let mut cursor = BatchCursor::new(key_size);
     loop {
         let batch = sys::lookup_batch(
@@ -349,12 +364,12 @@ fn read_batched<K: bytemuck::Pod>(
             Batch::TooSmall => {
                 entries *= 2;
                 keys.resize(entries, K::zeroed());
-                values.resize(entries * cpus, Counters::default());
+                values.resize(entries * slots, V::zeroed());
                 continue;
             }
         };
-        for (key, slots) in keys.iter().zip(values.chunks_exact(cpus)).take(count) {
-            each(*key, slots.iter().copied().sum());
+        for (key, value) in keys.iter().zip(values.chunks_exact(slots)).take(count) {
+            each(*key, value);
         }
         if done {
             return Ok(());

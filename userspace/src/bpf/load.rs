@@ -16,7 +16,12 @@ use aya::{
 };
 use common::{
     Counters, Direction, OtherKey, OtherKind,
-    names::{ADDRESSES_V4, ADDRESSES_V6, OTHER},
+    names::{
+        ADDRESSES_V4, ADDRESSES_V6, DEFAULT_PEER_CAPACITY, DEFAULT_PEER_V4_PREFIX,
+        DEFAULT_PEER_V6_PREFIX, OTHER, PEER_V4_MASK, PEER_V4_PREFIX, PEER_V6_MASK, PEER_V6_PREFIX,
+        PEERS, PEERS_MISSED, PEERS_ON,
+    },
+    peer::prefix_mask,
 };
 use log::{info, warn};
 
@@ -85,10 +90,35 @@ pub enum LoadError {
     Cpus(#[from] CpusError),
 }
 
+/// How the programs track peers (`--peers`, `--peer-capacity`,
+/// `--peer-prefix-v4`, `--peer-prefix-v6`), set before verification.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerTracking {
+    pub on: bool,
+    pub capacity: u32,
+    pub v4_prefix: u8,
+    pub v6_prefix: u8,
+}
+
+impl PeerTracking {
+    /// `aliasstat run`'s defaults.
+    pub const DEFAULT: Self = Self {
+        on: true,
+        capacity: DEFAULT_PEER_CAPACITY,
+        v4_prefix: DEFAULT_PEER_V4_PREFIX,
+        v6_prefix: DEFAULT_PEER_V6_PREFIX,
+    };
+}
+
+/// [`load_with`] the default peer tracking.
+pub fn load(bpffs: &Path, map_capacity: u32) -> Result<Ebpf, LoadError> {
+    load_with(bpffs, map_capacity, PeerTracking::DEFAULT)
+}
+
 /// Loads the object with its maps pinned under `bpffs`, reusing maps of
 /// this layout that are already pinned there so that counts survive a
 /// restart.
-pub fn load(bpffs: &Path, map_capacity: u32) -> Result<Ebpf, LoadError> {
+pub fn load_with(bpffs: &Path, map_capacity: u32, peers: PeerTracking) -> Result<Ebpf, LoadError> {
     std::fs::create_dir_all(bpffs).map_err(|source| LoadError::PinDir {
         path: bpffs.to_owned(),
         source,
@@ -111,13 +141,28 @@ pub fn load(bpffs: &Path, map_capacity: u32) -> Result<Ebpf, LoadError> {
             pins::LAYOUT_VERSION
         );
     }
+    for name in ADDRESS_MAPS {
+        warn_on_capacity_mismatch(&maps, name, map_capacity, "--map-capacity");
+    }
+    warn_on_capacity_mismatch(&maps, PEERS, peers.capacity, "--peer-capacity");
+    let v4_mask = prefix_mask(peers.v4_prefix, 32);
+    let v6_mask = prefix_mask(peers.v6_prefix, 128);
     let mut loader = EbpfLoader::new();
     loader.default_map_pin_directory(&maps);
     for name in ADDRESS_MAPS {
-        warn_on_capacity_mismatch(&maps.join(name), map_capacity);
         loader.map_max_entries(name, map_capacity);
     }
-    loader.load(OBJECT).map_err(LoadError::Object)
+    loader
+        .map_max_entries(PEERS, peers.capacity)
+        // One not-recorded counter per local address at most.
+        .map_max_entries(PEERS_MISSED, map_capacity)
+        .override_global(PEERS_ON, &u8::from(peers.on), true)
+        .override_global(PEER_V4_MASK, &v4_mask, true)
+        .override_global(PEER_V6_MASK, &v6_mask, true)
+        .override_global(PEER_V4_PREFIX, &peers.v4_prefix.min(32), true)
+        .override_global(PEER_V6_PREFIX, &peers.v6_prefix.min(128), true)
+        .load(OBJECT)
+        .map_err(LoadError::Object)
 }
 
 fn is_bpffs(path: &Path) -> bool {
@@ -132,13 +177,14 @@ fn is_bpffs(path: &Path) -> bool {
 }
 
 /// A pinned map keeps the capacity it was created with; say so rather than
-/// silently ignoring `--map-capacity`.
-fn warn_on_capacity_mismatch(path: &Path, wanted: u32) {
-    if let Ok(info) = MapInfo::from_pin(path)
+/// silently ignoring the `flag` that sizes it.
+fn warn_on_capacity_mismatch(maps: &Path, name: &str, wanted: u32, flag: &str) {
+    let path = maps.join(name);
+    if let Ok(info) = MapInfo::from_pin(&path)
         && info.max_entries() != wanted
     {
         warn!(
-            "{} is already pinned with capacity {}; keeping it and its counts (remove the pin to apply --map-capacity {wanted})",
+            "{} is already pinned with capacity {}; keeping it and its counts (remove the pin to apply {flag} {wanted})",
             path.display(),
             info.max_entries()
         );

@@ -98,6 +98,20 @@ impl Shape {
                         + entries * cpus * value,
                 )
             }
+            // Preallocated too, with one spare element per CPU (so that
+            // an update can swap in a new element), and a per-CPU pointer
+            // to each spare. Values are inline: the memory does not grow
+            // with the CPU count but for those spares.
+            MapType::Hash => {
+                let buckets = entries.next_power_of_two() * BUCKET;
+                let element = HTAB_ELEM + u64::from(self.key_size).next_multiple_of(8) + value;
+                Some(
+                    HTAB + buckets
+                        + HTAB_LOCKS_PER_CPU * cpus
+                        + (entries + cpus) * element
+                        + cpus * 8,
+                )
+            }
             MapType::Array if self.flags & BPF_F_MMAPABLE == 0 => Some(ARRAY + entries * value),
             MapType::RingBuf => {
                 let data_pages = entries / PAGE;
@@ -257,6 +271,11 @@ mod tests {
             (shape(MapType::PerCpuHash, 24, 16, 1_000_000), 128_778_176),
             (shape(MapType::PerCpuHash, 24, 16, 1_048_576), 134_218_688),
             (shape(MapType::PerCpuHash, 8, 16, 4_096), 459_712),
+            // The peer table at its default capacity, and its
+            // not-recorded counters at the address map's.
+            (shape(MapType::Hash, 40, 48, 131_072), 19_924_192),
+            (shape(MapType::Hash, 24, 16, 16_384), 1_705_088),
+            (shape(MapType::Hash, 24, 16, 100_000), 10_898_304),
             (shape(MapType::Array, 4, 111, 1), 424),
             (shape(MapType::Array, 4, 16, 1), 328),
             (shape(MapType::Array, 4, 8, 1), 320),
@@ -284,6 +303,17 @@ mod tests {
         let other = per_cpu_hash(size_of::<OtherKey>(), names::OTHER_CAPACITY);
         assert_eq!((v4, v6, other), (26_219_392, 26_416_000, 8_721_280));
         assert!(v4 + v6 + other < 64 << 20);
+    }
+
+    /// The default peer table on a 128-CPU host: its values are not per
+    /// CPU, so 128 CPUs add only the spare elements, about 19 MiB in all,
+    /// under the 32 MiB the issue allows.
+    #[test]
+    fn default_peer_table_on_128_cpus() {
+        let peers = shape(MapType::Hash, 40, 48, common::names::DEFAULT_PEER_CAPACITY);
+        let bytes = peers.kernel_bytes(128).unwrap();
+        assert_eq!(bytes, 19_946_368);
+        assert!(bytes <= 32 << 20, "{bytes} bytes");
     }
 
     #[test]

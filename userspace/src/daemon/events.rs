@@ -73,6 +73,8 @@ impl Running<'_> {
             .as_ref()
             .map_or(RECONCILE_EVERY, Janitor::every);
         let mut sweep = tokio::time::interval(sweep_every);
+        let peers_every = self.live.peers().map_or(RECONCILE_EVERY, |p| p.every());
+        let mut peer_sweep = tokio::time::interval(peers_every);
         loop {
             tokio::select! {
                 _ = self.signals.interrupt.recv() => return "SIGINT",
@@ -95,6 +97,11 @@ impl Running<'_> {
                             .live
                             .with_budget(|budget, snap, is_foreign| j.sweep(budget, &snap, is_foreign));
                         j.report(swept);
+                    }
+                }
+                _ = peer_sweep.tick(), if self.live.peers().is_some() => {
+                    if let Some(peers) = self.live.peers() {
+                        peers.sweep_now(&self.live.host(), &self.live.config().config);
                     }
                 }
             }

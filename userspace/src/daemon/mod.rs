@@ -18,11 +18,12 @@ use crate::{
     bpf::{
         attach::{AttachError, Hook},
         counters::CountersError,
-        load::LoadError,
+        load::{LoadError, PeerTracking},
         memory::MemoryError,
     },
     foreign::{Janitor, evict},
     inventory::{ConfigError, interfaces::InterfaceError},
+    peers::{PeersError, Retention},
     serve::{
         http::{self, BindError},
         web_config::WebConfigError,
@@ -48,6 +49,10 @@ pub struct Options {
     pub detach_on_exit: bool,
     /// Evict foreign entries unchanged for this long; `None` never does.
     pub foreign_idle: Option<Duration>,
+    /// `--peers`, `--peer-capacity` and the remote prefixes.
+    pub peer_tracking: PeerTracking,
+    /// `--peer-idle`, `--peer-retention`, `--state-dir`.
+    pub peer_retention: Retention,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +75,8 @@ pub enum DaemonError {
     Attach(#[from] Box<AttachError>),
     #[error(transparent)]
     Evict(#[from] evict::EvictError),
+    #[error(transparent)]
+    Peers(#[from] PeersError),
     #[error("failed to install the {signal} handler")]
     Signal {
         signal: &'static str,

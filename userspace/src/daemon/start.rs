@@ -14,6 +14,7 @@ use super::{ConfigStatus, DaemonError, Live, Options, Parts, logs};
 use crate::{
     bpf::{attach::Attacher, counters::PinnedMaps, load, memory::MapMemory},
     inventory::{self, HostTable, interfaces},
+    peers::Peers,
     serve::{
         http,
         web_config::{self, WebConfig},
@@ -84,7 +85,7 @@ pub(super) struct Kernel {
 /// Loads the programs with their maps pinned and attaches them to every
 /// interface that exists now.
 pub(super) fn kernel(opts: &Options, interfaces: &[String]) -> Result<Kernel, DaemonError> {
-    let mut ebpf = load::load(&opts.bpffs, opts.map_capacity)?;
+    let mut ebpf = load::load_with(&opts.bpffs, opts.map_capacity, opts.peer_tracking)?;
     // Before aya-log takes its ring buffer out of the object.
     let memory = MapMemory::of(&ebpf)?;
     logs::forward_kernel_logs(&mut ebpf);
@@ -113,6 +114,11 @@ pub(super) fn live(
         address_capacity: load::address_capacity(ebpf)?,
         memory,
         max_foreign_series: opts.max_foreign_series,
+        peers: opts
+            .peer_tracking
+            .on
+            .then(|| Peers::open(&opts.bpffs, opts.peer_retention.clone()))
+            .transpose()?,
     })))
 }
 

@@ -18,6 +18,7 @@ use crate::{
     },
     foreign::{ForeignBudget, Split},
     inventory::{self, Config, HostTable, Row, State},
+    peers::Peers,
 };
 
 /// The alias file as last loaded, and how the last (re)load went.
@@ -43,6 +44,7 @@ pub struct Live {
     memory: MapMemory,
     foreign: Mutex<ForeignBudget>,
     max_foreign_series: usize,
+    peers: Option<Peers>,
 }
 
 /// What a [`Live`] is made of.
@@ -56,6 +58,8 @@ pub struct Parts {
     pub memory: MapMemory,
     /// Foreign addresses that get series of their own.
     pub max_foreign_series: usize,
+    /// The peer table and record; `None` with `--peers off`.
+    pub peers: Option<Peers>,
 }
 
 impl Live {
@@ -69,7 +73,13 @@ impl Live {
             memory: parts.memory,
             foreign: Mutex::new(ForeignBudget::new(parts.max_foreign_series)),
             max_foreign_series: parts.max_foreign_series,
+            peers: parts.peers,
         }
+    }
+
+    /// The peer table and record; `None` with `--peers off`.
+    pub fn peers(&self) -> Option<&Peers> {
+        self.peers.as_ref()
     }
 
     /// The host's addresses and links as last seen through rtnetlink.

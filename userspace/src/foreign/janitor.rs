@@ -83,7 +83,8 @@ impl Janitor {
     }
 }
 
-fn sweep_interval(idle: Duration) -> Duration {
+/// Also the peer sweep's interval, for the same reasons.
+pub(crate) fn sweep_interval(idle: Duration) -> Duration {
     (idle / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
 

@@ -4,7 +4,7 @@
 
 mod budget;
 pub mod evict;
-mod janitor;
+pub(crate) mod janitor;
 
 pub use budget::{ForeignBudget, Split};
 pub use janitor::Janitor;

@@ -50,6 +50,38 @@ pub fn status(live: &Live) -> Status {
     }
 }
 
+/// The `address` of a `/api/v1/peers?address=A` query, percent-decoded:
+/// an address or an alias name.
+pub fn wanted_address(query: Option<&str>) -> Option<String> {
+    let value = query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("address="))?;
+    let mut bytes = Vec::with_capacity(value.len());
+    let mut rest = value.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        let hex = |s: &[u8]| {
+            std::str::from_utf8(s)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        };
+        match (b, tail.get(..2).and_then(hex)) {
+            (b'%', Some(decoded)) => {
+                bytes.push(decoded);
+                rest = &tail[2..];
+            }
+            (b'+', _) => {
+                bytes.push(b' ');
+                rest = tail;
+            }
+            _ => {
+                bytes.push(b);
+                rest = tail;
+            }
+        }
+    }
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// The UTS name of the daemon's namespace; empty if /proc is not there.
 fn hostname() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
@@ -60,6 +92,20 @@ fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_peers_query_names_one_address() {
+        let cases = [
+            (None, None),
+            (Some("x=1"), None),
+            (Some("address=10.0.0.5"), Some("10.0.0.5")),
+            (Some("a=b&address=fd00%3A%3A1"), Some("fd00::1")),
+            (Some("address=shop+tls%zz"), Some("shop tls%zz")),
+        ];
+        for (query, want) in cases {
+            assert_eq!(wanted_address(query).as_deref(), want, "{query:?}");
+        }
+    }
 
     #[test]
     fn status_has_the_documented_shape() {

@@ -155,6 +155,7 @@ const LANDING: &str = "<!doctype html>
 <ul>
 <li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>
 <li><a href=\"/api/v1/aliases\">/api/v1/aliases</a>: the inventory with counts, as JSON</li>
+<li><a href=\"/api/v1/peers\">/api/v1/peers</a>: who each address talks with, and when it last did, as JSON (<code>?address=A</code> for one)</li>
 <li><a href=\"/api/v1/status\">/api/v1/status</a>: version, host, and which programs are attached where, as JSON</li>
 <li><a href=\"/healthz\">/healthz</a>: 200 while every program is attached</li>
 </ul>
@@ -248,6 +249,7 @@ enum Route {
     Health,
     Aliases,
     Status,
+    Peers,
 }
 
 impl Route {
@@ -258,6 +260,7 @@ impl Route {
             "/healthz" => Self::Health,
             "/api/v1/aliases" => Self::Aliases,
             "/api/v1/status" => Self::Status,
+            "/api/v1/peers" => Self::Peers,
             _ => return None,
         })
     }
@@ -277,6 +280,7 @@ async fn handle(
         Route::Status => json(StatusCode::OK, &api::status(&app.live)),
         Route::Metrics => metrics_response(&app, accepts_gzip(&req)).await,
         Route::Aliases => aliases_response(app).await,
+        Route::Peers => peers_response(app, api::wanted_address(req.uri().query())).await,
     })
 }
 
@@ -332,6 +336,26 @@ async fn aliases_response(app: Arc<App>) -> Response<Full<Bytes>> {
             "application/json",
         ),
         Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    }
+}
+
+/// The peer list reads the maps: off the runtime thread.
+async fn peers_response(app: Arc<App>, wanted: Option<String>) -> Response<Full<Bytes>> {
+    let list = tokio::task::spawn_blocking(move || {
+        let live = &app.live;
+        let peers = live.peers()?;
+        let listed = peers.list(&live.host(), &live.config().config);
+        Some(listed.map(|l| crate::peers::view::select(l, wanted.as_deref())))
+    })
+    .await;
+    match list {
+        Ok(Some(Ok(list))) => json(StatusCode::OK, &list),
+        Ok(None) => text(
+            StatusCode::NOT_FOUND,
+            "peer tracking is off (aliasstat run --peers off)\n",
+        ),
+        Ok(Some(Err(e))) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
     }
 }

@@ -26,6 +26,7 @@ use tokio_rustls::TlsConnector;
 pub use crate::serve::api::Attached;
 use crate::{
     inventory::State,
+    peers::view::AddressPeers,
     serve::{api::Status, tls},
 };
 
@@ -224,6 +225,26 @@ impl Client {
                 url: self.url() + path,
                 source,
             })
+    }
+
+    /// `/api/v1/peers`, of one address or alias name, or of all.
+    pub async fn peers(&self, wanted: Option<&str>) -> Result<Vec<AddressPeers>, ClientError> {
+        let mut path = String::from("/api/v1/peers");
+        if let Some(wanted) = wanted {
+            path.push_str("?address=");
+            for b in wanted.bytes() {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    path.push(char::from(b));
+                } else {
+                    path.push_str(&format!("%{b:02X}"));
+                }
+            }
+        }
+        let body = self.get(&path).await?;
+        serde_json::from_slice(&body).map_err(|source| ClientError::Json {
+            url: self.url() + &path,
+            source,
+        })
     }
 
     pub async fn attachments(&self) -> Result<Vec<Attached>, ClientError> {

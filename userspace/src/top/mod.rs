@@ -2,12 +2,14 @@
 //! right now, read from a running daemon's HTTP API.
 //!
 //! `state` holds everything top knows and decides (pure, tested without a
-//! terminal), `render` draws it, `client` talks to the daemon, and
+//! terminal), `peers` the drill-down into one address's peers, `render`
+//! draws it, `client` talks to the daemon, and
 //! `report` prints `--once`. This module runs the loop: a sampling thread
 //! reads the daemon every interval, a key thread reads the terminal, and
 //! the main thread applies both to the state and redraws.
 
 pub mod client;
+pub mod peers;
 pub mod render;
 pub mod report;
 pub mod state;
@@ -16,7 +18,7 @@ use std::{
     error::Error as StdError,
     io::{self, IsTerminal as _, Write as _},
     net::IpAddr,
-    sync::mpsc,
+    sync::{Arc, Mutex, PoisonError, mpsc},
     thread,
     time::{Duration, Instant},
 };
@@ -30,6 +32,7 @@ use tokio::{
 
 use self::{
     client::{Attached, Client, ClientError},
+    peers::PeerSample,
     state::{Flow, Sample, Source, Top, View},
 };
 
@@ -79,25 +82,32 @@ pub struct IntervalError {
 
 /// `1s`, `500ms`, `2.5s`, `1m`, or plain seconds.
 pub fn parse_interval(text: &str) -> Result<Duration, IntervalError> {
+    parse_duration(text)
+        .filter(|d| (MIN_INTERVAL..=MAX_INTERVAL).contains(d))
+        .ok_or_else(|| IntervalError {
+            text: text.to_owned(),
+        })
+}
+
+/// `500ms`, `2.5s`, `10m`, `6h`, `30d`, or plain seconds; `None` for
+/// anything else or a negative time.
+pub fn parse_duration(text: &str) -> Option<Duration> {
     let t = text.trim();
-    let (number, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (t, 1.0)
-    };
+    let (number, scale) = [
+        ("ms", 0.001),
+        ("s", 1.0),
+        ("m", 60.0),
+        ("h", 3600.0),
+        ("d", 86_400.0),
+    ]
+    .into_iter()
+    .find_map(|(unit, scale)| t.strip_suffix(unit).map(|n| (n, scale)))
+    .unwrap_or((t, 1.0));
     number
         .trim()
         .parse::<f64>()
         .ok()
         .and_then(|n| Duration::try_from_secs_f64(n * scale).ok())
-        .filter(|d| (MIN_INTERVAL..=MAX_INTERVAL).contains(d))
-        .ok_or_else(|| IntervalError {
-            text: text.to_owned(),
-        })
 }
 
 pub fn run(opts: &Options) -> Result<(), TopError> {
@@ -142,12 +152,17 @@ fn once(client: &Client, opts: &Options) -> Result<(), TopError> {
     }
 }
 
+/// The address whose peers the drill-down shows, shared with the sampler.
+type Watching = Arc<Mutex<Option<IpAddr>>>;
+
 /// What the main loop waits for.
 enum Event {
     Key(KeyEvent),
     /// The terminal changed size; a redraw fits the new one.
     Resize,
     Sample(Result<Sample, String>, Option<Vec<Attached>>),
+    /// The peers of the address the drill-down watched when they were read.
+    Peers(IpAddr, Result<PeerSample, String>),
     /// SIGINT (from kill: in raw mode Ctrl-C is a key), SIGTERM or
     /// SIGHUP: leave like `q` does, terminal restored.
     Quit,
@@ -174,9 +189,12 @@ fn interactive(client: Client, interval: Duration) -> Result<(), TopError> {
     let rt = runtime()?;
     let signals = signals(&rt)?;
     let (tx, rx) = mpsc::channel();
+    // The drill-down's address, which the sampler reads every interval.
+    let watching: Watching = Arc::default();
     {
         let tx = tx.clone();
-        thread::spawn(move || rt.block_on(sample(client, interval, signals, tx)));
+        let watching = watching.clone();
+        thread::spawn(move || rt.block_on(sample(client, interval, signals, watching, tx)));
     }
 
     let _restore = RestoreTerminal;
@@ -198,6 +216,7 @@ fn interactive(client: Client, interval: Duration) -> Result<(), TopError> {
                 return Ok(());
             }
         }
+        *watching.lock().unwrap_or_else(PoisonError::into_inner) = top.watching();
     }
 }
 
@@ -227,6 +246,11 @@ fn apply(top: &mut Top, event: Event) -> Result<Flow, TopError> {
                 top.on_attachments(a);
             }
         }
+        Event::Peers(address, sample) => {
+            if top.watching() == Some(address) {
+                top.on_peers(sample);
+            }
+        }
         Event::Quit => return Ok(Flow::Quit),
         Event::Input(e) => return Err(TopError::Terminal(e)),
     }
@@ -240,6 +264,7 @@ async fn sample(
     client: Client,
     interval: Duration,
     mut signals: [Signal; 3],
+    watching: Watching,
     tx: mpsc::Sender<Event>,
 ) {
     let mut ticks = tokio::time::interval(interval);
@@ -280,6 +305,20 @@ async fn sample(
         };
         if tx.send(Event::Sample(sample, attachments)).is_err() {
             return;
+        }
+        let watched = *watching.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(address) = watched {
+            let peers = client
+                .peers(Some(&address.to_string()))
+                .await
+                .map(|list| PeerSample {
+                    list,
+                    at: Instant::now(),
+                })
+                .map_err(|e| chain(&e));
+            if tx.send(Event::Peers(address, peers)).is_err() {
+                return;
+            }
         }
     }
     let _ = tx.send(Event::Quit);

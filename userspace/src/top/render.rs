@@ -12,8 +12,11 @@ use ratatui::{
     widgets::{Block, Cell, Clear, Paragraph, Row, Table, Wrap},
 };
 
-use super::state::{Attention, Line, Link, Mode, Rate, Sort, Top, Unit, totals};
-use crate::commands::table::escape;
+use super::{
+    peers::Drill,
+    state::{Attention, Line, Link, Mode, Rate, Sort, Top, Unit, totals},
+};
+use crate::{commands::table::escape, peers::time::rfc3339};
 
 /// `1.64 Mbit/s`: three significant digits and an SI prefix, so that
 /// columns stay narrow and a glance gives the order of magnitude.
@@ -81,7 +84,10 @@ pub fn draw(frame: &mut Frame<'_>, top: &Top) {
     ])
     .areas(frame.area());
     frame.render_widget(Paragraph::new(header_lines(top)), header);
-    draw_table(frame, top, table);
+    match &top.drill {
+        Some(drill) if top.mode == Mode::Peers => draw_peers(frame, drill, top.view.unit, table),
+        _ => draw_table(frame, top, table),
+    }
     frame.render_widget(
         Paragraph::new(status_line(top)).wrap(Wrap { trim: true }),
         status,
@@ -249,11 +255,15 @@ fn draw_table(frame: &mut Frame<'_>, top: &Top, area: Rect) {
     };
     let header = Row::new(columns.iter().map(|&i| cell(i, TITLES[i].to_owned())))
         .style(Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD));
-    let body = rows.into_iter().map(|(cells, attention)| {
+    let selected = top.selected.min(rows.len().saturating_sub(1));
+    let body = rows.into_iter().enumerate().map(|(n, (cells, attention))| {
         let row = Row::new(columns.iter().map(|&i| cell(i, cells[i].clone())));
-        match attention {
-            Some(a) => row.style(attention_style(a)),
-            None => row,
+        let style = attention.map_or_else(Style::new, attention_style);
+        // The row Enter opens.
+        if n == selected {
+            row.style(style.add_modifier(Modifier::REVERSED))
+        } else {
+            row.style(style)
         }
     });
     let constraints = columns
@@ -276,6 +286,87 @@ fn draw_table(frame: &mut Frame<'_>, top: &Top, area: Rect) {
             )),
             note,
         );
+    }
+}
+
+const PEER_TITLES: [&str; 7] = [
+    "PEER",
+    "INTERFACE",
+    "RX",
+    "TX",
+    "RX TOTAL",
+    "TX TOTAL",
+    "LAST SEEN",
+];
+
+/// The drill-down: one address's peers, busiest first.
+fn draw_peers(frame: &mut Frame<'_>, drill: &Drill, unit: Unit, area: Rect) {
+    let [title, list] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
+    let complete = if drill.complete {
+        "complete"
+    } else {
+        "INCOMPLETE: the daemon's peer table was full"
+    };
+    frame.render_widget(
+        Paragraph::new(Text::from(vec![
+            Span::styled(
+                format!("peers of {} ({})", escape(&drill.name), drill.address),
+                Style::new().add_modifier(Modifier::BOLD),
+            ),
+            Span::raw(format!(" · {} listed · {complete}", drill.lines.len())),
+        ])),
+        title,
+    );
+    let rows: Vec<[String; 7]> = drill
+        .lines
+        .iter()
+        .map(|l| {
+            [
+                l.peer.to_string(),
+                escape(&l.interface).into_owned(),
+                rate(l.rates.map(|r| r.rx), unit),
+                rate(l.rates.map(|r| r.tx), unit),
+                total(l.rx, unit),
+                total(l.tx, unit),
+                rfc3339(l.last_seen.0),
+            ]
+        })
+        .collect();
+    let mut widths = PEER_TITLES.map(str::len);
+    for cells in &rows {
+        for (w, c) in widths.iter_mut().zip(cells) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let right = |i: usize| (2..6).contains(&i);
+    let cell = |i: usize, text: String| {
+        if right(i) {
+            Cell::from(Text::from(text).right_aligned())
+        } else {
+            Cell::from(text)
+        }
+    };
+    let header = Row::new((0..7).map(|i| cell(i, PEER_TITLES[i].to_owned())))
+        .style(Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD));
+    let body = rows
+        .into_iter()
+        .map(|cells| Row::new(cells.into_iter().enumerate().map(|(i, c)| cell(i, c))));
+    let table = Table::new(body, widths.map(|w| Constraint::Length(w as u16)))
+        .header(header)
+        .column_spacing(1);
+    frame.render_widget(table, list);
+    let note = match (&drill.error, drill.lines.is_empty()) {
+        (Some(e), _) => Some(format!(" reading the peers failed: {}", escape(e))),
+        (None, true) => Some(" no peers listed (yet): they follow with the next sample".to_owned()),
+        _ => None,
+    };
+    if let Some(note) = note {
+        let at = Rect {
+            y: list.y + 1,
+            height: 1,
+            ..list
+        };
+        frame.render_widget(Paragraph::new(note), at);
     }
 }
 
@@ -360,6 +451,12 @@ fn footer_line(top: &Top) -> Text<'static> {
             Span::raw(" clear"),
         ]);
     }
+    if top.mode == Mode::Peers {
+        let spans = [("Esc", "back to the table"), ("q", "quit")]
+            .iter()
+            .flat_map(|(k, what)| [Span::styled(*k, key), Span::raw(format!(" {what}  "))]);
+        return Text::from(spans.collect::<Vec<_>>());
+    }
     let keys = [
         ("q", "quit"),
         ("?", "help"),
@@ -368,6 +465,7 @@ fn footer_line(top: &Top) -> Text<'static> {
         ("i", "invert"),
         ("b", "bits/pkts"),
         ("p", if top.paused() { "resume" } else { "pause" }),
+        ("↑↓ Enter", "peers"),
     ];
     let spans = keys
         .iter()
@@ -390,6 +488,10 @@ const HELP: &[(&str, &str)] = &[
         "filter: rows whose name, address, interface, state or owner contain the text",
     ),
     ("Esc", "clear the filter"),
+    (
+        "↑ ↓ Enter",
+        "highlight a row and open its address's peers, with rates; Esc returns",
+    ),
     ("p", "pause the display (sampling goes on); p again resumes"),
     ("q", "quit (Ctrl-C too)"),
 ];
@@ -557,6 +659,18 @@ mod tests {
         for c in keys.chars() {
             top.on_key(KeyEvent::from(KeyCode::Char(c)));
         }
+    }
+
+    #[test]
+    fn peers_of_the_highlighted_row() {
+        let mut top = fixture();
+        top.on_key(KeyEvent::from(KeyCode::Enter));
+        let t0 = Instant::now();
+        for k in [1, 3] {
+            let at = t0 + Duration::from_secs(k);
+            top.on_peers(Ok(crate::top::peers::tests::sample(at, k)));
+        }
+        assert_snapshot!(screen(&top));
     }
 
     #[test]

@@ -12,7 +12,10 @@ use std::{
 use common::Counters;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::client::{Attached, Entry};
+use super::{
+    client::{Attached, Entry},
+    peers::{Drill, PeerSample},
+};
 use crate::inventory::State;
 
 /// The rows of `/api/v1/aliases` at one moment.
@@ -51,7 +54,7 @@ pub fn per_second(before: u64, now: u64, elapsed: Duration) -> f64 {
     (now - before) as f64 / elapsed.as_secs_f64()
 }
 
-fn rate(before: Counters, now: Counters, elapsed: Duration) -> Rate {
+pub(crate) fn rate(before: Counters, now: Counters, elapsed: Duration) -> Rate {
     Rate {
         bits: per_second(before.bytes, now.bytes, elapsed) * 8.0,
         packets: per_second(before.packets, now.packets, elapsed),
@@ -259,6 +262,8 @@ pub enum Mode {
     /// Typing the filter after `/`.
     Filter,
     Help,
+    /// The peers of one address (Enter on its row); Esc returns.
+    Peers,
 }
 
 /// How the last request to the daemon went.
@@ -302,6 +307,10 @@ pub struct Top {
     /// The rows as they were when `p` was pressed; sampling goes on
     /// underneath so that resuming shows fresh rates at once.
     frozen: Option<Vec<Line>>,
+    /// The highlighted row, an index into [`Top::shown`].
+    pub selected: usize,
+    /// The drill-down, while [`Mode::Peers`] is on.
+    pub drill: Option<Drill>,
 }
 
 impl Top {
@@ -315,7 +324,31 @@ impl Top {
             last: None,
             latest: Vec::new(),
             frozen: None,
+            selected: 0,
+            drill: None,
         }
+    }
+
+    /// The address whose peers the sampler should read, if any.
+    pub fn watching(&self) -> Option<IpAddr> {
+        self.drill.as_ref().map(|d| d.address)
+    }
+
+    /// A reading of the drilled-down address's peers.
+    pub fn on_peers(&mut self, sample: Result<PeerSample, String>) {
+        if let Some(drill) = self.drill.as_mut() {
+            drill.on_sample(sample);
+        }
+    }
+
+    /// Opens the peers of the highlighted row.
+    fn open_peers(&mut self) {
+        let shown = self.shown();
+        let Some(line) = shown.get(self.selected.min(shown.len().saturating_sub(1))) else {
+            return;
+        };
+        self.drill = Some(Drill::new(line.entry.address, line.name()));
+        self.mode = Mode::Peers;
     }
 
     /// Takes a new reading. A failed one keeps the last good sample, so
@@ -375,6 +408,14 @@ impl Top {
                 KeyCode::Char('q') => return Flow::Quit,
                 _ => self.mode = Mode::Table,
             },
+            Mode::Peers => match key.code {
+                KeyCode::Char('q') => return Flow::Quit,
+                KeyCode::Esc | KeyCode::Backspace => {
+                    self.drill = None;
+                    self.mode = Mode::Table;
+                }
+                _ => {}
+            },
             Mode::Table => match key.code {
                 KeyCode::Char('q') => return Flow::Quit,
                 KeyCode::Char('?' | 'h') => self.mode = Mode::Help,
@@ -397,6 +438,12 @@ impl Top {
                 }
                 KeyCode::Char('/') => self.mode = Mode::Filter,
                 KeyCode::Esc => self.view.filter.clear(),
+                KeyCode::Down | KeyCode::Char('j') => {
+                    let last = self.shown().len().saturating_sub(1);
+                    self.selected = (self.selected + 1).min(last);
+                }
+                KeyCode::Up | KeyCode::Char('k') => self.selected = self.selected.saturating_sub(1),
+                KeyCode::Enter => self.open_peers(),
                 _ => {}
             },
         }
@@ -721,6 +768,26 @@ pub(crate) mod tests {
         assert_eq!(top.lines(), before);
         top.on_key(key('p'));
         assert!(top.lines().is_empty());
+    }
+
+    #[test]
+    fn enter_opens_the_peers_of_the_highlighted_row_and_esc_returns() {
+        let mut top = sampled();
+        let first = top.shown()[0].entry.address;
+        let second = top.shown()[1].entry.address;
+        top.on_key(KeyEvent::from(KeyCode::Down));
+        top.on_key(KeyEvent::from(KeyCode::Enter));
+        assert_eq!(top.mode, Mode::Peers);
+        assert_eq!(top.watching(), Some(second));
+        // Sorting keys mean nothing here; Esc goes back to the table.
+        assert_eq!(top.on_key(key('n')), Flow::Continue);
+        top.on_key(KeyEvent::from(KeyCode::Esc));
+        assert_eq!((top.mode, top.watching()), (Mode::Table, None));
+        for _ in 0..10 {
+            top.on_key(KeyEvent::from(KeyCode::Up));
+        }
+        top.on_key(KeyEvent::from(KeyCode::Enter));
+        assert_eq!(top.watching(), Some(first));
     }
 
     #[test]

@@ -16,7 +16,13 @@ pub struct Row {
     pub empty: f64,
     /// Median over trials of (program − its baseline in the same trial).
     pub over: f64,
+    /// Hot key only: median over trials of (the program with the peer table
+    /// off (`run --peers off`) − empty); counting alone.
+    pub peers_off: Option<f64>,
 }
+
+/// How probe names the real program loaded with `--peers off`.
+const PEERS_OFF: &str = " --peers off";
 
 pub struct PacketCost {
     pub rows: Vec<Row>,
@@ -59,19 +65,31 @@ fn parse(out: &Value) -> Result<PacketCost> {
         // counting-and-rekeying program against the rekeying one, so that
         // only the counting is left.
         let (program, baseline) = match keys {
-            None => (times(&|k| k.starts_with("aliasstat"))?, empty.clone()),
+            None => (
+                times(&|k| k.starts_with("aliasstat") && !k.ends_with(PEERS_OFF))?,
+                empty.clone(),
+            ),
             Some(_) => (
                 times(&|k| k.contains("keyed"))?,
                 times(&|k| k.contains("rekey"))?,
             ),
         };
         let paired: Vec<f64> = program.iter().zip(&baseline).map(|(p, b)| p - b).collect();
+        let peers_off = match keys {
+            None => {
+                let off = times(&|k| k.ends_with(PEERS_OFF))?;
+                let paired: Vec<f64> = off.iter().zip(&empty).map(|(p, b)| p - b).collect();
+                median(&paired)
+            }
+            Some(_) => None,
+        };
         rows.push(Row {
             hook: row["hook"].as_str().unwrap_or("?").to_owned(),
             family: row["family"].as_u64().unwrap_or(0),
             keys,
             empty: median(&empty).context("probe: no trials")?,
             over: median(&paired).context("probe: no trials")?,
+            peers_off,
         });
     }
     Ok(PacketCost {
@@ -104,6 +122,17 @@ impl PacketCost {
                 r.over,
                 total / r.empty
             );
+        }
+        for r in self.rows.iter().filter(|r| r.keys.is_none()) {
+            if let Some(off) = r.peers_off {
+                let _ = writeln!(
+                    t,
+                    "\n{} IPv{} hot key: counting alone (`--peers off`) {off:.0} ns over empty; peer tracking adds **{:.0} ns**.",
+                    r.hook,
+                    r.family,
+                    r.over - off
+                );
+            }
         }
         let _ = writeln!(
             t,
@@ -140,10 +169,27 @@ impl PacketCost {
             .reduce(f64::max)
     }
 
+    /// The worst cost of peer tracking for a hot pair: the real program
+    /// over the same program loaded with `--peers off`.
+    pub fn worst_peer_tracking(&self) -> Option<f64> {
+        self.rows
+            .iter()
+            .filter_map(|r| Some(r.over - r.peers_off?))
+            .reduce(f64::max)
+    }
+
     /// The issue's targets (issue 13): a hot key within 25 ns of the empty
     /// program, and 64k keys within twice the hot key's cost.
     pub fn verdicts(&self) -> Vec<Verdict> {
         let mut v = Vec::new();
+        if let Some(peers) = self.worst_peer_tracking() {
+            v.push(Verdict::at_most(
+                "peer tracking over counting alone, one hot pair (worst of TC/XDP, v4/v6)",
+                peers,
+                20.0,
+                "ns",
+            ));
+        }
         if let Some(hot) = self.worst(None) {
             v.push(Verdict::at_most(
                 "per packet over empty, one hot key (worst of TC/XDP, v4/v6)",
@@ -176,7 +222,8 @@ mod tests {
             "repeat": 1000, "trials": 3, "map_entries": 10,
             "rows": [
                 {"hook": "tc", "family": 4, "keys": null,
-                 "ns": {"bench_empty_tc": [30, 31, 30], "aliasstat_tc_ingress": [70, 72, 69]}},
+                 "ns": {"bench_empty_tc": [30, 31, 30], "aliasstat_tc_ingress": [70, 72, 69],
+                        "aliasstat_tc_ingress --peers off": [55, 56, 55]}},
                 {"hook": "xdp", "family": 6, "keys": 1024,
                  "ns": {"bench_empty_xdp": [20, 20, 20], "bench_rekey_xdp": [25, 30, 25],
                         "bench_keyed_xdp": [75, 80, 90]}},
@@ -186,6 +233,9 @@ mod tests {
         assert_eq!(cost.rows[0].empty, 30.0);
         // Per-trial differences 40, 41, 39.
         assert_eq!(cost.rows[0].over, 40.0);
+        // Per-trial differences 25, 25, 25: tracking costs 15.
+        assert_eq!(cost.rows[0].peers_off, Some(25.0));
+        assert_eq!(cost.worst_peer_tracking(), Some(15.0));
         // Per-trial differences 50, 50, 65.
         assert_eq!(cost.rows[1].over, 50.0);
         assert_eq!(cost.worst(Some(1024)), Some(50.0));

@@ -97,7 +97,7 @@ impl Inventory {
     /// Writes the three families. `with_series` are the addresses with
     /// series of their own, sorted: those neither held nor documented are
     /// shown as undocumented too.
-    pub fn write(&self, out: &mut BytesMut, with_series: impl Iterator<Item = IpAddr>) {
+    pub fn write_documented(&self, out: &mut BytesMut, with_series: impl Iterator<Item = IpAddr>) {
         let mut section = DOCUMENTED.open(out);
         let mut known = self.documented.iter().peekable();
         let mut series = with_series.peekable();
@@ -120,6 +120,11 @@ impl Inventory {
             };
             while series.next_if_eq(&address).is_some() {}
         }
+    }
+
+    /// The families after [`Self::write_documented`] (and the peer
+    /// families, which sort between them).
+    pub fn write_present_and_info(&self, out: &mut BytesMut) {
         let mut section = PRESENT.open(out);
         for &(labels, present) in &self.present {
             section.rendered(&self.text, labels, present);

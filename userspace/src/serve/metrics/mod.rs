@@ -17,6 +17,7 @@ mod buckets;
 mod family;
 mod inventory;
 mod labels;
+mod peers;
 mod self_metrics;
 
 use std::{
@@ -174,6 +175,7 @@ impl Renderer {
             None => (Vec::new(), Buckets::default(), None),
         };
         drop(read);
+        let peers = peers::PeerSeries::read(live, &host, &status.config);
         self.labels.prune(series.len());
         let fill = Fill {
             foreign_series: live.foreign_series(),
@@ -181,16 +183,23 @@ impl Renderer {
             address_capacity: live.address_capacity(),
             entries,
             memory: live.map_memory(),
+            peers: peers.as_ref().map(|p| p.fill),
         };
         let out = &mut body;
-        self.labels
-            .inventory()
-            .write(out, series.iter().map(|s| s.address));
+        let inventory = self.labels.inventory();
+        inventory.write_documented(out, series.iter().map(|s| s.address));
+        if let Some(peers) = &peers {
+            peers.write_addresses(out);
+        }
+        inventory.write_present_and_info(out);
         self_metrics::write_build_and_reload(out, &status);
         buckets.write(out, Bucket::ForeignOther);
         self_metrics::write_fill(out, &fill);
         buckets.write(out, Bucket::NonIp);
         buckets.write(out, Bucket::Overflow);
+        if let Some(peers) = &peers {
+            peers.write_not_recorded(out);
+        }
         self_metrics::write_attached(out, &live.attachments());
         addresses::write(out, Direction::Rx, &series, self.labels.text());
         self_metrics::write_duration(out, started.elapsed().as_secs_f64());
@@ -255,6 +264,7 @@ mod tests {
             address_capacity: [4, 2],
             memory: MapMemory::default(),
             max_foreign_series: 1,
+            peers: None,
         }))
     }
 
@@ -424,6 +434,9 @@ mod tests {
         inventory::DOCUMENTED.meta(),
         inventory::PRESENT.meta(),
         inventory::ALIAS_INFO.meta(),
+        peers::ADDRESS_PEERS.meta(),
+        peers::LAST_TRAFFIC.meta(),
+        peers::NOT_RECORDED.meta(),
         self_metrics::FOREIGN_SERIES.meta(),
         self_metrics::FOREIGN_LIMIT.meta(),
         self_metrics::ATTACHED.meta(),

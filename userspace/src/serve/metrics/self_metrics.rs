@@ -5,7 +5,10 @@ use std::time::UNIX_EPOCH;
 
 use bytes::BytesMut;
 
-use super::family::{Family, Kind, Labels};
+use super::{
+    family::{Family, Kind, Labels},
+    peers::PeerFill,
+};
 use crate::{
     bpf::{attach::Attachment, load::ADDRESS_MAPS, memory::MapBytes},
     daemon::ConfigStatus,
@@ -34,14 +37,14 @@ pub static ATTACHED: Family<3> = Family {
 
 pub static MAP_ENTRIES: Family<1> = Family {
     name: "aliasstat_map_entries",
-    help: "Entries in the BPF map: addresses_v4 and addresses_v6 hold one per (interface, direction, address) of their family, other the non_ip, overflow and evicted buckets.",
+    help: "Entries in the BPF map: addresses_v4 and addresses_v6 hold one per (interface, direction, address) of their family, other the non_ip, overflow and evicted buckets, peers one per (interface, address, peer), peers_missed one per address with not-recorded packets.",
     kind: Kind::Gauge,
     labels: Labels(["map"]),
 };
 
 pub static MAP_CAPACITY: Family<1> = Family {
     name: "aliasstat_map_capacity",
-    help: "Maximum entries of the BPF map (--map-capacity for each of addresses_v4 and addresses_v6).",
+    help: "Maximum entries of the BPF map (--map-capacity for each of addresses_v4 and addresses_v6, and for peers_missed; --peer-capacity for peers).",
     kind: Kind::Gauge,
     labels: Labels(["map"]),
 };
@@ -103,6 +106,8 @@ pub struct Fill {
     pub entries: Option<([usize; 2], usize)>,
     /// Every map's kernel memory.
     pub memory: Vec<MapBytes>,
+    /// The peer table's fill; `None` with `--peers off` or unread.
+    pub peers: Option<PeerFill>,
 }
 
 pub fn write_fill(out: &mut BytesMut, fill: &Fill) {
@@ -115,12 +120,20 @@ pub fn write_fill(out: &mut BytesMut, fill: &Fill) {
         section.sample([label.as_str()], u64::from(capacity));
     }
     section.sample(["other"], u64::from(common::names::OTHER_CAPACITY));
+    if let Some(p) = fill.peers {
+        section.sample(["peers"], u64::from(p.peers_capacity));
+        section.sample(["peers_missed"], u64::from(p.missed_capacity));
+    }
+    let mut section = MAP_ENTRIES.open(out);
     if let Some((addresses, other)) = fill.entries {
-        let mut section = MAP_ENTRIES.open(out);
         for (label, entries) in labels.iter().zip(addresses) {
             section.sample([label.as_str()], entries as u64);
         }
         section.sample(["other"], other as u64);
+    }
+    if let Some(p) = fill.peers {
+        section.sample(["peers"], p.peers as u64);
+        section.sample(["peers_missed"], p.missed as u64);
     }
     let mut section = MAP_MEMORY.open(out);
     for map in &fill.memory {
@@ -151,6 +164,7 @@ mod tests {
             foreign_limit: 0,
             address_capacity: [12_288, 12_288],
             entries: None,
+            peers: None,
             memory: vec![
                 MapBytes {
                     name: "addresses_v4".into(),
