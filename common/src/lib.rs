@@ -6,6 +6,8 @@
 
 pub mod key;
 pub mod names;
+pub mod service;
 pub mod wire;
 
 pub use key::{AddrKey, Counters, Direction, Family, OtherKey, OtherKind};
+pub use service::ServiceKey;

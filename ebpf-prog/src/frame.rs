@@ -23,7 +23,7 @@ pub trait Frame {
 }
 
 #[inline(always)]
-fn direct<T: Copy>(start: usize, end: usize, offset: usize) -> Option<T> {
+pub(crate) fn direct<T: Copy>(start: usize, end: usize, offset: usize) -> Option<T> {
     let at = start + offset;
     if at + size_of::<T>() > end {
         return None;

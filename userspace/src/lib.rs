@@ -13,4 +13,5 @@ pub mod daemon;
 pub mod foreign;
 pub mod inventory;
 pub mod serve;
+pub mod services;
 pub mod top;

@@ -5,4 +5,5 @@ pub mod aliases;
 pub mod check;
 pub mod detach;
 pub mod dump;
+pub mod services;
 pub mod table;

@@ -47,6 +47,15 @@ pub struct Options {
     pub detach_on_exit: bool,
     /// Evict foreign entries unchanged for this long; `None` never does.
     pub foreign_idle: Option<Duration>,
+    /// Per-service counting; `None` is `--services off`.
+    pub services: Option<ServiceOptions>,
+}
+
+/// `--cgroup-root` and `--max-service-series`.
+pub struct ServiceOptions {
+    /// The cgroup v2 directory to attach to; the cgroup2 mount when `None`.
+    pub cgroup_root: Option<PathBuf>,
+    pub max_series: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +78,8 @@ pub enum DaemonError {
     Attach(#[from] Box<AttachError>),
     #[error(transparent)]
     Evict(#[from] evict::EvictError),
+    #[error(transparent)]
+    Services(#[from] crate::services::ServicesError),
     #[error("failed to install the {signal} handler")]
     Signal {
         signal: &'static str,
@@ -83,11 +94,12 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let mut inventory = start::inventory(&opts.config)?;
     let web = start::web_config(opts.web_config.as_deref())?;
     let start::Kernel {
-        ebpf,
         attacher,
         memory,
+        mut ebpf,
     } = start::kernel(&opts, &interfaces)?;
-    let live = start::live(&opts, &ebpf, &attacher, memory, &inventory)?;
+    let services = start::services(&opts, &mut ebpf)?;
+    let live = start::live(&opts, &ebpf, &attacher, memory, &inventory, services)?;
     start::first_dump(&mut inventory.host).await;
     start::serve(&opts, live.clone(), web.subscribe()).await?;
     info!(

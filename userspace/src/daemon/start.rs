@@ -13,7 +13,9 @@ use tokio::sync::watch;
 use super::{ConfigStatus, DaemonError, Live, Options, Parts, logs};
 use crate::{
     bpf::{attach::Attacher, counters::PinnedMaps, load, memory::MapMemory},
+    bpf::counters::CounterSource as _,
     inventory::{self, HostTable, interfaces},
+    services::Services,
     serve::{
         http,
         web_config::{self, WebConfig},
@@ -97,6 +99,24 @@ pub(super) fn kernel(opts: &Options, interfaces: &[String]) -> Result<Kernel, Da
     })
 }
 
+/// Attaches the per-service programs, unless `--services off`.
+pub(super) fn services(
+    opts: &Options,
+    ebpf: &mut aya::Ebpf,
+) -> Result<Option<Services>, DaemonError> {
+    let Some(services) = &opts.services else {
+        return Ok(None);
+    };
+    // The ingress counts before attaching are the baseline of unserved.
+    let before = PinnedMaps::open(&opts.bpffs)?.snapshot()?;
+    Ok(Some(Services::start(
+        ebpf,
+        services.cgroup_root.clone(),
+        &before,
+        services.max_series,
+    )?))
+}
+
 /// The state every endpoint reads.
 pub(super) fn live(
     opts: &Options,
@@ -104,6 +124,7 @@ pub(super) fn live(
     attacher: &Attacher,
     memory: MapMemory,
     inventory: &Inventory,
+    services: Option<Services>,
 ) -> Result<Arc<Live>, DaemonError> {
     Ok(Arc::new(Live::new(Parts {
         counters: Box::new(PinnedMaps::open(&opts.bpffs)?),
@@ -113,6 +134,7 @@ pub(super) fn live(
         address_capacity: load::address_capacity(ebpf)?,
         memory,
         max_foreign_series: opts.max_foreign_series,
+        services,
     })))
 }
 

@@ -18,6 +18,7 @@ use crate::{
     },
     foreign::{ForeignBudget, Split},
     inventory::{self, Config, HostTable, Row, State},
+    services::{Services, ServicesDoc, ServicesError, series::Series},
 };
 
 /// The alias file as last loaded, and how the last (re)load went.
@@ -42,6 +43,7 @@ pub struct Live {
     memory: MapMemory,
     foreign: Mutex<ForeignBudget>,
     max_foreign_series: usize,
+    services: Option<Services>,
 }
 
 /// What a [`Live`] is made of.
@@ -55,6 +57,8 @@ pub struct Parts {
     pub memory: MapMemory,
     /// Foreign addresses that get series of their own.
     pub max_foreign_series: usize,
+    /// Per-service counting; `None` when it is off.
+    pub services: Option<Services>,
 }
 
 impl Live {
@@ -68,6 +72,7 @@ impl Live {
             memory: parts.memory,
             foreign: Mutex::new(ForeignBudget::new(parts.max_foreign_series)),
             max_foreign_series: parts.max_foreign_series,
+            services: parts.services,
         }
     }
 
@@ -147,6 +152,28 @@ impl Live {
             let split = budget.split(&snap.addresses, is_foreign);
             (snap, split)
         })
+    }
+
+    /// The address × service matrix; `None` with `--services off`.
+    pub fn services(&self) -> Result<Option<ServicesDoc>, ServicesError> {
+        let Some(services) = &self.services else {
+            return Ok(None);
+        };
+        // The address counters first: see `Services::report`.
+        let counted = self.counters.snapshot()?;
+        let ifindexes = self.attachments().iter().filter_map(|a| a.ifindex).collect();
+        services
+            .report(&counted, &self.host(), &self.config().config, &ifindexes)
+            .map(Some)
+    }
+
+    /// The exporter's per-service series, bounded, and the matrix they
+    /// came from; `None` with `--services off`.
+    pub fn service_series(&self) -> Result<Option<(Vec<Series>, ServicesDoc)>, ServicesError> {
+        let (Some(services), Some(doc)) = (&self.services, self.services()?) else {
+            return Ok(None);
+        };
+        Ok(Some((services.series(&doc), doc)))
     }
 
     /// The joined inventory, as `aliasstat aliases` shows it.

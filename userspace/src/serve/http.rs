@@ -155,6 +155,7 @@ const LANDING: &str = "<!doctype html>
 <ul>
 <li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>
 <li><a href=\"/api/v1/aliases\">/api/v1/aliases</a>: the inventory with counts, as JSON</li>
+<li><a href=\"/api/v1/services\">/api/v1/services</a>: per address, the traffic of each service (cgroup, systemd unit) and the unserved traffic, as JSON</li>
 <li><a href=\"/api/v1/status\">/api/v1/status</a>: version, host, and which programs are attached where, as JSON</li>
 <li><a href=\"/healthz\">/healthz</a>: 200 while every program is attached</li>
 </ul>
@@ -247,6 +248,7 @@ enum Route {
     Metrics,
     Health,
     Aliases,
+    Services,
     Status,
 }
 
@@ -258,6 +260,7 @@ impl Route {
             "/healthz" => Self::Health,
             "/api/v1/aliases" => Self::Aliases,
             "/api/v1/status" => Self::Status,
+            "/api/v1/services" => Self::Services,
             _ => return None,
         })
     }
@@ -277,6 +280,7 @@ async fn handle(
         Route::Status => json(StatusCode::OK, &api::status(&app.live)),
         Route::Metrics => metrics_response(&app, accepts_gzip(&req)).await,
         Route::Aliases => aliases_response(app).await,
+        Route::Services => services_response(app).await,
     })
 }
 
@@ -330,6 +334,20 @@ async fn aliases_response(app: Arc<App>) -> Response<Full<Bytes>> {
         Ok(Ok(rows)) => with_type(
             text(StatusCode::OK, aliases::json(&rows)),
             "application/json",
+        ),
+        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    }
+}
+
+/// The matrix reads the maps and walks the cgroup tree: off the runtime
+/// thread too.
+async fn services_response(app: Arc<App>) -> Response<Full<Bytes>> {
+    match tokio::task::spawn_blocking(move || app.live.services()).await {
+        Ok(Ok(Some(doc))) => json(StatusCode::OK, &doc),
+        Ok(Ok(None)) => text(
+            StatusCode::NOT_FOUND,
+            "per-service counting is off (--services off)\n",
         ),
         Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),

@@ -248,6 +248,7 @@ mod tests {
             address_capacity: 4,
             memory: MapMemory::default(),
             max_foreign_series: 1,
+            services: None,
         }))
     }
 
