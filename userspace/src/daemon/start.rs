@@ -15,7 +15,7 @@ use crate::{
     bpf::{attach::Attacher, counters::PinnedMaps, load, memory::MapMemory},
     bpf::counters::CounterSource as _,
     inventory::{self, HostTable, interfaces},
-    services::Services,
+    services::{Services, ServicesError, cgroups::CgroupError},
     serve::{
         http,
         web_config::{self, WebConfig},
@@ -109,12 +109,21 @@ pub(super) fn services(
     };
     // The ingress counts before attaching are the baseline of unserved.
     let before = PinnedMaps::open(&opts.bpffs)?.snapshot()?;
-    Ok(Some(Services::start(
+    match Services::start(
         ebpf,
         services.cgroup_root.clone(),
         &before,
         services.max_series,
-    )?))
+    ) {
+        Ok(services) => Ok(Some(services)),
+        // Not asked for by path: a host (or a mount namespace, as under
+        // `ip netns exec`) without cgroup2 counts addresses as before.
+        Err(e @ ServicesError::Cgroup(CgroupError::NoMount)) => {
+            warn!("services off: {e}");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The state every endpoint reads.

@@ -15,6 +15,7 @@ mod family;
 mod inventory;
 mod labels;
 mod self_metrics;
+mod services;
 
 use std::{
     io::Write as _,
@@ -174,6 +175,11 @@ impl Renderer {
             None => (Vec::new(), Buckets::default(), None),
         };
         drop(read);
+        let services = live
+            .service_series()
+            .map_err(|e| warn!("scrape: {e}"))
+            .ok()
+            .flatten();
         self.labels.prune(series.len());
         let fill = Fill {
             foreign_series: live.foreign_series(),
@@ -194,7 +200,13 @@ impl Renderer {
         self_metrics::write_attached(out, &live.attachments());
         addresses::write(out, Direction::Rx, &series);
         self_metrics::write_duration(out, started.elapsed().as_secs_f64());
+        if let Some((listed, _)) = &services {
+            services::write(out, listed);
+        }
         addresses::write(out, Direction::Tx, &series);
+        if let Some((_, doc)) = &services {
+            services::write_unserved(out, doc);
+        }
         prometheus::TextEncoder::new()
             .encode(&self.process.gather(), &mut (&mut *out).writer())
             .expect("writing to memory cannot fail");
@@ -426,5 +438,11 @@ mod tests {
         self_metrics::RELOAD_TIMESTAMP.meta(),
         self_metrics::BUILD_INFO.meta(),
         self_metrics::SCRAPE_DURATION.meta(),
+        services::RECEIVE_BYTES.meta(),
+        services::RECEIVE_PACKETS.meta(),
+        services::TRANSMIT_BYTES.meta(),
+        services::TRANSMIT_PACKETS.meta(),
+        services::UNSERVED_BYTES.meta(),
+        services::UNSERVED_PACKETS.meta(),
     ];
 }
