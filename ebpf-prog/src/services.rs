@@ -20,10 +20,7 @@ use aya_ebpf::{
     maps::{Array, PerCpuHashMap},
     programs::SkBuffContext,
 };
-use common::{
-    Counters, Direction, Family, ServiceKey,
-    names::SERVICE_CAPACITY,
-};
+use common::{Counters, Direction, Family, ServiceKey, names::SERVICE_CAPACITY};
 
 use crate::{
     count::add,

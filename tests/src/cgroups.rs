@@ -44,7 +44,11 @@ impl CgroupLab {
         let name = format!("aliasstat-test-{}", crate::unique("cg"));
         let mount = PathBuf::from("/run").join(&name);
         fs::create_dir_all(&mount)?;
-        cmd::run(Command::new("mount").args(["-t", "cgroup2", "none"]).arg(&mount))?;
+        cmd::run(
+            Command::new("mount")
+                .args(["-t", "cgroup2", "none"])
+                .arg(&mount),
+        )?;
         let group = mount.join(&name);
         let lab = Self {
             mount,
@@ -70,7 +74,10 @@ impl CgroupLab {
 
     /// The cgroup path of `unit` as the daemon names it.
     pub fn path_of(&self, unit: &str) -> String {
-        let rel = self.group.strip_prefix(&self.mount).expect("under the mount");
+        let rel = self
+            .group
+            .strip_prefix(&self.mount)
+            .expect("under the mount");
         format!("/{}/{unit}", rel.display())
     }
 }
@@ -113,7 +120,9 @@ impl Peer {
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
         cmd::die_with_parent(&mut cmd);
         let shown = cmd::show(&cmd);
-        let mut child = cmd.spawn().with_context(|| format!("failed to start `{shown}`"))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("failed to start `{shown}`"))?;
         let stdout = BufReader::new(child.stdout.take().expect("piped"));
         let mut peer = Self { child, stdout };
         let line = peer.line().with_context(|| format!("`{shown}`"))?;

@@ -47,7 +47,10 @@ mod tests {
         for addr in ["10.0.0.5", "2001:db8::5"] {
             let ip: IpAddr = addr.parse().unwrap();
             let key = ServiceKey::of(7, 2, Direction::Rx, ip);
-            assert_eq!((key.ip(), key.dir(), key.cgroup), (Some(ip), Some(Direction::Rx), 7));
+            assert_eq!(
+                (key.ip(), key.dir(), key.cgroup),
+                (Some(ip), Some(Direction::Rx), 7)
+            );
         }
         let mut key = ServiceKey::of(7, 2, Direction::Tx, "10.0.0.5".parse().unwrap());
         key.family = 0;

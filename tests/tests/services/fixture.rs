@@ -6,12 +6,11 @@ use std::{net::IpAddr, path::PathBuf};
 use aliasstat::services::{AddressServices, ServicesDoc};
 use anyhow::{Context, Result};
 use lab::{
-    BpfDir, Daemon,
+    BpfDir, Daemon, Veth,
     cgroups::{self, CgroupLab},
     daemon::{Config, Launch},
     http,
     link::Ipv6,
-    Veth,
 };
 
 pub const PEER: &str = env!("CARGO_BIN_EXE_svcpeer");
@@ -72,8 +71,17 @@ impl Lab {
 
 /// `/api/v1/services` of the daemon in `veth`'s server namespace.
 pub fn services(veth: &Veth) -> Result<ServicesDoc> {
-    let resp = http::get(&veth.server.ns, "127.0.0.1:9864".parse()?, "/api/v1/services")?;
-    anyhow::ensure!(resp.status == 200, "status {}: {}", resp.status, resp.text()?);
+    let resp = http::get(
+        &veth.server.ns,
+        "127.0.0.1:9864".parse()?,
+        "/api/v1/services",
+    )?;
+    anyhow::ensure!(
+        resp.status == 200,
+        "status {}: {}",
+        resp.status,
+        resp.text()?
+    );
     serde_json::from_str(resp.text()?).context("the /api/v1/services document")
 }
 

@@ -26,13 +26,19 @@ pub fn run() -> Result<Outcome> {
     let received: u64 = sink.line()?.parse()?;
     traffic::wait_for_last_ack(server)?;
     let after = Snmp::read(server)?;
-    ensure!(received == TOTAL, "web.service read {received} of {TOTAL} bytes");
+    ensure!(
+        received == TOTAL,
+        "web.service read {received} of {TOTAL} bytes"
+    );
     println!("  client: {sent:?}");
 
     let client_segments = sent.out_segs + sent.retrans_segs;
     let server_segments =
         after.delta(&before, "Tcp", "OutSegs")? + after.delta(&before, "Tcp", "RetransSegs")?;
-    ensure!(client_segments > 1000, "only {client_segments} segments: TSO aggregates expected");
+    ensure!(
+        client_segments > 1000,
+        "only {client_segments} segments: TSO aggregates expected"
+    );
     let rx = traffic::wire_count(client_segments, sent.payload_sent);
     // The server sends no payload: ACKs, the SYN-ACK and a FIN.
     let tx = traffic::wire_count(server_segments, 0);

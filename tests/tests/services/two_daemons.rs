@@ -17,7 +17,12 @@ pub fn run() -> Result<Outcome> {
     let daemon_a = a.daemon()?;
     let daemon_b = b.daemon()?;
     let (_web, _) = Peer::start(PEER, &a.veth.server.ns, &web, &["udp-echo", "10.83.0.10:7"])?;
-    let (_mail, _) = Peer::start(PEER, &b.veth.server.ns, &mail, &["udp-echo", "10.84.0.10:7"])?;
+    let (_mail, _) = Peer::start(
+        PEER,
+        &b.veth.server.ns,
+        &mail,
+        &["udp-echo", "10.84.0.10:7"],
+    )?;
     for (lab, to) in [(&a, "10.83.0.10:7"), (&b, "10.84.0.10:7")] {
         let to: SocketAddr = to.parse()?;
         let client = udp_socket(&lab.veth.client.ns, SocketAddr::new(lab.client, 0))?;
@@ -26,7 +31,10 @@ pub fn run() -> Result<Outcome> {
             client.recv_from(&mut [0; 256])?;
         }
     }
-    for (lab, alias, unit) in [(&a, "10.83.0.10", "web.service"), (&b, "10.84.0.10", "mail.service")] {
+    for (lab, alias, unit) in [
+        (&a, "10.83.0.10", "web.service"),
+        (&b, "10.84.0.10", "mail.service"),
+    ] {
         let doc = services(&lab.veth)?;
         let listed: Vec<(String, String, u64)> = doc
             .addresses

@@ -25,7 +25,11 @@ fn ip_bytes((n, payload): (u64, u64)) -> u64 {
 
 pub fn run() -> Result<Outcome> {
     let mut lab = Lab::new("10.81.0", &[10, 11, 12])?;
-    let (web, mail, batch) = (lab.unit("web.service")?, lab.unit("mail.service")?, lab.unit("batch.service")?);
+    let (web, mail, batch) = (
+        lab.unit("web.service")?,
+        lab.unit("mail.service")?,
+        lab.unit("batch.service")?,
+    );
     let daemon = lab.daemon()?;
     let ns = &lab.veth.server.ns;
     let (_web, _) = Peer::start(PEER, ns, &web, &["udp-echo", "10.81.0.10:7"])?;
@@ -50,7 +54,13 @@ pub fn run() -> Result<Outcome> {
         Ok(())
     });
     let send = |from: &str, (n, payload): (u64, u64)| {
-        let args = ["udp-send", from, "10.81.0.1:9", &n.to_string(), &payload.to_string()];
+        let args = [
+            "udp-send",
+            from,
+            "10.81.0.1:9",
+            &n.to_string(),
+            &payload.to_string(),
+        ];
         Peer::start(PEER, ns, &batch, &args).map(|(_, local)| local)
     };
     let bound = send("10.81.0.12", BATCH_BOUND)?;
@@ -63,17 +73,57 @@ pub fn run() -> Result<Outcome> {
         let b = ip_bytes(flow);
         Some([flow.0, b, flow.0, b])
     };
-    check_eq("web.service on its alias", &both(WEB), &counts(&doc, ip("10.81.0.10"), "web.service"))?;
-    check_eq("mail.service on its alias", &both(MAIL), &counts(&doc, ip("10.81.0.11"), "mail.service"))?;
-    check_eq("batch.service, bound", &both(BATCH_BOUND), &counts(&doc, ip("10.81.0.12"), "batch.service"))?;
-    check_eq("batch.service, routed", &both(BATCH_ROUTED), &counts(&doc, lab.primary, "batch.service"))?;
-    for (alias, unit) in [("10.81.0.10", "web.service"), ("10.81.0.11", "mail.service"), ("10.81.0.12", "batch.service")] {
-        check_eq(&format!("units on {alias}"), &vec![unit.to_owned()], &units(&doc, ip(alias)))?;
+    check_eq(
+        "web.service on its alias",
+        &both(WEB),
+        &counts(&doc, ip("10.81.0.10"), "web.service"),
+    )?;
+    check_eq(
+        "mail.service on its alias",
+        &both(MAIL),
+        &counts(&doc, ip("10.81.0.11"), "mail.service"),
+    )?;
+    check_eq(
+        "batch.service, bound",
+        &both(BATCH_BOUND),
+        &counts(&doc, ip("10.81.0.12"), "batch.service"),
+    )?;
+    check_eq(
+        "batch.service, routed",
+        &both(BATCH_ROUTED),
+        &counts(&doc, lab.primary, "batch.service"),
+    )?;
+    for (alias, unit) in [
+        ("10.81.0.10", "web.service"),
+        ("10.81.0.11", "mail.service"),
+        ("10.81.0.12", "batch.service"),
+    ] {
+        check_eq(
+            &format!("units on {alias}"),
+            &vec![unit.to_owned()],
+            &units(&doc, ip(alias)),
+        )?;
     }
-    check_eq("the primary's units", &vec!["batch.service".to_owned()], &units(&doc, lab.primary))?;
-    let web_row = doc.addresses.iter().find(|a| a.address == ip("10.81.0.10")).expect("listed");
-    check_eq("web's cgroup", &lab.cgroups.path_of("web.service"), &web_row.services[0].cgroup)?;
-    check_eq("web's processes", &vec!["svcpeer".to_owned()], &web_row.services[0].processes)?;
+    check_eq(
+        "the primary's units",
+        &vec!["batch.service".to_owned()],
+        &units(&doc, lab.primary),
+    )?;
+    let web_row = doc
+        .addresses
+        .iter()
+        .find(|a| a.address == ip("10.81.0.10"))
+        .expect("listed");
+    check_eq(
+        "web's cgroup",
+        &lab.cgroups.path_of("web.service"),
+        &web_row.services[0].cgroup,
+    )?;
+    check_eq(
+        "web's processes",
+        &vec!["svcpeer".to_owned()],
+        &web_row.services[0].processes,
+    )?;
     daemon.stop()?;
     Ok(Outcome::Passed)
 }

@@ -37,7 +37,9 @@ pub fn run() -> Result<Outcome> {
             .ns
             .enter(|| TcpStream::connect_timeout(&closed_tcp, Duration::from_secs(5)))?;
         ensure!(
-            refused.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused),
+            refused
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused),
             "connecting to a closed port: {refused:?}"
         );
     }
@@ -47,16 +49,28 @@ pub fn run() -> Result<Outcome> {
     let dead = address_of(&doc, ip("10.82.0.13"));
     check_eq(
         "unserved on the alias nobody serves",
-        &Some((DATAGRAMS + SYNS, DATAGRAMS * (28 + PAYLOAD) + SYNS * SYN_BYTES)),
+        &Some((
+            DATAGRAMS + SYNS,
+            DATAGRAMS * (28 + PAYLOAD) + SYNS * SYN_BYTES,
+        )),
         &dead.map(|a| (a.unserved.rx_packets, a.unserved.rx_bytes)),
     )?;
     // No socket received anything on it. The kernel's answers (RSTs and
     // port unreachables, sent from its own sockets in the root cgroup) are
     // the only traffic a service row shows: transmit of cgroup "/".
     let delivered: Vec<(String, u64, u64)> = dead
-        .map(|a| a.services.iter().map(|s| (s.label().to_owned(), s.rx_packets, s.rx_bytes)).collect())
+        .map(|a| {
+            a.services
+                .iter()
+                .map(|s| (s.label().to_owned(), s.rx_packets, s.rx_bytes))
+                .collect()
+        })
         .unwrap_or_default();
-    check_eq("delivered to any socket on it", &vec![("/".to_owned(), 0, 0)], &delivered)?;
+    check_eq(
+        "delivered to any socket on it",
+        &vec![("/".to_owned(), 0, 0)],
+        &delivered,
+    )?;
     daemon.stop()?;
     Ok(Outcome::Passed)
 }

@@ -123,7 +123,10 @@ pub fn table(addresses: &[AddressServices]) -> String {
                 procs if procs.len() > 3 => format!("{} ({},…)", s.label(), procs[..3].join(",")),
                 procs => format!("{} ({})", s.label(), procs.join(",")),
             };
-            rows.push(row(name, [s.rx_packets, s.rx_bytes, s.tx_packets, s.tx_bytes]));
+            rows.push(row(
+                name,
+                [s.rx_packets, s.rx_bytes, s.tx_packets, s.tx_bytes],
+            ));
         }
         let u = a.unserved;
         rows.push(row("(unserved)".into(), [u.rx_packets, u.rx_bytes, 0, 0]));

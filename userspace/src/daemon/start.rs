@@ -12,14 +12,18 @@ use tokio::sync::watch;
 
 use super::{ConfigStatus, DaemonError, Live, Options, Parts, logs};
 use crate::{
-    bpf::{attach::Attacher, counters::PinnedMaps, load, memory::MapMemory},
-    bpf::counters::CounterSource as _,
+    bpf::{
+        attach::Attacher,
+        counters::{CounterSource as _, PinnedMaps},
+        load,
+        memory::MapMemory,
+    },
     inventory::{self, HostTable, interfaces},
-    services::{Services, ServicesError, cgroups::CgroupError},
     serve::{
         http,
         web_config::{self, WebConfig},
     },
+    services::{Services, ServicesError, cgroups::CgroupError},
 };
 
 /// How long `ready` waits for rtnetlink's first address dump (a few

@@ -161,7 +161,11 @@ impl Live {
         };
         // The address counters first: see `Services::report`.
         let counted = self.counters.snapshot()?;
-        let ifindexes = self.attachments().iter().filter_map(|a| a.ifindex).collect();
+        let ifindexes = self
+            .attachments()
+            .iter()
+            .filter_map(|a| a.ifindex)
+            .collect();
         services
             .report(&counted, &self.host(), &self.config().config, &ifindexes)
             .map(Some)

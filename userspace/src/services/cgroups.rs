@@ -75,7 +75,9 @@ fn unescape(field: &str) -> String {
     let mut rest = field;
     while let Some(at) = rest.find('\\') {
         out.push_str(&rest[..at]);
-        let code = rest.get(at + 1..at + 4).and_then(|o| u8::from_str_radix(o, 8).ok());
+        let code = rest
+            .get(at + 1..at + 4)
+            .and_then(|o| u8::from_str_radix(o, 8).ok());
         match code {
             Some(byte) => {
                 out.push(char::from(byte));
@@ -94,7 +96,11 @@ fn unescape(field: &str) -> String {
 /// The deepest path component that is a systemd unit that can own sockets.
 pub fn unit_of(path: &str) -> Option<String> {
     path.rsplit('/')
-        .find(|c| [".service", ".scope", ".socket"].iter().any(|s| c.ends_with(s) && c.len() > s.len()))
+        .find(|c| {
+            [".service", ".scope", ".socket"]
+                .iter()
+                .any(|s| c.ends_with(s) && c.len() > s.len())
+        })
         .map(str::to_owned)
 }
 
@@ -215,8 +221,12 @@ mod tests {
 40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 ";
-        assert_eq!(mount_in(hybrid), Some(PathBuf::from("/sys/fs/cgroup/unified")));
-        let unified = "29 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(
+            mount_in(hybrid),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        let unified =
+            "29 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
         assert_eq!(mount_in(unified), Some(PathBuf::from("/sys/fs/cgroup")));
         let spaced = "50 23 0:40 / /run/my\\040cg rw - cgroup2 none rw\n";
         assert_eq!(mount_in(spaced), Some(PathBuf::from("/run/my cg")));
@@ -227,8 +237,14 @@ mod tests {
     fn units_come_from_the_deepest_unit_component() {
         let cases = [
             ("/system.slice/nginx.service", Some("nginx.service")),
-            ("/user.slice/user-1000.slice/session-3.scope", Some("session-3.scope")),
-            ("/system.slice/docker-0123abcd.scope", Some("docker-0123abcd.scope")),
+            (
+                "/user.slice/user-1000.slice/session-3.scope",
+                Some("session-3.scope"),
+            ),
+            (
+                "/system.slice/docker-0123abcd.scope",
+                Some("docker-0123abcd.scope"),
+            ),
             ("/system.slice/nginx.service/worker", Some("nginx.service")),
             ("/system.slice", None),
             ("/", None),
@@ -252,7 +268,10 @@ mod tests {
         assert_eq!(first[&id].label(), "web.service");
         fs::remove_dir(&dir).unwrap();
         assert_eq!(names.resolve(&ids)[&id].path, "/web.service");
-        assert_eq!(names.resolve(&BTreeSet::from([u64::MAX]))[&u64::MAX].path, format!("cgroup-id:{}", u64::MAX));
+        assert_eq!(
+            names.resolve(&BTreeSet::from([u64::MAX]))[&u64::MAX].path,
+            format!("cgroup-id:{}", u64::MAX)
+        );
         fs::remove_dir(&root).unwrap();
     }
 }

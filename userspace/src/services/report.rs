@@ -136,8 +136,15 @@ pub fn build(inputs: &Inputs<'_>) -> ServicesDoc {
         .into_iter()
         .map(|((address, ifindex), services)| {
             let services: Vec<Service> = services.into_values().collect();
-            let arrived = arrived.get(&(ifindex, address)).copied().unwrap_or_default();
-            let before = inputs.baseline.get(&(ifindex, address)).copied().unwrap_or_default();
+            let arrived = arrived
+                .get(&(ifindex, address))
+                .copied()
+                .unwrap_or_default();
+            let before = inputs
+                .baseline
+                .get(&(ifindex, address))
+                .copied()
+                .unwrap_or_default();
             AddressServices {
                 address,
                 interface: inputs.host.link_name(ifindex),
@@ -198,10 +205,19 @@ mod tests {
     fn the_document_has_the_issue_shape() {
         let ip: IpAddr = "10.0.0.5".parse().unwrap();
         let entries = [
-            (ServiceKey::of(40, 2, Direction::Rx, ip), Counters::new(10, 1400)),
-            (ServiceKey::of(40, 2, Direction::Tx, ip), Counters::new(10, 5200)),
+            (
+                ServiceKey::of(40, 2, Direction::Rx, ip),
+                Counters::new(10, 1400),
+            ),
+            (
+                ServiceKey::of(40, 2, Direction::Tx, ip),
+                Counters::new(10, 5200),
+            ),
             // On an interface the daemon does not count on.
-            (ServiceKey::of(40, 1, Direction::Rx, ip), Counters::new(99, 99)),
+            (
+                ServiceKey::of(40, 1, Direction::Rx, ip),
+                Counters::new(99, 99),
+            ),
         ];
         let names = HashMap::from([(
             40,

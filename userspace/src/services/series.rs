@@ -113,8 +113,15 @@ mod tests {
         let mut budget = Budget::new(1);
         let first = budget.split(&doc(&[("b.service", 2)]));
         assert_eq!(first.len(), 1);
-        let later = budget.split(&doc(&[("a.service", 3), ("b.service", 5), ("c.service", 1)]));
-        let units: Vec<(&str, u64)> = later.iter().map(|s| (s.unit.as_str(), s.rx_packets)).collect();
+        let later = budget.split(&doc(&[
+            ("a.service", 3),
+            ("b.service", 5),
+            ("c.service", 1),
+        ]));
+        let units: Vec<(&str, u64)> = later
+            .iter()
+            .map(|s| (s.unit.as_str(), s.rx_packets))
+            .collect();
         assert_eq!(units, [("b.service", 5), ("other", 4)]);
     }
 }
