@@ -46,9 +46,12 @@ pub static UNSERVED_PACKETS: Family<3> = Family::counter(
     ADDRESS,
 );
 
+/// A family and the field of a [`Series`] it exports.
+type Field = (&'static Family<4>, fn(&Series) -> u64);
+
 /// The four per-service families, in name order.
 pub fn write(out: &mut BytesMut, series: &[Series]) {
-    let families: [(&'static Family<4>, fn(&Series) -> u64); 4] = [
+    let families: [Field; 4] = [
         (&RECEIVE_BYTES, |s| s.rx_bytes),
         (&RECEIVE_PACKETS, |s| s.rx_packets),
         (&TRANSMIT_BYTES, |s| s.tx_bytes),
