@@ -7,9 +7,11 @@
 pub mod key;
 pub mod names;
 pub mod peer;
+pub mod service;
 pub mod wire;
 
 pub use key::{
     Addr4Key, Addr6Key, AddrKey, Counters, DIRECTION_BIT, Direction, Family, OtherKey, OtherKind,
     if_dir,
 };
+pub use service::ServiceKey;

@@ -33,6 +33,21 @@ pub const PEER_V6_MASK: &str = "PEER_V6_MASK";
 /// every [`crate::peer::PeerKey`].
 pub const PEER_V4_PREFIX: &str = "PEER_V4_PREFIX";
 pub const PEER_V6_PREFIX: &str = "PEER_V6_PREFIX";
+/// Per-CPU hash of [`crate::ServiceKey`] to [`crate::Counters`]: what the
+/// sockets of each cgroup received and sent, per local address.
+pub const SERVICES: &str = "SERVICES";
+/// One-entry array holding the network namespace cookie whose traffic the
+/// service programs count (cgroup programs see every namespace).
+pub const SERVICE_NETNS: &str = "SERVICE_NETNS";
+/// Entries in [`SERVICES`]: (cgroup, interface, direction, address).
+pub const SERVICE_CAPACITY: u32 = 16_384;
+
+/// cgroup_skb program counting what a socket of a cgroup receives, by
+/// destination address.
+pub const CGROUP_INGRESS: &str = "aliasstat_cgroup_ingress";
+/// cgroup_skb program counting what a socket of a cgroup sends, by source
+/// address.
+pub const CGROUP_EGRESS: &str = "aliasstat_cgroup_egress";
 
 /// TC classifier counting by destination address on ingress.
 pub const TC_INGRESS: &str = "aliasstat_tc_ingress";
@@ -82,3 +97,6 @@ pub const BENCH_REKEY_XDP: &str = "bench_rekey_xdp";
 pub const BENCH_KEYED_TC: &str = "bench_keyed_tc";
 /// Counts like [`XDP_INGRESS`], then moves the frame to its next key.
 pub const BENCH_KEYED_XDP: &str = "bench_keyed_xdp";
+/// Returns at once, as cgroup_skb: the floor that [`CGROUP_INGRESS`]'s
+/// cost per delivered packet is measured against.
+pub const BENCH_EMPTY_CGROUP: &str = "bench_empty_cgroup";

@@ -14,8 +14,8 @@
 
 use aya_ebpf::{
     bindings::{TC_ACT_UNSPEC, xdp_action::XDP_PASS},
-    macros::{classifier, xdp},
-    programs::{TcContext, XdpContext},
+    macros::{cgroup_skb, classifier, xdp},
+    programs::{SkBuffContext, TcContext, XdpContext},
 };
 use common::Direction;
 
@@ -38,6 +38,11 @@ pub fn bench_empty_tc(_ctx: TcContext) -> i32 {
 #[xdp]
 pub fn bench_empty_xdp(_ctx: XdpContext) -> u32 {
     XDP_PASS
+}
+
+#[cgroup_skb]
+pub fn bench_empty_cgroup(_ctx: SkBuffContext) -> i32 {
+    1
 }
 
 #[classifier]

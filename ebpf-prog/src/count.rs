@@ -78,7 +78,7 @@ fn other(key: OtherKey, wire: Counters) {
 
 /// Adds in place to this CPU's slot; inserts only on a miss.
 #[inline(always)]
-fn add<K>(map: &PerCpuHashMap<K, Counters>, key: &K, wire: Counters) -> Result<(), i32> {
+pub(crate) fn add<K>(map: &PerCpuHashMap<K, Counters>, key: &K, wire: Counters) -> Result<(), i32> {
     if bump(map, key, wire) {
         return Ok(());
     }

@@ -29,7 +29,7 @@ pub trait Frame {
 }
 
 #[inline(always)]
-fn direct<T: Copy>(start: usize, end: usize, offset: usize) -> Option<T> {
+pub(crate) fn direct<T: Copy>(start: usize, end: usize, offset: usize) -> Option<T> {
     let at = start + offset;
     if at + size_of::<T>() > end {
         return None;
@@ -44,7 +44,7 @@ fn direct<T: Copy>(start: usize, end: usize, offset: usize) -> Option<T> {
 /// Ethernet header; the kernel allows unaligned packet loads on hosts with
 /// efficient unaligned access (x86_64, arm64), so the load is written out.
 #[inline(always)]
-fn direct_words<const N: usize>(start: usize, end: usize, offset: usize) -> Option<[u32; N]> {
+pub(crate) fn direct_words<const N: usize>(start: usize, end: usize, offset: usize) -> Option<[u32; N]> {
     let at = start + offset;
     if at + 4 * N > end {
         return None;
@@ -136,4 +136,14 @@ impl Frame for XdpContext {
         // XDP sees the frame as it came off the wire, tags included.
         self.len()
     }
+}
+
+/// An IPv6 address's bytes from its words as [`Frame::words`] loaded them.
+#[inline(always)]
+pub fn ipv6_bytes(words: [u32; 4]) -> [u8; 16] {
+    let mut out = [0; 16];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(words) {
+        chunk.copy_from_slice(&word.to_ne_bytes());
+    }
+    out
 }

@@ -1,5 +1,6 @@
 //! aliasstat's kernel side: per-address packet and byte counters on TC
-//! (ingress and egress) and XDP (ingress).
+//! (ingress and egress) and XDP (ingress), and per-service ones on the
+//! cgroup v2 root (`services`).
 //!
 //! Every program only reads the frame and always lets it continue, so it
 //! never changes a packet's fate.
@@ -21,6 +22,7 @@ mod count;
 mod frame;
 mod parse;
 mod peers;
+mod services;
 
 use aya_ebpf::{
     bindings::{TC_ACT_UNSPEC, xdp_action::XDP_PASS},

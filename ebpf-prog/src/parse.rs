@@ -86,6 +86,18 @@ pub fn classify<F: Frame>(frame: &F, dir: Direction) -> Seen {
     }
 }
 
+/// Classifies a packet that starts at its IP header, as cgroup_skb
+/// programs see it, by the version in its first byte.
+#[inline(always)]
+pub fn classify_ip<F: Frame>(frame: &F, dir: Direction) -> Seen {
+    // Two bytes for the reason given in `seg_l4_len`.
+    match frame.read::<[u8; 2]>(0).map(|[b, _]| b >> 4) {
+        Some(4) => ipv4(frame, 0, frame.len(), dir),
+        Some(6) => ipv6(frame, 0, frame.len(), dir),
+        _ => Seen::NonIp,
+    }
+}
+
 #[inline(always)]
 fn ipv4<F: Frame>(frame: &F, l3: usize, available: u32, dir: Direction) -> Seen {
     let Some(h) = frame.read::<Ipv4Hdr>(l3) else {

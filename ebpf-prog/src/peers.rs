@@ -19,6 +19,8 @@ use common::{
     peer::{PeerCounts, PeerKey, PeerMissKey},
 };
 
+use crate::frame::ipv6_bytes;
+
 // Static names match `common::names::{PEERS, PEERS_MISSED}`.
 #[map]
 static PEERS: HashMap<PeerKey, PeerCounts> = HashMap::pinned(DEFAULT_PEER_CAPACITY, 0);
@@ -72,22 +74,12 @@ pub fn ipv6(ifindex: u32, dir: Direction, local: [u32; 4], remote: [u32; 4], wir
     if global(&PEERS_ON) == 0 {
         return;
     }
-    let cut = masked(bytes(remote), global(&PEER_V6_MASK));
+    let cut = masked(ipv6_bytes(remote), global(&PEER_V6_MASK));
     record(
         dir,
-        &PeerKey::ipv6(ifindex, bytes(local), cut, global(&PEER_V6_PREFIX)),
+        &PeerKey::ipv6(ifindex, ipv6_bytes(local), cut, global(&PEER_V6_PREFIX)),
         wire,
     );
-}
-
-/// An IPv6 address's bytes from its words as loaded from the frame.
-#[inline(always)]
-fn bytes(words: [u32; 4]) -> [u8; 16] {
-    let mut out = [0; 16];
-    for (chunk, word) in out.chunks_exact_mut(4).zip(words) {
-        chunk.copy_from_slice(&word.to_ne_bytes());
-    }
-    out
 }
 
 /// `addr` with the bits of `mask` kept (its first `N` bytes).

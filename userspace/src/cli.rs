@@ -99,6 +99,20 @@ pub enum Command {
     /// the candidates for removal; for a named address that is not silent,
     /// it lists who talked with it in that time instead.
     Peers(PeersArgs),
+    /// Which service (cgroup v2, systemd unit) received and sent what on
+    /// each local address, and what arrived that no socket took.
+    ///
+    /// Reads a running `aliasstat run` over HTTP (/api/v1/services), like
+    /// top. One row per address and service: packets delivered to the
+    /// service's sockets (RX) and sent from them (TX), in the same wire
+    /// packets and IP bytes as the address counters; then the address's
+    /// "(unserved)" row: what arrived for it and reached no socket (UDP or
+    /// TCP to a closed port, ICMP echo the kernel answers itself, drops
+    /// before delivery), counted since the daemon started. A cgroup without
+    /// a unit shows as its path. Give an ADDRESS or ALIAS to see one
+    /// address, or --unit to see every address one unit used (the
+    /// source-address question: does it send from its alias?).
+    Services(ServicesArgs),
     /// Remove every program, link and pinned map aliasstat left under
     /// --bpffs, and say what was removed.
     ///
@@ -198,6 +212,27 @@ pub struct RunArgs {
     /// `aliasstat detach` to remove them for good.
     #[arg(long)]
     pub detach_on_exit: bool,
+
+    /// Count per service: cgroup_skb programs on the cgroup v2 root count,
+    /// per local address, what each cgroup's sockets receive and send
+    /// (/api/v1/services, `aliasstat services`, aliasstat_service_* and
+    /// aliasstat_unserved_* metrics). They count this network namespace
+    /// only, and detach when the daemon exits.
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub services: Switch,
+
+    /// The cgroup v2 directory the service programs attach to (its whole
+    /// subtree is counted). Default: the cgroup2 mount found in
+    /// /proc/self/mountinfo (/sys/fs/cgroup, or /sys/fs/cgroup/unified on
+    /// a hybrid host).
+    #[arg(long, value_name = "DIR")]
+    pub cgroup_root: Option<PathBuf>,
+
+    /// (address, unit) pairs that get aliasstat_service_* series of their
+    /// own, first seen first; the rest of each address is summed into
+    /// unit="other".
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_service_series: usize,
 
     /// Seconds a client has to send its request headers before the
     /// connection is closed.
@@ -362,6 +397,26 @@ pub struct DaemonArgs {
     /// certificate from a private CA.
     #[arg(long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ServicesArgs {
+    /// An address or an alias name: show that address only.
+    #[arg(value_name = "ADDRESS|ALIAS", conflicts_with = "unit")]
+    pub target: Option<String>,
+
+    /// Show every address this unit (or cgroup path) received on or sent
+    /// from, instead of the services of each address.
+    #[arg(long, value_name = "UNIT")]
+    pub unit: Option<String>,
+
+    /// Print JSON: `{"addresses":[…]}` as /api/v1/services serves it, or
+    /// `{"unit":…,"addresses":[…]}` with --unit.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
 }
 
 /// Where `aliasstat top` takes the --user's password from when there is

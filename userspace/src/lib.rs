@@ -14,4 +14,5 @@ pub mod foreign;
 pub mod inventory;
 pub mod peers;
 pub mod serve;
+pub mod services;
 pub mod top;

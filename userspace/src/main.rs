@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use aliasstat::{
     bpf::counters::{CounterSource as _, PinnedMaps},
-    commands::{self, aliases, check, detach, dump},
+    commands::{self, aliases, check, detach, dump, services},
     daemon,
     inventory::{self, interfaces},
     top,
@@ -57,6 +57,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         }
         cli::Command::Check(args) => return check(&args),
         cli::Command::Docs { dir } => docs::write(&dir)?,
+        cli::Command::Services(args) => services(args)?,
         cli::Command::Top(args) => top::run(&top::Options {
             url: args.daemon.url.clone(),
             access: access(args.daemon)?,
@@ -109,7 +110,37 @@ fn run_daemon(args: cli::RunArgs) -> anyhow::Result<()> {
             keep: args.peer_retention,
             state_dir: args.state_dir,
         },
+        services: (args.services == cli::Switch::On).then_some(daemon::ServiceOptions {
+            cgroup_root: args.cgroup_root,
+            max_series: args.max_service_series,
+        }),
     }))?;
+    Ok(())
+}
+
+/// `aliasstat services`: the daemon's matrix, selected and printed.
+fn services(args: cli::ServicesArgs) -> anyhow::Result<()> {
+    let url = args.daemon.url.clone();
+    let client = top::client::Client::new(&url, &access(args.daemon)?)?;
+    let doc = runtime()?.block_on(client.services())?;
+    let selection = match (args.target, args.unit) {
+        (_, Some(unit)) => services::Selection::Unit(unit),
+        (Some(target), None) => services::Selection::Address(target),
+        (None, None) => services::Selection::All,
+    };
+    let addresses = services::select(doc, &selection);
+    match (&selection, args.json) {
+        (services::Selection::Unit(unit), json) => {
+            let used = services::by_unit(&addresses, unit);
+            if json {
+                println!("{}", services::unit_json(unit, &used));
+            } else {
+                print!("{}", services::unit_table(&used));
+            }
+        }
+        (_, true) => println!("{}", services::json(addresses)),
+        (_, false) => print!("{}", services::table(&addresses)),
+    }
     Ok(())
 }
 

@@ -9,7 +9,9 @@ mod udp;
 use std::time::Duration;
 
 pub use raw::PacketSocket;
-pub use tcp::{TcpBulk, fix_headers, tcp_bulk, tcp_bulk_paced, wire_count};
+pub use tcp::{
+    TcpBulk, fix_headers, send_bulk, tcp_bulk, tcp_bulk_paced, wait_for_last_ack, wire_count,
+};
 pub use udp::{exchange, one_way, udp_socket};
 
 /// How long a socket waits for what its peer sent over a veth. Only a lost

@@ -95,7 +95,17 @@ pub fn tcp_bulk_paced(
     // thread must not wait forever.
     listener.set_nonblocking(true)?;
     let reader = thread::spawn(move || read_all(&listener));
+    let sent = send_bulk(sender, to, total, pause)?;
+    let received = reader.join().expect("the reader does not panic")?;
+    wait_for_last_ack(receiver)?;
+    Ok(TcpBulk { received, ..sent })
+}
 
+/// The sending half of [`tcp_bulk_paced`], to a listener someone else runs
+/// (another process, in a cgroup of its own): returns once the receiver
+/// has closed and the sender has acknowledged that. `received` is left 0
+/// for the caller, who knows what the receiver read.
+pub fn send_bulk(sender: &Netns, to: SocketAddr, total: u64, pause: Duration) -> Result<TcpBulk> {
     let before = Snmp::read(sender)?;
     let mut stream = sender
         .enter(|| TcpStream::connect_timeout(&to, RECV_TIMEOUT))?
@@ -121,15 +131,12 @@ pub fn tcp_bulk_paced(
     let info = tcp_info(&stream)?;
     let after = Snmp::read(sender)?;
     drop(stream);
-
-    let received = reader.join().expect("the reader does not panic")?;
-    wait_for_last_ack(receiver)?;
     Ok(TcpBulk {
         out_segs: after.delta(&before, "Tcp", "OutSegs")?,
         retrans_segs: after.delta(&before, "Tcp", "RetransSegs")?,
         segs_out: u64::from(info.segs_out),
         payload_sent: info.bytes_sent,
-        received,
+        received: 0,
     })
 }
 
@@ -159,7 +166,7 @@ fn read_all(listener: &TcpListener) -> Result<u64> {
 /// Waits until `ns` has no TCP socket other than listeners and TIME_WAIT
 /// ones: the receiver's socket leaves LAST_ACK only when the sender's final
 /// ACK arrives.
-fn wait_for_last_ack(ns: &Netns) -> Result<()> {
+pub fn wait_for_last_ack(ns: &Netns) -> Result<()> {
     const TIME_WAIT: u8 = 0x06;
     let deadline = Instant::now() + RECV_TIMEOUT;
     loop {

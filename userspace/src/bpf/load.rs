@@ -12,7 +12,7 @@ use std::{
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{MapData, MapError, MapInfo, PerCpuHashMap, PerCpuValues},
-    programs::{ProgramError, SchedClassifier, Xdp},
+    programs::{CgroupSkb, ProgramError, SchedClassifier, Xdp},
 };
 use common::{
     Counters, Direction, OtherKey, OtherKind,
@@ -223,7 +223,7 @@ where
     Ok(prog)
 }
 
-/// The two program types aliasstat loads, behind one interface so that
+/// The program types aliasstat loads, behind one interface so that
 /// [`program`] loads either on first use.
 pub trait Loadable {
     fn is_loaded(&self) -> bool;
@@ -231,6 +231,15 @@ pub trait Loadable {
 }
 
 impl Loadable for SchedClassifier {
+    fn is_loaded(&self) -> bool {
+        self.fd().is_ok()
+    }
+    fn load_once(&mut self) -> Result<(), ProgramError> {
+        self.load()
+    }
+}
+
+impl Loadable for CgroupSkb {
     fn is_loaded(&self) -> bool {
         self.fd().is_ok()
     }

@@ -6,4 +6,5 @@ pub mod check;
 pub mod detach;
 pub mod dump;
 pub mod peers;
+pub mod services;
 pub mod table;

@@ -53,6 +53,15 @@ pub struct Options {
     pub peer_tracking: PeerTracking,
     /// `--peer-idle`, `--peer-retention`, `--state-dir`.
     pub peer_retention: Retention,
+    /// Per-service counting; `None` is `--services off`.
+    pub services: Option<ServiceOptions>,
+}
+
+/// `--cgroup-root` and `--max-service-series`.
+pub struct ServiceOptions {
+    /// The cgroup v2 directory to attach to; the cgroup2 mount when `None`.
+    pub cgroup_root: Option<PathBuf>,
+    pub max_series: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +86,8 @@ pub enum DaemonError {
     Evict(#[from] evict::EvictError),
     #[error(transparent)]
     Peers(#[from] PeersError),
+    #[error(transparent)]
+    Services(#[from] crate::services::ServicesError),
     #[error("failed to install the {signal} handler")]
     Signal {
         signal: &'static str,
@@ -92,11 +103,12 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let mut inventory = start::inventory(&opts.config)?;
     let web = start::web_config(opts.web_config.as_deref())?;
     let start::Kernel {
-        ebpf,
         attacher,
         memory,
+        mut ebpf,
     } = start::kernel(&opts, &interfaces)?;
-    let live = start::live(&opts, &ebpf, &attacher, memory, &inventory)?;
+    let services = start::services(&opts, &mut ebpf)?;
+    let live = start::live(&opts, &ebpf, &attacher, memory, &inventory, services)?;
     start::first_dump(&mut inventory.host).await;
     start::serve(&opts, live.clone(), web.subscribe()).await?;
     info!(

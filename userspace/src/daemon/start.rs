@@ -12,13 +12,19 @@ use tokio::sync::watch;
 
 use super::{ConfigStatus, DaemonError, Live, Options, Parts, logs};
 use crate::{
-    bpf::{attach::Attacher, counters::PinnedMaps, load, memory::MapMemory},
+    bpf::{
+        attach::Attacher,
+        counters::{CounterSource as _, PinnedMaps},
+        load,
+        memory::MapMemory,
+    },
     inventory::{self, HostTable, interfaces},
     peers::Peers,
     serve::{
         http,
         web_config::{self, WebConfig},
     },
+    services::{Services, ServicesError, cgroups::CgroupError},
 };
 
 /// How long `ready` waits for rtnetlink's first address dump (a few
@@ -98,6 +104,33 @@ pub(super) fn kernel(opts: &Options, interfaces: &[String]) -> Result<Kernel, Da
     })
 }
 
+/// Attaches the per-service programs, unless `--services off`.
+pub(super) fn services(
+    opts: &Options,
+    ebpf: &mut aya::Ebpf,
+) -> Result<Option<Services>, DaemonError> {
+    let Some(services) = &opts.services else {
+        return Ok(None);
+    };
+    // The ingress counts before attaching are the baseline of unserved.
+    let before = PinnedMaps::open(&opts.bpffs)?.snapshot()?;
+    match Services::start(
+        ebpf,
+        services.cgroup_root.clone(),
+        &before,
+        services.max_series,
+    ) {
+        Ok(services) => Ok(Some(services)),
+        // Not asked for by path: a host (or a mount namespace, as under
+        // `ip netns exec`) without cgroup2 counts addresses as before.
+        Err(e @ ServicesError::Cgroup(CgroupError::NoMount)) => {
+            warn!("services off: {e}");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The state every endpoint reads.
 pub(super) fn live(
     opts: &Options,
@@ -105,6 +138,7 @@ pub(super) fn live(
     attacher: &Attacher,
     memory: MapMemory,
     inventory: &Inventory,
+    services: Option<Services>,
 ) -> Result<Arc<Live>, DaemonError> {
     Ok(Arc::new(Live::new(Parts {
         counters: Box::new(PinnedMaps::open(&opts.bpffs)?),
@@ -119,6 +153,7 @@ pub(super) fn live(
             .on
             .then(|| Peers::open(&opts.bpffs, opts.peer_retention.clone()))
             .transpose()?,
+        services,
     })))
 }
 

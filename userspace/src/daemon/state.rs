@@ -19,6 +19,7 @@ use crate::{
     foreign::{ForeignBudget, Split},
     inventory::{self, Config, HostTable, Row, State},
     peers::Peers,
+    services::{Services, ServicesDoc, ServicesError, series::Series},
 };
 
 /// The alias file as last loaded, and how the last (re)load went.
@@ -45,6 +46,7 @@ pub struct Live {
     foreign: Mutex<ForeignBudget>,
     max_foreign_series: usize,
     peers: Option<Peers>,
+    services: Option<Services>,
 }
 
 /// What a [`Live`] is made of.
@@ -60,6 +62,8 @@ pub struct Parts {
     pub max_foreign_series: usize,
     /// The peer table and record; `None` with `--peers off`.
     pub peers: Option<Peers>,
+    /// Per-service counting; `None` when it is off.
+    pub services: Option<Services>,
 }
 
 impl Live {
@@ -74,6 +78,7 @@ impl Live {
             foreign: Mutex::new(ForeignBudget::new(parts.max_foreign_series)),
             max_foreign_series: parts.max_foreign_series,
             peers: parts.peers,
+            services: parts.services,
         }
     }
 
@@ -158,6 +163,32 @@ impl Live {
             let split = budget.split(&snap.addresses, is_foreign);
             (snap, split)
         })
+    }
+
+    /// The address × service matrix; `None` with `--services off`.
+    pub fn services(&self) -> Result<Option<ServicesDoc>, ServicesError> {
+        let Some(services) = &self.services else {
+            return Ok(None);
+        };
+        // The address counters first: see `Services::report`.
+        let counted = self.counters.snapshot()?;
+        let ifindexes = self
+            .attachments()
+            .iter()
+            .filter_map(|a| a.ifindex)
+            .collect();
+        services
+            .report(&counted, &self.host(), &self.config().config, &ifindexes)
+            .map(Some)
+    }
+
+    /// The exporter's per-service series, bounded, and the matrix they
+    /// came from; `None` with `--services off`.
+    pub fn service_series(&self) -> Result<Option<(Vec<Series>, ServicesDoc)>, ServicesError> {
+        let (Some(services), Some(doc)) = (&self.services, self.services()?) else {
+            return Ok(None);
+        };
+        Ok(Some((services.series(&doc), doc)))
     }
 
     /// The joined inventory, as `aliasstat aliases` shows it.

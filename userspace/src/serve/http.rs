@@ -156,6 +156,7 @@ const LANDING: &str = "<!doctype html>
 <li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>
 <li><a href=\"/api/v1/aliases\">/api/v1/aliases</a>: the inventory with counts, as JSON</li>
 <li><a href=\"/api/v1/peers\">/api/v1/peers</a>: who each address talks with, and when it last did, as JSON (<code>?address=A</code> for one)</li>
+<li><a href=\"/api/v1/services\">/api/v1/services</a>: per address, the traffic of each service (cgroup, systemd unit) and the unserved traffic, as JSON</li>
 <li><a href=\"/api/v1/status\">/api/v1/status</a>: version, host, and which programs are attached where, as JSON</li>
 <li><a href=\"/healthz\">/healthz</a>: 200 while every program is attached</li>
 </ul>
@@ -248,6 +249,7 @@ enum Route {
     Metrics,
     Health,
     Aliases,
+    Services,
     Status,
     Peers,
 }
@@ -261,6 +263,7 @@ impl Route {
             "/api/v1/aliases" => Self::Aliases,
             "/api/v1/status" => Self::Status,
             "/api/v1/peers" => Self::Peers,
+            "/api/v1/services" => Self::Services,
             _ => return None,
         })
     }
@@ -281,6 +284,7 @@ async fn handle(
         Route::Metrics => metrics_response(&app, accepts_gzip(&req)).await,
         Route::Aliases => aliases_response(app).await,
         Route::Peers => peers_response(app, api::wanted_address(req.uri().query())).await,
+        Route::Services => services_response(app).await,
     })
 }
 
@@ -356,6 +360,20 @@ async fn peers_response(app: Arc<App>, wanted: Option<String>) -> Response<Full<
             "peer tracking is off (aliasstat run --peers off)\n",
         ),
         Ok(Some(Err(e))) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    }
+}
+
+/// The matrix reads the maps and walks the cgroup tree: off the runtime
+/// thread too.
+async fn services_response(app: Arc<App>) -> Response<Full<Bytes>> {
+    match tokio::task::spawn_blocking(move || app.live.services()).await {
+        Ok(Ok(Some(doc))) => json(StatusCode::OK, &doc),
+        Ok(Ok(None)) => text(
+            StatusCode::NOT_FOUND,
+            "per-service counting is off (--services off)\n",
+        ),
+        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
     }
 }

@@ -258,6 +258,16 @@ impl Client {
             })
     }
 
+    /// `/api/v1/services`: the address × service matrix.
+    pub async fn services(&self) -> Result<crate::services::ServicesDoc, ClientError> {
+        let path = "/api/v1/services";
+        let body = self.get(path).await?;
+        serde_json::from_slice(&body).map_err(|source| ClientError::Json {
+            url: self.url() + path,
+            source,
+        })
+    }
+
     async fn get(&self, path: &str) -> Result<Bytes, ClientError> {
         let url = self.url() + path;
         match tokio::time::timeout(TIMEOUT, self.exchange(&url, path)).await {

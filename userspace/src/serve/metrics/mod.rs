@@ -19,6 +19,7 @@ mod inventory;
 mod labels;
 mod peers;
 mod self_metrics;
+mod services;
 
 use std::{
     io::Write as _,
@@ -176,6 +177,11 @@ impl Renderer {
         };
         drop(read);
         let peers = peers::PeerSeries::read(live, &host, &status.config);
+        let services = live
+            .service_series()
+            .map_err(|e| warn!("scrape: {e}"))
+            .ok()
+            .flatten();
         self.labels.prune(series.len());
         let fill = Fill {
             foreign_series: live.foreign_series(),
@@ -203,7 +209,13 @@ impl Renderer {
         self_metrics::write_attached(out, &live.attachments());
         addresses::write(out, Direction::Rx, &series, self.labels.text());
         self_metrics::write_duration(out, started.elapsed().as_secs_f64());
+        if let Some((listed, _)) = &services {
+            services::write(out, listed);
+        }
         addresses::write(out, Direction::Tx, &series, self.labels.text());
+        if let Some((_, doc)) = &services {
+            services::write_unserved(out, doc);
+        }
         prometheus::TextEncoder::new()
             .encode(&self.process.gather(), &mut (&mut *out).writer())
             .expect("writing to memory cannot fail");
@@ -265,6 +277,7 @@ mod tests {
             memory: MapMemory::default(),
             max_foreign_series: 1,
             peers: None,
+            services: None,
         }))
     }
 
@@ -447,5 +460,11 @@ mod tests {
         self_metrics::RELOAD_TIMESTAMP.meta(),
         self_metrics::BUILD_INFO.meta(),
         self_metrics::SCRAPE_DURATION.meta(),
+        services::RECEIVE_BYTES.meta(),
+        services::RECEIVE_PACKETS.meta(),
+        services::TRANSMIT_BYTES.meta(),
+        services::TRANSMIT_PACKETS.meta(),
+        services::UNSERVED_BYTES.meta(),
+        services::UNSERVED_PACKETS.meta(),
     ];
 }
