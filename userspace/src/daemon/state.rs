@@ -151,9 +151,18 @@ impl Live {
 
     /// The joined inventory, as `aliasstat aliases` shows it.
     pub fn rows(&self) -> Result<Vec<Row>, CountersError> {
+        Ok(self.rows_and_entries()?.0)
+    }
+
+    /// The joined inventory and, from the same read, the entries of the
+    /// address map (for the web page's "map nearly full").
+    pub fn rows_and_entries(&self) -> Result<(Vec<Row>, usize), CountersError> {
         let counts = self.counters.snapshot()?;
         let host = self.host();
         let config = self.config().config;
-        Ok(inventory::rows(&host, &config, &counts))
+        Ok((
+            inventory::rows(&host, &config, &counts),
+            counts.addresses.len(),
+        ))
     }
 }
