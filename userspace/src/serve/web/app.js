@@ -121,7 +121,8 @@ function markOf(row) {
 function rowOf(row, page) {
   const r = row.rates;
   const [mark, why] = markOf(row);
-  const tr = el("tr", { "data-address": row.address, class: [row.attention ? "attention" : "", row.address === view.selected ? "selected" : ""].join(" ").trim() },
+  // data-points: how many intervals the sparkline spans, for scripts and tests.
+  const tr = el("tr", { "data-address": row.address, "data-points": row.history.rx_bits.length, class: [row.attention ? "attention" : "", row.address === view.selected ? "selected" : ""].join(" ").trim() },
     el("td", { class: "mark", title: why }, mark),
     el("td", { class: "address" }, row.address),
     el("td", { class: "interface" }, row.interface ?? "–"),
