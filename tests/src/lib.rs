@@ -15,6 +15,7 @@ pub mod background;
 pub mod bpffs;
 pub mod cmd;
 pub mod daemon;
+pub mod forward;
 pub mod frames;
 pub mod grafana;
 pub mod harness;

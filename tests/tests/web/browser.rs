@@ -48,8 +48,31 @@ pub fn missing() -> Option<String> {
 pub struct Chromium {
     pub tab: Arc<Tab>,
     requests: Arc<Mutex<Vec<String>>>,
-    _browser: Browser,
-    _profile: Scratch,
+    browser: Option<Browser>,
+    profile: Scratch,
+}
+
+impl Drop for Chromium {
+    /// Chromium's helper processes still write to the profile for a moment
+    /// after the browser is gone; its contents are removed once they stop,
+    /// and the scratch directory then goes as usual.
+    fn drop(&mut self) {
+        drop(self.browser.take());
+        let path = self.profile.path();
+        let emptied = Every(Duration::from_millis(100)).until(
+            "chromium's profile removable",
+            Duration::from_secs(10),
+            || {
+                Ok(fs::remove_dir_all(path)
+                    .and_then(|()| fs::create_dir(path))
+                    .is_ok())
+            },
+            |done| *done,
+        );
+        if let Err(e) = emptied {
+            eprintln!("{e:#}");
+        }
+    }
 }
 
 impl Chromium {
@@ -95,8 +118,8 @@ impl Chromium {
         Ok(Self {
             tab,
             requests,
-            _browser: browser,
-            _profile: profile,
+            browser: Some(browser),
+            profile,
         })
     }
 
