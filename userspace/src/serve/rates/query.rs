@@ -450,7 +450,7 @@ mod tests {
         let history = History::default();
         let t0 = Instant::now();
         let wall = SystemTime::UNIX_EPOCH;
-        let mut rows = |n: u64| {
+        let rows = |n: u64| {
             let mut web = row("192.0.2.2", State::Documented, 60 * n, 0);
             web.alias = Some("web".into());
             web.owner = Some("Team-Web".into());
