@@ -17,6 +17,7 @@ pub mod cgroups;
 pub mod cmd;
 pub mod daemon;
 pub mod first_release;
+pub mod forward;
 pub mod frames;
 pub mod grafana;
 pub mod harness;

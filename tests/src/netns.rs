@@ -65,26 +65,32 @@ impl Netns {
     /// read inside `f` shows this namespace's view. A panic in `f` goes on
     /// in the caller.
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
-        let path = format!("{NETNS_DIR}/{}", self.name);
-        let file = File::open(&path).with_context(|| format!("failed to open {path}"))?;
-        thread::scope(|s| {
-            let joined = s
-                .spawn(|| {
-                    // SAFETY: a valid namespace fd; only this thread, which
-                    // ends with the scope, changes namespace.
-                    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                        return Err(std::io::Error::last_os_error())
-                            .with_context(|| format!("setns into {path}"));
-                    }
-                    Ok(f())
-                })
-                .join();
-            match joined {
-                Ok(result) => result,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        })
+        enter(&self.name, f)
     }
+}
+
+/// [`Netns::enter`] by the namespace's name, for threads that outlive a
+/// borrow of it (a port forward's connections).
+pub fn enter<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> Result<T> {
+    let path = format!("{NETNS_DIR}/{name}");
+    let file = File::open(&path).with_context(|| format!("failed to open {path}"))?;
+    thread::scope(|s| {
+        let joined = s
+            .spawn(|| {
+                // SAFETY: a valid namespace fd; only this thread, which
+                // ends with the scope, changes namespace.
+                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(std::io::Error::last_os_error())
+                        .with_context(|| format!("setns into {path}"));
+                }
+                Ok(f())
+            })
+            .join();
+        match joined {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
 }
 
 impl Drop for Netns {

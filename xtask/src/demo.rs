@@ -8,7 +8,8 @@
 //! TCP, and ARP and LLDP frames. `aliasstat run` counts on the server's veth
 //! while the demo shows `aliasstat dump` every second, then the inventory
 //! (`aliasstat aliases`) and a few lines of `/metrics`, and on a terminal
-//! ends in `aliasstat top` over the same live traffic. Everything the lab
+//! ends in `aliasstat top` over the same live traffic. The live page is
+//! forwarded to the host's loopback for a browser while the demo runs. Everything the lab
 //! made goes away on exit, Ctrl-C included.
 
 use std::{
@@ -23,6 +24,7 @@ use anyhow::{Context as _, Result};
 use lab::{
     BpfDir, Daemon, Veth,
     daemon::{self, Config},
+    forward::Forward,
     frames, http, interrupt,
     link::Ipv6,
     scratch::Scratch,
@@ -125,6 +127,8 @@ purpose = "keepalived VIP, held by the peer"
 
 /// Where the daemon serves HTTP inside the server namespace.
 const LISTEN: &str = "127.0.0.1:9864";
+/// Where the host's browser reaches it (another free port if taken).
+const FORWARD: &str = "127.0.0.1:9864";
 
 pub fn run(args: DemoArgs) -> Result<()> {
     setup::require_root(
@@ -178,9 +182,11 @@ fn demo(args: &DemoArgs) -> Result<()> {
     config.config = Some(&inventory);
     config.listen = Some(listen);
     let daemon = Daemon::start(&config)?;
+    let forward = Forward::start(FORWARD.parse()?, &veth.server.ns, listen)?;
     let header = format!(
         "server netns {}:\n{}aliasstat counts on {}, maps pinned under {}; \
-         client netns {} sends for {} s (Ctrl-C stops)\n",
+         client netns {} sends for {} s (Ctrl-C stops)\n\
+         live page: http://{}/ (forwarded from the host while the demo runs)\n",
         veth.server.ns.name(),
         veth.server
             .ns
@@ -189,6 +195,7 @@ fn demo(args: &DemoArgs) -> Result<()> {
         pins.path().display(),
         veth.client.ns.name(),
         args.seconds,
+        forward.local,
     );
     let client = Client::new(&veth)?;
     send_and_show(&client, &veth, &pins, &header, args.seconds)?;

@@ -15,7 +15,8 @@ use anyhow::{Context as _, Result, bail};
 use crate::{cmd, workspace};
 
 /// The root tests and the dashboard checks use these: ip and nft for the
-/// lab, tmux to drive `aliasstat top`, Prometheus and promtool for the rules
+/// lab, tmux to drive `aliasstat top`, chromium for the web page suite
+/// (headless, over the DevTools protocol), Prometheus and promtool for the rules
 /// and dashboards, jq and curl for dashboards/check.sh, node_exporter for
 /// the bench's textfile-collector yardstick, lintian and man-db (`man -w`)
 /// for the package tests; `cargo xtask deb` needs dpkg-dev (cargo-deb
@@ -24,6 +25,7 @@ const ROOT_PACKAGES: &[&str] = &[
     "iproute2",
     "nftables",
     "tmux",
+    "chromium",
     "prometheus",
     "jq",
     "curl",

@@ -193,9 +193,19 @@ impl Live {
 
     /// The joined inventory, as `aliasstat aliases` shows it.
     pub fn rows(&self) -> Result<Vec<Row>, CountersError> {
+        Ok(self.rows_and_entries()?.0)
+    }
+
+    /// The joined inventory and, from the same read, the entries of each
+    /// address map, IPv4 then IPv6 (for the web page's "map nearly full").
+    pub fn rows_and_entries(&self) -> Result<(Vec<Row>, [usize; 2]), CountersError> {
         let counts = self.counters.snapshot()?;
         let host = self.host();
         let config = self.config().config;
-        Ok(inventory::rows(&host, &config, &counts))
+        let v4 = counts.addresses.iter().filter(|c| c.address.is_ipv4()).count();
+        Ok((
+            inventory::rows(&host, &config, &counts),
+            [v4, counts.addresses.len() - v4],
+        ))
     }
 }

@@ -1,5 +1,6 @@
-//! The HTTP endpoints: `/metrics`, `/api/v1/aliases`, `/healthz` and a
-//! landing page, on hyper's HTTP/1 server.
+//! The HTTP endpoints: `/metrics`, `/api/v1/aliases`, `/api/v1/status`,
+//! `/api/v1/rates`, `/healthz` and the live page at `/`, on hyper's
+//! HTTP/1 server.
 //!
 //! Limits keep a misbehaving client from hurting the daemon: a bounded
 //! number of connections, a deadline for request headers, a cap on header
@@ -31,7 +32,12 @@ use tokio::{
 use crate::{
     commands::aliases,
     daemon::Live,
-    serve::{api, metrics, web_config::WebConfig},
+    serve::{
+        api, metrics,
+        rates::{self, History, query::Query},
+        web::{self, Asset},
+        web_config::WebConfig,
+    },
 };
 
 /// The port registered for aliasstat in the exporters' range.
@@ -49,6 +55,7 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 struct App {
     live: Arc<Live>,
+    rates: Arc<History>,
     exporter: Arc<metrics::Exporter>,
     web: watch::Receiver<Arc<WebConfig>>,
 }
@@ -74,9 +81,12 @@ pub async fn serve(
     limits: Limits,
     web: watch::Receiver<Arc<WebConfig>>,
 ) {
+    let history = Arc::new(History::default());
+    tokio::spawn(rates::sample(live.clone(), history.clone()));
     let app = Arc::new(App {
         exporter: metrics::Exporter::new(live.clone()),
         live,
+        rates: history,
         web,
     });
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -147,21 +157,6 @@ fn with_type(mut resp: Response<Full<Bytes>>, content_type: &'static str) -> Res
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
-
-const LANDING: &str = "<!doctype html>
-<html><head><title>aliasstat</title></head><body>
-<h1>aliasstat</h1>
-<p>Per-address traffic accounting.</p>
-<ul>
-<li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>
-<li><a href=\"/api/v1/aliases\">/api/v1/aliases</a>: the inventory with counts, as JSON</li>
-<li><a href=\"/api/v1/peers\">/api/v1/peers</a>: who each address talks with, and when it last did, as JSON (<code>?address=A</code> for one)</li>
-<li><a href=\"/api/v1/services\">/api/v1/services</a>: per address, the traffic of each service (cgroup, systemd unit) and the unserved traffic, as JSON</li>
-<li><a href=\"/api/v1/status\">/api/v1/status</a>: version, host, and which programs are attached where, as JSON</li>
-<li><a href=\"/healthz\">/healthz</a>: 200 while every program is attached</li>
-</ul>
-</body></html>
-";
 
 /// Checks basic auth before [`handle`] routes, so that an unauthenticated
 /// client learns nothing, not even which paths exist.
@@ -245,26 +240,27 @@ async fn metrics_response(app: &App, gzip: bool) -> Response<Full<Bytes>> {
 /// The paths served; anything else is 404.
 #[derive(Clone, Copy)]
 enum Route {
-    Landing,
+    Page(&'static Asset),
     Metrics,
     Health,
     Aliases,
     Services,
     Status,
     Peers,
+    Rates,
 }
 
 impl Route {
     fn of(path: &str) -> Option<Self> {
         Some(match path {
-            "/" => Self::Landing,
             "/metrics" => Self::Metrics,
             "/healthz" => Self::Health,
             "/api/v1/aliases" => Self::Aliases,
             "/api/v1/status" => Self::Status,
             "/api/v1/peers" => Self::Peers,
             "/api/v1/services" => Self::Services,
-            _ => return None,
+            "/api/v1/rates" => Self::Rates,
+            page => Self::Page(web::asset(page)?),
         })
     }
 }
@@ -278,7 +274,8 @@ async fn handle(
         Err(resp) => return Ok(*resp),
     };
     Ok(match route {
-        Route::Landing => with_type(text(StatusCode::OK, LANDING), "text/html; charset=utf-8"),
+        Route::Page(asset) => page(asset),
+        Route::Rates => rates_response(&app, req.uri().query()),
         Route::Health => health(&app.live),
         Route::Status => json(StatusCode::OK, &api::status(&app.live)),
         Route::Metrics => metrics_response(&app, accepts_gzip(&req)).await,
@@ -375,5 +372,38 @@ async fn services_response(app: Arc<App>) -> Response<Full<Bytes>> {
         ),
         Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    }
+}
+
+/// A file of the page, under its Content-Security-Policy. It is small and
+/// changes with the binary only, but a browser must not keep a page of an
+/// older daemon after an upgrade: no-cache makes it revalidate.
+fn page(asset: &Asset) -> Response<Full<Bytes>> {
+    let mut resp = with_type(text(StatusCode::OK, asset.body), asset.content_type);
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(web::CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// One page of the rate table; a bad parameter is 400 with what to fix.
+fn rates_response(app: &App, raw: Option<&str>) -> Response<Full<Bytes>> {
+    match Query::parse(raw) {
+        Ok(query) => json(
+            StatusCode::OK,
+            &query.page(&app.rates.table(), app.live.address_capacity()),
+        ),
+        Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     }
 }

@@ -50,6 +50,22 @@ pub struct Entry {
     pub tx: Counters,
 }
 
+/// The same fields of a row read in this process (the web page's rate
+/// history), so both take their rates with the same arithmetic.
+impl From<&crate::inventory::Row> for Entry {
+    fn from(row: &crate::inventory::Row) -> Self {
+        Self {
+            address: row.address,
+            state: row.state,
+            interface: row.interface.clone(),
+            alias: row.alias.clone(),
+            owner: row.owner.clone(),
+            rx: row.rx,
+            tx: row.tx,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Document {
     aliases: Vec<Entry>,

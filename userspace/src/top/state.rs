@@ -11,6 +11,7 @@ use std::{
 
 use common::Counters;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use serde::Serialize;
 
 use super::{
     client::{Attached, Entry},
@@ -26,13 +27,13 @@ pub struct Sample {
 }
 
 /// Per-second rates in one direction.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Rate {
     pub bits: f64,
     pub packets: f64,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Rates {
     pub rx: Rate,
     pub tx: Rate,
@@ -113,7 +114,8 @@ pub fn totals(lines: &[Line]) -> Option<Rates> {
 }
 
 /// Why a row stands out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Attention {
     /// An address nobody documented is carrying traffic.
     Undocumented,
