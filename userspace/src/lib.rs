@@ -3,7 +3,8 @@
 //! The folders follow the architecture: `bpf` puts the programs in the
 //! kernel and reads what they counted, `inventory` knows what each address
 //! is (on the host, in the alias file), `foreign` bounds what is exported of
-//! addresses that are neither, `serve` is the exporter, `daemon` runs it
+//! addresses that are neither, `history` keeps what each address carried
+//! per interval and reports on it, `serve` is the exporter, `daemon` runs it
 //! all until it is told to stop, `commands` presents results for the
 //! one-shot subcommands, and `top` is the live terminal view.
 
@@ -11,6 +12,7 @@ pub mod bpf;
 pub mod commands;
 pub mod daemon;
 pub mod foreign;
+pub mod history;
 pub mod inventory;
 pub mod serve;
 pub mod top;

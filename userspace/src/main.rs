@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use aliasstat::{
     bpf::counters::{CounterSource as _, PinnedMaps},
-    commands::{aliases, check, detach, dump},
+    commands::{aliases, check, detach, dump, report},
     daemon,
     inventory::{self, interfaces},
     top,
@@ -56,6 +56,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             print!("{report}");
         }
         cli::Command::Check(args) => return check(&args),
+        cli::Command::Report(args) => print!("{}", history_report(&args)?),
         cli::Command::Docs { dir } => docs::write(&dir)?,
         cli::Command::Top(args) => top::run(&top::Options {
             access: access(args.user, args.password_file.as_deref(), args.ca_file)?,
@@ -85,8 +86,40 @@ fn run_daemon(args: cli::RunArgs) -> anyhow::Result<()> {
         detach_on_exit: args.detach_on_exit,
         foreign_idle: (args.foreign_idle > 0)
             .then(|| std::time::Duration::from_secs(args.foreign_idle)),
+        history: (!args.no_history).then(|| aliasstat::history::recorder::Options {
+            state_dir: args.state_dir,
+            step: args.history_interval,
+        }),
     }))?;
     Ok(())
+}
+
+/// `aliasstat report`, from the local history or from Prometheus.
+fn history_report(args: &cli::ReportArgs) -> anyhow::Result<String> {
+    use aliasstat::history::{self, period};
+    let (from_ms, to_ms) = match (&args.month, &args.from, &args.to) {
+        (Some(month), _, _) => period::month(month, args.billing_day)?,
+        (None, Some(from), Some(to)) => period::range(from, to)?,
+        _ => anyhow::bail!("give the period: --month YYYY-MM, or --from and --to"),
+    };
+    let query = history::report::Query {
+        from_ms,
+        to_ms,
+        by: args.by,
+        percentile: args.percentile,
+        rule: args.direction,
+    };
+    let made = match &args.prometheus {
+        Some(url) => runtime()?.block_on(history::prometheus::report(
+            url,
+            &top::client::Access::default(),
+            &args.selector,
+            query,
+            args.step.as_millis() as i64,
+        ))?,
+        None => history::report::local(&history::Store::open_read(&args.state_dir)?, query)?,
+    };
+    Ok(report::render(&made, args.format))
 }
 
 /// Exit 2 for a file that cannot be used, whatever the host says.

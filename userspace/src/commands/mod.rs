@@ -1,8 +1,9 @@
-//! The one-shot subcommands' results: `dump`, `aliases`, `check` and
-//! `detach`, the tables among them drawn by one helper (`table`).
+//! The one-shot subcommands' results: `dump`, `aliases`, `check`,
+//! `detach` and `report`, the tables among them drawn by one helper (`table`).
 
 pub mod aliases;
 pub mod check;
 pub mod detach;
 pub mod dump;
+pub mod report;
 pub mod table;

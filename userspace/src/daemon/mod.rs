@@ -7,7 +7,11 @@ mod logs;
 mod start;
 mod state;
 
-use std::{io, path::PathBuf, time::Duration};
+use std::{
+    io,
+    path::PathBuf,
+    time::{Duration, SystemTime},
+};
 
 use log::info;
 pub use state::{ConfigStatus, Live, Parts};
@@ -21,6 +25,7 @@ use crate::{
         memory::MemoryError,
     },
     foreign::{Janitor, evict},
+    history::{self, recorder::Recorder},
     inventory::{ConfigError, interfaces::InterfaceError},
     serve::{
         http::{self, BindError},
@@ -47,6 +52,8 @@ pub struct Options {
     pub detach_on_exit: bool,
     /// Evict foreign entries unchanged for this long; `None` never does.
     pub foreign_idle: Option<Duration>,
+    /// Where and how often to record the history; `None` keeps none.
+    pub history: Option<history::recorder::Options>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,11 +84,15 @@ pub enum DaemonError {
     },
 }
 
-pub async fn run(opts: Options) -> Result<(), DaemonError> {
+pub async fn run(mut opts: Options) -> Result<(), DaemonError> {
     let interfaces = start::watched_interfaces(opts.interfaces.clone())?;
     let signals = Signals::install()?;
     let mut inventory = start::inventory(&opts.config)?;
     let web = start::web_config(opts.web_config.as_deref())?;
+    let (fresh_maps, loaded) = (
+        history::recorder::fresh_maps(&opts.bpffs),
+        SystemTime::now(),
+    );
     let start::Kernel {
         ebpf,
         attacher,
@@ -89,6 +100,10 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     } = start::kernel(&opts, &interfaces)?;
     let live = start::live(&opts, &ebpf, &attacher, memory, &inventory)?;
     start::first_dump(&mut inventory.host).await;
+    let recorder = opts
+        .history
+        .take()
+        .map(|h| Recorder::start(h, &opts.bpffs, live.clone(), fresh_maps, loaded));
     start::serve(&opts, live.clone(), web.subscribe()).await?;
     info!(
         "ready: counting on {}; maps pinned under {}; metrics on {}://{}/metrics ({})",
@@ -115,6 +130,9 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         janitor,
     };
     let stop = running.until_stopped().await;
+    if let Some(recorder) = recorder {
+        recorder.finish().await;
+    }
     if opts.detach_on_exit {
         running.attacher.unpin_all().map_err(Box::new)?;
         drop(running);

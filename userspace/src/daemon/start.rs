@@ -113,6 +113,7 @@ pub(super) fn live(
         address_capacity: load::address_capacity(ebpf)?,
         memory,
         max_foreign_series: opts.max_foreign_series,
+        history: opts.history.is_some(),
     })))
 }
 

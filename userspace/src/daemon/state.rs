@@ -4,7 +4,10 @@
 
 use std::{
     net::IpAddr,
-    sync::{Arc, Mutex, RwLock},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::SystemTime,
 };
 
@@ -42,6 +45,8 @@ pub struct Live {
     memory: MapMemory,
     foreign: Mutex<ForeignBudget>,
     max_foreign_series: usize,
+    /// Failed history writes; `None` without a history (`--no-history`).
+    history_write_errors: Option<AtomicU64>,
 }
 
 /// What a [`Live`] is made of.
@@ -55,6 +60,8 @@ pub struct Parts {
     pub memory: MapMemory,
     /// Foreign addresses that get series of their own.
     pub max_foreign_series: usize,
+    /// Whether the daemon keeps a history, whose failed writes are counted.
+    pub history: bool,
 }
 
 impl Live {
@@ -68,6 +75,7 @@ impl Live {
             memory: parts.memory,
             foreign: Mutex::new(ForeignBudget::new(parts.max_foreign_series)),
             max_foreign_series: parts.max_foreign_series,
+            history_write_errors: parts.history.then(AtomicU64::default),
         }
     }
 
@@ -147,6 +155,25 @@ impl Live {
             let split = budget.split(&snap.addresses, is_foreign);
             (snap, split)
         })
+    }
+
+    /// One read for the history: the counters, with the host's addresses
+    /// and the alias file that name them at this moment.
+    pub fn counts_now(&self) -> Result<(Snapshot, Arc<HostTable>, Arc<Config>), CountersError> {
+        Ok((self.counters.snapshot()?, self.host(), self.config().config))
+    }
+
+    pub fn history_write_failed(&self) {
+        if let Some(errors) = &self.history_write_errors {
+            errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Failed history writes so far; `None` without a history.
+    pub fn history_write_errors(&self) -> Option<u64> {
+        self.history_write_errors
+            .as_ref()
+            .map(|e| e.load(Ordering::Relaxed))
     }
 
     /// The joined inventory, as `aliasstat aliases` shows it.

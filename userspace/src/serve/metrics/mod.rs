@@ -181,6 +181,7 @@ impl Renderer {
             address_capacity: live.address_capacity(),
             entries,
             memory: live.map_memory(),
+            history_write_errors: live.history_write_errors(),
         };
         let out = &mut self.out;
         self.labels
@@ -248,6 +249,7 @@ mod tests {
             address_capacity: 4,
             memory: MapMemory::default(),
             max_foreign_series: 1,
+            history: true,
         }))
     }
 
@@ -306,6 +308,7 @@ mod tests {
                 r#"aliasstat_foreign_other_packets_total{direction="receive",interface="lo"} 5"#,
                 "aliasstat_foreign_series 1",
                 "aliasstat_foreign_series_limit 1",
+                "aliasstat_history_write_errors_total 0",
                 r#"aliasstat_map_capacity{map="addresses"} 4"#,
                 r#"aliasstat_map_capacity{map="other"} 4096"#,
                 r#"aliasstat_map_entries{map="addresses"} 4"#,

@@ -32,6 +32,13 @@ pub static ATTACHED: Family<3> = Family {
     labels: Labels(["direction", "hook", "interface"]),
 };
 
+pub static HISTORY_WRITE_ERRORS: Family<0> = Family {
+    name: "aliasstat_history_write_errors_total",
+    help: "Failed writes to the history database under --state-dir (locked, corrupt, unwritable, full). Counting and serving go on; the log says why, and the next interval that is written covers the time since the last one.",
+    kind: Kind::Counter,
+    labels: Labels([]),
+};
+
 pub static MAP_ENTRIES: Family<1> = Family {
     name: "aliasstat_map_entries",
     help: "Entries in the BPF map: addresses holds one per (interface, direction, address), other the non_ip and overflow buckets.",
@@ -102,11 +109,16 @@ pub struct Fill {
     pub entries: Option<(usize, usize)>,
     /// Every map's kernel memory.
     pub memory: Vec<MapBytes>,
+    /// Failed history writes; `None` without a history.
+    pub history_write_errors: Option<u64>,
 }
 
 pub fn write_fill(out: &mut BytesMut, fill: &Fill) {
     FOREIGN_SERIES.write(out, [], fill.foreign_series as u64);
     FOREIGN_LIMIT.write(out, [], fill.foreign_limit as u64);
+    if let Some(errors) = fill.history_write_errors {
+        HISTORY_WRITE_ERRORS.write(out, [], errors);
+    }
     let mut section = MAP_CAPACITY.open(out);
     section.sample(["addresses"], u64::from(fill.address_capacity));
     section.sample(["other"], u64::from(common::names::OTHER_CAPACITY));
@@ -144,6 +156,7 @@ mod tests {
             foreign_limit: 0,
             address_capacity: 16_384,
             entries: None,
+            history_write_errors: None,
             memory: vec![
                 MapBytes {
                     name: "addresses".into(),
