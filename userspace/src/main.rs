@@ -86,7 +86,7 @@ fn run_daemon(args: cli::RunArgs) -> anyhow::Result<()> {
         detach_on_exit: args.detach_on_exit,
         foreign_idle: (args.foreign_idle > 0)
             .then(|| std::time::Duration::from_secs(args.foreign_idle)),
-        history: (!args.no_history).then(|| aliasstat::history::recorder::Options {
+        history: (!args.no_history).then_some(aliasstat::history::recorder::Options {
             state_dir: args.state_dir,
             step: args.history_interval,
         }),

@@ -69,8 +69,11 @@ struct Series {
     values: Vec<(f64, String)>,
 }
 
-/// The four counters, with where each goes in a [`Traffic`].
-const COUNTERS: [(&str, fn(&mut Traffic) -> &mut u64); 4] = [
+/// Where a counter's value goes in a [`Traffic`].
+type Field = fn(&mut Traffic) -> &mut u64;
+
+/// The four counters, with where each goes.
+const COUNTERS: [(&str, Field); 4] = [
     ("aliasstat_receive_packets_total", |t| &mut t.rx.packets),
     ("aliasstat_receive_bytes_total", |t| &mut t.rx.bytes),
     ("aliasstat_transmit_packets_total", |t| &mut t.tx.packets),

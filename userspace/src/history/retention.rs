@@ -82,11 +82,12 @@ pub fn compact(store: &mut Store, now_ms: i64) -> Result<Compacted, StoreError> 
     })
 }
 
+/// Stored intervals as (start, end, counts blob), by the hour they start
+/// in.
+type Hours = BTreeMap<i64, Vec<(i64, i64, Vec<u8>)>>;
+
 /// Intervals finer than an hour ending before `before_ms`, by hour.
-fn fine_hours(
-    db: &rusqlite::Connection,
-    before_ms: i64,
-) -> rusqlite::Result<BTreeMap<i64, Vec<(i64, i64, Vec<u8>)>>> {
+fn fine_hours(db: &rusqlite::Connection, before_ms: i64) -> rusqlite::Result<Hours> {
     let mut stmt = db.prepare(
         "SELECT start_ms, end_ms, counts FROM intervals WHERE end_ms <= ?1 AND step_ms < ?2",
     )?;
