@@ -44,7 +44,11 @@ pub(crate) fn direct<T: Copy>(start: usize, end: usize, offset: usize) -> Option
 /// Ethernet header; the kernel allows unaligned packet loads on hosts with
 /// efficient unaligned access (x86_64, arm64), so the load is written out.
 #[inline(always)]
-pub(crate) fn direct_words<const N: usize>(start: usize, end: usize, offset: usize) -> Option<[u32; N]> {
+pub(crate) fn direct_words<const N: usize>(
+    start: usize,
+    end: usize,
+    offset: usize,
+) -> Option<[u32; N]> {
     let at = start + offset;
     if at + 4 * N > end {
         return None;

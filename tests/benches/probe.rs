@@ -13,6 +13,11 @@
 //!                                        here and at C CPUs
 //! probe hold-xdp --iface IF              attach the empty XDP program
 //!                                        until stdin closes
+//! probe history --dir DIR --addresses N --days D --trials T
+//!                                        the history store: one interval's
+//!                                        write for N addresses, bytes per
+//!                                        address per day over D days, and
+//!                                        a report over them
 //! ```
 
 use std::{
@@ -39,9 +44,8 @@ use common::{
     Addr4Key, Addr6Key, Counters, Direction,
     names::{
         ADDRESSES_V4, ADDRESSES_V6, BENCH_EMPTY_TC, BENCH_EMPTY_XDP, BENCH_KEYED_TC,
-        BENCH_KEYED_XDP, BENCH_REKEY_TC, BENCH_REKEY_XDP, DEFAULT_ADDRESS_CAPACITY, PEERS, PEERS_ON,
-        TC_INGRESS,
-        XDP_INGRESS,
+        BENCH_KEYED_XDP, BENCH_REKEY_TC, BENCH_REKEY_XDP, DEFAULT_ADDRESS_CAPACITY, PEERS,
+        PEERS_ON, TC_INGRESS, XDP_INGRESS,
     },
 };
 use lab::{
@@ -71,6 +75,12 @@ fn main() -> Result<()> {
             flags.num("cpus")?,
         )?,
         "hold-xdp" => hold_xdp(flags.get("iface")?)?,
+        "history" => history(
+            flags.get("dir")?,
+            flags.num("addresses")?,
+            flags.num("days")?,
+            flags.num("trials")?,
+        )?,
         // `cargo bench` runs bench targets with `--bench`: say where to go.
         _ => bail!("unknown subcommand `{command}`; run the benchmarks with `cargo xtask bench`"),
     };
@@ -513,4 +523,97 @@ fn hold_xdp(iface: &str) -> Result<Value> {
     // Blocks until xtask is done with this baseline and closes the pipe.
     std::io::stdin().read_to_end(&mut Vec::new())?;
     Ok(json!({ "detached": iface }))
+}
+
+/// A deterministic traffic mix: per address a steady rate between about
+/// 3 kbit/s and 3 Mbit/s, varying by up to ±50 % from one interval to the
+/// next, about 800 bytes a packet. Every address is active every interval.
+fn interval_traffic(
+    addresses: usize,
+    interval: u64,
+) -> Vec<(
+    aliasstat::history::store::SeriesKey,
+    aliasstat::history::codec::Traffic,
+)> {
+    (0..addresses)
+        .map(|i| {
+            let mut x = (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                ^ interval.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            x ^= x >> 31;
+            let base = 100_000u64 << (i % 11);
+            let rx_bytes = base / 2 + x % base;
+            let tx_bytes = rx_bytes / 4 + (x >> 20) % 1000;
+            let key = aliasstat::history::store::SeriesKey {
+                interface: "eth0".into(),
+                address: format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
+                alias: format!("alias-{i}"),
+                owner: format!("owner-{}", i % 50),
+            };
+            let traffic = aliasstat::history::codec::Traffic {
+                rx: Counters::new(rx_bytes / 800 + 1, rx_bytes),
+                tx: Counters::new(tx_bytes / 800 + 1, tx_bytes),
+            };
+            (key, traffic)
+        })
+        .collect()
+}
+
+/// The history store: write `days` of 5-minute intervals for `addresses`
+/// addresses, timing each write, then the size per address per day and a
+/// report over the whole period.
+fn history(dir: &str, addresses: usize, days: u64, trials: usize) -> Result<Value> {
+    use aliasstat::history::{
+        percentile::{Percentile, Rule},
+        report,
+        store::{BaselineRecord, Store},
+    };
+    let step: i64 = 300_000;
+    let dir = std::path::Path::new(dir);
+    let mut store = Store::open(dir)?;
+    let baseline = BaselineRecord {
+        epoch: "bench".into(),
+        at_ms: 0,
+        counts: Vec::new(),
+    };
+    let intervals = days * 288;
+    let mut writes = Vec::with_capacity(intervals as usize);
+    for k in 0..intervals {
+        let traffic = interval_traffic(addresses, k);
+        let start = k as i64 * step;
+        let t = Instant::now();
+        store.write(Some((start, start + step, step)), &traffic, &baseline)?;
+        writes.push(t.elapsed().as_secs_f64());
+    }
+    drop(store);
+    let store = Store::open(dir)?;
+    let size = store.size()?;
+    let mut reports = Vec::new();
+    for _ in 0..trials {
+        let t = Instant::now();
+        let r = report::local(
+            &store,
+            report::Query {
+                from_ms: 0,
+                to_ms: intervals as i64 * step,
+                by: report::By::Alias,
+                percentile: Percentile::P95,
+                rule: Rule::Max,
+            },
+        )?;
+        reports.push(t.elapsed().as_secs_f64());
+        ensure!(
+            r.rows.len() == addresses && r.sampled == intervals as usize,
+            "the report lost rows or intervals"
+        );
+    }
+    writes.sort_by(f64::total_cmp);
+    reports.sort_by(f64::total_cmp);
+    Ok(json!({
+        "addresses": addresses,
+        "intervals": intervals,
+        "write_seconds_median": writes[writes.len() / 2],
+        "db_bytes": size,
+        "bytes_per_address_day": size as f64 / (addresses as f64 * days as f64),
+        "report_seconds_median": reports[reports.len() / 2],
+    }))
 }

@@ -152,6 +152,22 @@ impl<'a> Prometheus<'a> {
         scrape_configs: &str,
         rule_files: &[&Path],
     ) -> Result<Self> {
+        Self::spawn(ns, scrape_configs, rule_files, None)
+    }
+
+    /// Starts Prometheus in `ns`, scraping nothing, on a TSDB backfilled
+    /// from the OpenMetrics file `openmetrics` with `promtool tsdb
+    /// create-blocks-from openmetrics`.
+    pub fn start_backfilled(ns: &'a Netns, openmetrics: &Path) -> Result<Self> {
+        Self::spawn(ns, "  []\n", &[], Some(openmetrics))
+    }
+
+    fn spawn(
+        ns: &'a Netns,
+        scrape_configs: &str,
+        rule_files: &[&Path],
+        backfill: Option<&Path>,
+    ) -> Result<Self> {
         ensure!(
             Path::new(PROMETHEUS).is_file(),
             "no Prometheus at {PROMETHEUS}: install Debian's `prometheus` package (`cargo xtask setup` does)"
@@ -175,6 +191,14 @@ impl<'a> Prometheus<'a> {
             ),
         )?;
         let tsdb = dir.path().join("tsdb");
+        if let Some(file) = backfill {
+            cmd::run(
+                Command::new(PROMTOOL)
+                    .args(["tsdb", "create-blocks-from", "openmetrics"])
+                    .arg(file)
+                    .arg(&tsdb),
+            )?;
+        }
         let web = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(ns)?));
         let log = dir.path().join("prometheus.log");
         let log_file = std::fs::File::create(&log)

@@ -113,6 +113,19 @@ pub enum Command {
     /// address, or --unit to see every address one unit used (the
     /// source-address question: does it send from its alias?).
     Services(ServicesArgs),
+    /// Traffic and the Nth percentile per alias, owner or address over a
+    /// billing month or a period, from the daemon's history or from
+    /// Prometheus.
+    ///
+    /// Totals are the packets and bytes in (to the address) and out (from
+    /// it). The percentile is of the interval bit rates: sort the N
+    /// intervals that have samples and take the one at ⌈p·N/100⌉. Intervals
+    /// when no daemon ran are missing, not zero: they are left out of N,
+    /// and the first line (or the intervals_* columns) says how many of the
+    /// period's intervals had samples. Traffic the kernel counted while the
+    /// daemon was stopped is in the totals, but not in any interval's rate.
+    /// Times are UTC.
+    Report(ReportArgs),
     /// Remove every program, link and pinned map aliasstat left under
     /// --bpffs, and say what was removed.
     ///
@@ -279,9 +292,91 @@ pub struct RunArgs {
     pub peer_retention: Duration,
 
     /// Where the daemon keeps what must survive a restart besides the
-    /// pinned maps: the peer record (peers.json).
+    /// pinned maps: the history database (history.db, SQLite in WAL mode)
+    /// that `aliasstat report` reads, and the peer record (peers.json).
     #[arg(long, value_name = "DIR", default_value = "/var/lib/aliasstat")]
     pub state_dir: PathBuf,
+
+    /// How often the history records each address's packets and bytes
+    /// (30s, 5m, 1h; it must divide a day). Samples fall on multiples of
+    /// it in UTC, plus one at start and one on SIGINT/SIGTERM, so a clean
+    /// stop or reboot loses nothing. Billing percentiles are usually of
+    /// 5-minute rates.
+    #[arg(long, value_name = "DURATION", default_value = "5m",
+          value_parser = aliasstat::history::parse_interval)]
+    pub history_interval: Duration,
+
+    /// Keep no history (nothing is written under --state-dir).
+    #[arg(long)]
+    pub no_history: bool,
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// The billing month, YYYY-MM, from its --billing-day to the same day
+    /// of the next month.
+    #[arg(long, value_name = "YYYY-MM", conflicts_with_all = ["from", "to"],
+          required_unless_present = "from")]
+    pub month: Option<String>,
+
+    /// The day of the month billing months start on, at 00:00 UTC.
+    #[arg(long, value_name = "D", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=28))]
+    pub billing_day: u32,
+
+    /// Start of the period instead of --month: YYYY-MM-DD or
+    /// YYYY-MM-DDTHH:MM[:SS], UTC.
+    #[arg(long, value_name = "TIME", requires = "to")]
+    pub from: Option<String>,
+
+    /// End of the period (exclusive), like --from.
+    #[arg(long, value_name = "TIME", requires = "from")]
+    pub to: Option<String>,
+
+    /// One row per alias (with its owner), per owner, or per address.
+    /// Undocumented addresses have no alias or owner: with alias or owner
+    /// they share one row, "(undocumented)".
+    #[arg(long, value_enum, default_value_t = aliasstat::history::report::By::Alias)]
+    pub by: aliasstat::history::report::By,
+
+    /// Which percentile of the interval rates, above 0 and at most 100,
+    /// with up to three decimals.
+    #[arg(long, value_name = "P", default_value = "95")]
+    pub percentile: aliasstat::history::percentile::Percentile,
+
+    /// The rate the percentile is of: in, out, max (the larger of the in
+    /// and the out percentile) or sum (of each interval's in + out).
+    #[arg(long, value_enum, default_value_t = aliasstat::history::percentile::Rule::Max)]
+    pub direction: aliasstat::history::percentile::Rule,
+
+    #[arg(long, value_enum, default_value_t = aliasstat::commands::report::Format::Table)]
+    pub format: aliasstat::commands::report::Format,
+
+    /// The daemon's --state-dir, whose history.db is read.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/aliasstat")]
+    pub state_dir: PathBuf,
+
+    /// Compute the report from a Prometheus (or Thanos, Mimir) query API
+    /// at this URL instead: every host it scrapes, in one report. Each
+    /// --step's value is the increase of aliasstat's counters over it.
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
+
+    /// A PromQL label selector that narrows the series read from
+    /// --prometheus, e.g. '{job="aliasstat",instance=~"web.*"}'.
+    #[arg(
+        long,
+        value_name = "SELECTOR",
+        default_value = "",
+        requires = "prometheus"
+    )]
+    pub selector: String,
+
+    /// With --prometheus: the interval rates are of, as the daemon's
+    /// --history-interval.
+    #[arg(long, value_name = "DURATION", default_value = "5m", requires = "prometheus",
+          value_parser = aliasstat::history::parse_interval)]
+    pub step: Duration,
 }
 
 /// An on/off flag.

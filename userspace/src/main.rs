@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use aliasstat::{
     bpf::counters::{CounterSource as _, PinnedMaps},
-    commands::{self, aliases, check, detach, dump, services},
+    commands::{self, aliases, check, detach, dump, report, services},
     daemon,
     inventory::{self, interfaces},
     top,
@@ -56,6 +56,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             print!("{report}");
         }
         cli::Command::Check(args) => return check(&args),
+        cli::Command::Report(args) => print!("{}", history_report(&args)?),
         cli::Command::Docs { dir } => docs::write(&dir)?,
         cli::Command::Services(args) => services(args)?,
         cli::Command::Top(args) => top::run(&top::Options {
@@ -108,11 +109,15 @@ fn run_daemon(args: cli::RunArgs) -> anyhow::Result<()> {
         peer_retention: aliasstat::peers::Retention {
             idle: args.peer_idle,
             keep: args.peer_retention,
-            state_dir: args.state_dir,
+            state_dir: args.state_dir.clone(),
         },
         services: (args.services == cli::Switch::On).then_some(daemon::ServiceOptions {
             cgroup_root: args.cgroup_root,
             max_series: args.max_service_series,
+        }),
+        history: (!args.no_history).then_some(aliasstat::history::recorder::Options {
+            state_dir: args.state_dir,
+            step: args.history_interval,
         }),
     }))?;
     Ok(())
@@ -142,6 +147,34 @@ fn services(args: cli::ServicesArgs) -> anyhow::Result<()> {
         (_, false) => print!("{}", services::table(&addresses)),
     }
     Ok(())
+}
+
+/// `aliasstat report`, from the local history or from Prometheus.
+fn history_report(args: &cli::ReportArgs) -> anyhow::Result<String> {
+    use aliasstat::history::{self, period};
+    let (from_ms, to_ms) = match (&args.month, &args.from, &args.to) {
+        (Some(month), _, _) => period::month(month, args.billing_day)?,
+        (None, Some(from), Some(to)) => period::range(from, to)?,
+        _ => anyhow::bail!("give the period: --month YYYY-MM, or --from and --to"),
+    };
+    let query = history::report::Query {
+        from_ms,
+        to_ms,
+        by: args.by,
+        percentile: args.percentile,
+        rule: args.direction,
+    };
+    let made = match &args.prometheus {
+        Some(url) => runtime()?.block_on(history::prometheus::report(
+            url,
+            &top::client::Access::default(),
+            &args.selector,
+            query,
+            args.step.as_millis() as i64,
+        ))?,
+        None => history::report::local(&history::Store::open_read(&args.state_dir)?, query)?,
+    };
+    Ok(report::render(&made, args.format))
 }
 
 /// Exit 2 for a file that cannot be used, whatever the host says.

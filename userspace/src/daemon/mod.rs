@@ -8,7 +8,11 @@ mod malloc;
 mod start;
 mod state;
 
-use std::{io, path::PathBuf, time::Duration};
+use std::{
+    io,
+    path::PathBuf,
+    time::{Duration, SystemTime},
+};
 
 use log::info;
 pub use state::{ConfigStatus, Live, Parts};
@@ -22,6 +26,7 @@ use crate::{
         memory::MemoryError,
     },
     foreign::{Janitor, evict},
+    history::{self, recorder::Recorder},
     inventory::{ConfigError, interfaces::InterfaceError},
     peers::{PeersError, Retention},
     serve::{
@@ -55,6 +60,8 @@ pub struct Options {
     pub peer_retention: Retention,
     /// Per-service counting; `None` is `--services off`.
     pub services: Option<ServiceOptions>,
+    /// Where and how often to record the history; `None` keeps none.
+    pub history: Option<history::recorder::Options>,
 }
 
 /// `--cgroup-root` and `--max-service-series`.
@@ -96,12 +103,16 @@ pub enum DaemonError {
     },
 }
 
-pub async fn run(opts: Options) -> Result<(), DaemonError> {
+pub async fn run(mut opts: Options) -> Result<(), DaemonError> {
     malloc::tune();
     let interfaces = start::watched_interfaces(opts.interfaces.clone())?;
     let signals = Signals::install()?;
     let mut inventory = start::inventory(&opts.config)?;
     let web = start::web_config(opts.web_config.as_deref())?;
+    let (fresh_maps, loaded) = (
+        history::recorder::fresh_maps(&opts.bpffs),
+        SystemTime::now(),
+    );
     let start::Kernel {
         attacher,
         memory,
@@ -110,6 +121,10 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
     let services = start::services(&opts, &mut ebpf)?;
     let live = start::live(&opts, &ebpf, &attacher, memory, &inventory, services)?;
     start::first_dump(&mut inventory.host).await;
+    let recorder = opts
+        .history
+        .take()
+        .map(|h| Recorder::start(h, &opts.bpffs, live.clone(), fresh_maps, loaded));
     start::serve(&opts, live.clone(), web.subscribe()).await?;
     info!(
         "ready: counting on {}; maps pinned under {}; metrics on {}://{}/metrics ({})",
@@ -138,6 +153,9 @@ pub async fn run(opts: Options) -> Result<(), DaemonError> {
         janitor,
     };
     let stop = running.until_stopped().await;
+    if let Some(recorder) = recorder {
+        recorder.finish().await;
+    }
     if opts.detach_on_exit {
         running.attacher.unpin_all().map_err(Box::new)?;
         drop(running);

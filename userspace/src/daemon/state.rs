@@ -4,7 +4,10 @@
 
 use std::{
     net::IpAddr,
-    sync::{Arc, Mutex, RwLock},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::SystemTime,
 };
 
@@ -47,6 +50,8 @@ pub struct Live {
     max_foreign_series: usize,
     peers: Option<Peers>,
     services: Option<Services>,
+    /// Failed history writes; `None` without a history (`--no-history`).
+    history_write_errors: Option<AtomicU64>,
 }
 
 /// What a [`Live`] is made of.
@@ -64,6 +69,8 @@ pub struct Parts {
     pub peers: Option<Peers>,
     /// Per-service counting; `None` when it is off.
     pub services: Option<Services>,
+    /// Whether the daemon keeps a history, whose failed writes are counted.
+    pub history: bool,
 }
 
 impl Live {
@@ -79,6 +86,7 @@ impl Live {
             max_foreign_series: parts.max_foreign_series,
             peers: parts.peers,
             services: parts.services,
+            history_write_errors: parts.history.then(AtomicU64::default),
         }
     }
 
@@ -191,6 +199,25 @@ impl Live {
         Ok(Some((services.series(&doc), doc)))
     }
 
+    /// One read for the history: the counters, with the host's addresses
+    /// and the alias file that name them at this moment.
+    pub fn counts_now(&self) -> Result<(Snapshot, Arc<HostTable>, Arc<Config>), CountersError> {
+        Ok((self.counters.snapshot()?, self.host(), self.config().config))
+    }
+
+    pub fn history_write_failed(&self) {
+        if let Some(errors) = &self.history_write_errors {
+            errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Failed history writes so far; `None` without a history.
+    pub fn history_write_errors(&self) -> Option<u64> {
+        self.history_write_errors
+            .as_ref()
+            .map(|e| e.load(Ordering::Relaxed))
+    }
+
     /// The joined inventory, as `aliasstat aliases` shows it.
     pub fn rows(&self) -> Result<Vec<Row>, CountersError> {
         Ok(self.rows_and_entries()?.0)
@@ -202,7 +229,11 @@ impl Live {
         let counts = self.counters.snapshot()?;
         let host = self.host();
         let config = self.config().config;
-        let v4 = counts.addresses.iter().filter(|c| c.address.is_ipv4()).count();
+        let v4 = counts
+            .addresses
+            .iter()
+            .filter(|c| c.address.is_ipv4())
+            .count();
         Ok((
             inventory::rows(&host, &config, &counts),
             [v4, counts.addresses.len() - v4],

@@ -107,8 +107,8 @@ pub enum ClientError {
         #[source]
         source: io::Error,
     },
-    #[error("no answer from {url} within {}s", TIMEOUT.as_secs())]
-    Timeout { url: String },
+    #[error("no answer from {url} within {seconds}s")]
+    Timeout { url: String, seconds: u64 },
     #[error("HTTP request to {url} failed")]
     Http {
         url: String,
@@ -285,10 +285,20 @@ impl Client {
     }
 
     async fn get(&self, path: &str) -> Result<Bytes, ClientError> {
+        self.get_within(path, TIMEOUT).await
+    }
+
+    /// GET `path` (with its query string) under the URL, the answer's body
+    /// if it is 200 OK: for other JSON APIs than the daemon's, such as
+    /// Prometheus's for `aliasstat report --prometheus`.
+    pub async fn get_within(&self, path: &str, timeout: Duration) -> Result<Bytes, ClientError> {
         let url = self.url() + path;
-        match tokio::time::timeout(TIMEOUT, self.exchange(&url, path)).await {
+        match tokio::time::timeout(timeout, self.exchange(&url, path)).await {
             Ok(answer) => answer,
-            Err(_) => Err(ClientError::Timeout { url }),
+            Err(_) => Err(ClientError::Timeout {
+                url,
+                seconds: timeout.as_secs(),
+            }),
         }
     }
 

@@ -13,6 +13,8 @@
 //!    `aliases --json`, reload and start-up against `ip -j addr show`.
 //! 5. [`memory`]: every map's kernel memory (fdinfo) at the default and a
 //!    large capacity, next to the formula here and on a 128-CPU host.
+//! 6. [`history`]: the history store's write per interval, bytes per
+//!    address per day, and a monthly report.
 //!
 //! Prints the tables and writes them into BENCHMARKS.md between its
 //! markers; `--quick` runs everything at a tiny size for the test suite and
@@ -20,6 +22,7 @@
 //! the verdicts against the targets are reported, not enforced.
 
 mod aliases;
+mod history;
 mod live;
 mod memory;
 mod packet;
@@ -60,6 +63,7 @@ pub enum Part {
     Scrape,
     Aliases,
     Memory,
+    History,
 }
 
 /// Sizes and repetitions of one run.
@@ -281,6 +285,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
         println!("{}", memory.table());
         verdicts.extend(memory.verdicts());
         sections.push(("5. Kernel memory of the maps", memory.table()));
+    }
+    if runs(Part::History) {
+        println!("bench: history store (write, storage, report)");
+        let history = history::run(&tools, &plan)?;
+        println!("{}", history.table());
+        verdicts.extend(history.verdicts());
+        sections.push(("6. History store", history.table()));
     }
     let report = report(&machine, &sections, &verdicts, args.quick);
     println!("{report}");

@@ -190,6 +190,7 @@ impl Renderer {
             entries,
             memory: live.map_memory(),
             peers: peers.as_ref().map(|p| p.fill),
+            history_write_errors: live.history_write_errors(),
         };
         let out = &mut body;
         let inventory = self.labels.inventory();
@@ -278,6 +279,7 @@ mod tests {
             max_foreign_series: 1,
             peers: None,
             services: None,
+            history: true,
         }))
     }
 
@@ -336,6 +338,7 @@ mod tests {
                 r#"aliasstat_foreign_other_packets_total{direction="receive",interface="lo"} 5"#,
                 "aliasstat_foreign_series 1",
                 "aliasstat_foreign_series_limit 1",
+                "aliasstat_history_write_errors_total 0",
                 r#"aliasstat_map_capacity{map="addresses_v4"} 4"#,
                 r#"aliasstat_map_capacity{map="addresses_v6"} 2"#,
                 r#"aliasstat_map_capacity{map="other"} 4096"#,

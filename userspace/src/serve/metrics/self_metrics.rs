@@ -35,6 +35,13 @@ pub static ATTACHED: Family<3> = Family {
     labels: Labels(["direction", "hook", "interface"]),
 };
 
+pub static HISTORY_WRITE_ERRORS: Family<0> = Family {
+    name: "aliasstat_history_write_errors_total",
+    help: "Failed writes to the history database under --state-dir (locked, corrupt, unwritable, full). Counting and serving go on; the log says why, and the next interval that is written covers the time since the last one.",
+    kind: Kind::Counter,
+    labels: Labels([]),
+};
+
 pub static MAP_ENTRIES: Family<1> = Family {
     name: "aliasstat_map_entries",
     help: "Entries in the BPF map: addresses_v4 and addresses_v6 hold one per (interface, direction, address) of their family, other the non_ip, overflow and evicted buckets, peers one per (interface, address, peer), peers_missed one per address with not-recorded packets.",
@@ -108,6 +115,8 @@ pub struct Fill {
     pub memory: Vec<MapBytes>,
     /// The peer table's fill; `None` with `--peers off` or unread.
     pub peers: Option<PeerFill>,
+    /// Failed history writes; `None` without a history.
+    pub history_write_errors: Option<u64>,
 }
 
 pub fn write_fill(out: &mut BytesMut, fill: &Fill) {
@@ -115,6 +124,9 @@ pub fn write_fill(out: &mut BytesMut, fill: &Fill) {
     FOREIGN_LIMIT.write(out, [], fill.foreign_limit as u64);
     // Labelled as the memory is: the map's name, lower-cased.
     let labels = ADDRESS_MAPS.map(str::to_ascii_lowercase);
+    if let Some(errors) = fill.history_write_errors {
+        HISTORY_WRITE_ERRORS.write(out, [], errors);
+    }
     let mut section = MAP_CAPACITY.open(out);
     for (label, capacity) in labels.iter().zip(fill.address_capacity) {
         section.sample([label.as_str()], u64::from(capacity));
@@ -165,6 +177,7 @@ mod tests {
             address_capacity: [12_288, 12_288],
             entries: None,
             peers: None,
+            history_write_errors: None,
             memory: vec![
                 MapBytes {
                     name: "addresses_v4".into(),

@@ -337,7 +337,8 @@ pub struct MapFill {
 
 impl MapFill {
     fn fullest(entries: [usize; 2], capacity: [u32; 2]) -> Self {
-        let fill = |(entries, capacity): &(usize, u32)| *entries as f64 / f64::from((*capacity).max(1));
+        let fill =
+            |(entries, capacity): &(usize, u32)| *entries as f64 / f64::from((*capacity).max(1));
         let (entries, capacity) = entries
             .into_iter()
             .zip(capacity)

@@ -1,0 +1,28 @@
+//! The history and `aliasstat report` (issue 16): exact totals per alias
+//! and owner across a restart, a SIGKILL and a simulated reboot (detach),
+//! the Prometheus source against a backfilled TSDB and against a live
+//! scrape, and bad input.
+//!
+//! Needs root. Run with `cargo test --release -p lab --test history --
+//! [FILTER...]` with `ALIASSTAT_BIN` set. No timing is asserted.
+
+mod bad_input;
+mod fixture;
+mod local;
+mod prometheus;
+
+use std::process::ExitCode;
+
+use lab::harness::Case;
+pub use lab::harness::{Outcome, check_eq};
+
+const TESTS: &[Case] = &[
+    ("local_store_restart_kill_and_reboot", local::run),
+    ("bad_input_gives_clear_errors", bad_input::run),
+    ("prometheus_backfill_exact", prometheus::backfill),
+    ("both_sources_agree_on_a_live_run", prometheus::live),
+];
+
+fn main() -> ExitCode {
+    lab::harness::run("history", TESTS)
+}
