@@ -14,27 +14,41 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 pub const ROOT: &str = "/run/aliasstat-lab/bpffs";
+/// Where the daemons' --state-dir go: on /run, which `ip netns exec`
+/// children see as well, and never the host's /var/lib/aliasstat.
+const STATE_ROOT: &str = "/run/aliasstat-lab/state";
 /// `statfs(2)` magic of a bpffs.
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
-/// A directory of its own on the lab's bpffs, for one daemon's pins;
-/// removed with everything pinned in it on drop.
+/// A directory of its own on the lab's bpffs, for one daemon's pins, and
+/// the state directory (history, peer record) that lives as long as they
+/// do; both removed with everything in them on drop.
 #[derive(Debug)]
 pub struct BpfDir {
     path: PathBuf,
+    state: PathBuf,
 }
 
 impl BpfDir {
     pub fn new(role: &str) -> Result<Self> {
         mount()?;
-        let path = Path::new(ROOT).join(crate::unique(role));
+        let unique = crate::unique(role);
+        let path = Path::new(ROOT).join(&unique);
         std::fs::create_dir(&path)
             .with_context(|| format!("failed to create {}", path.display()))?;
-        Ok(Self { path })
+        let state = Path::new(STATE_ROOT).join(&unique);
+        std::fs::create_dir_all(&state)
+            .with_context(|| format!("failed to create {}", state.display()))?;
+        Ok(Self { path, state })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The `--state-dir` of the daemons that pin here.
+    pub fn state_dir(&self) -> &Path {
+        &self.state
     }
 }
 
@@ -42,6 +56,9 @@ impl Drop for BpfDir {
     fn drop(&mut self) {
         if let Err(e) = std::fs::remove_dir_all(&self.path) {
             eprintln!("lab: leaking pins in {}: {e}", self.path.display());
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.state) {
+            eprintln!("lab: leaking state in {}: {e}", self.state.display());
         }
     }
 }

@@ -140,6 +140,10 @@ impl Daemon {
             cmd.args(["--map-capacity", &capacity.to_string()]);
         }
         cmd.arg("--bpffs").arg(config.bpffs.path());
+        // The first release has no state; a test that names its own keeps it.
+        if launch.binary.is_none() && !launch.args.iter().any(|a| a == "--state-dir") {
+            cmd.arg("--state-dir").arg(config.bpffs.state_dir());
+        }
         if let Some(file) = config.config {
             cmd.arg("--config").arg(file);
         }

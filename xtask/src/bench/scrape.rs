@@ -195,6 +195,8 @@ impl Daemon {
             .args(["--listen", LISTEN])
             .arg("--bpffs")
             .arg(pins.path())
+            .arg("--state-dir")
+            .arg(pins.state_dir())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -180,9 +180,10 @@ async function optional(target, path, render, what) {
   }
 }
 
-// `/api/v1/peers` and `/api/v1/services` answer one object per local address.
+// `/api/v1/peers` answers an array of one object per local address,
+// `/api/v1/services` the same array under "addresses".
 function forAddress(data, address) {
-  const list = Array.isArray(data) ? data : (data.peers && !data.address ? data.peers : (data.services && !data.address ? data.services : [data]));
+  const list = Array.isArray(data) ? data : (data.addresses || [data]);
   return list.find((o) => o.address === address) || null;
 }
 
