@@ -16,11 +16,23 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use common::names::{ADDRESSES, ADDRESSES_V4, ADDRESSES_V6};
+
 /// Version of the map layout (key and value types, map set). Bump it when
 /// the maps or `common::{Addr4Key, Addr6Key, OtherKey, Counters}` change,
 /// and teach `counters::AddressMaps::open` the new set. The robustness
 /// suite's `layout_upgrade` upgrades from the first release's v1.
 pub const LAYOUT_VERSION: u32 = 2;
+
+/// The address maps of layout `layout`: one for both families in v1, one
+/// per family since.
+pub fn address_maps(layout: u32) -> &'static [&'static str] {
+    if layout == 1 {
+        &[ADDRESSES]
+    } else {
+        &[ADDRESSES_V4, ADDRESSES_V6]
+    }
+}
 
 pub fn maps_dir(bpffs: &Path, layout: u32) -> PathBuf {
     bpffs.join(format!("v{layout}"))

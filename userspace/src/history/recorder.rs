@@ -14,7 +14,6 @@ use std::{
 };
 
 use aya::maps::MapInfo;
-use common::names::ADDRESSES;
 use log::{error, info, warn};
 use tokio::{sync::oneshot, task::JoinHandle};
 
@@ -229,7 +228,11 @@ fn epoch(bpffs: &Path) -> Epoch {
         .map(|found| {
             found
                 .all()
-                .filter_map(|v| MapInfo::from_pin(pins::maps_dir(bpffs, v).join(ADDRESSES)).ok())
+                .flat_map(|v| {
+                    let dir = pins::maps_dir(bpffs, v);
+                    pins::address_maps(v).iter().map(move |name| dir.join(name))
+                })
+                .filter_map(|path| MapInfo::from_pin(path).ok())
                 .map(|info| info.id())
                 .collect()
         })

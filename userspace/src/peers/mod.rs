@@ -227,7 +227,7 @@ impl Peers {
     pub fn open(bpffs: &Path, retention: Retention) -> Result<Self, PeersError> {
         Ok(Self {
             kernel: KernelPeers::open(bpffs)?,
-            record: Mutex::new(Record::load(&retention.state_dir)?),
+            record: Mutex::new(Record::load_or_empty(&retention.state_dir)),
             retention,
         })
     }

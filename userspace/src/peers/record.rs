@@ -95,6 +95,36 @@ impl Record {
         Ok(Self { path, peers })
     }
 
+    /// [`Record::load`], but a record that cannot be read does not stop the
+    /// daemon: it starts an empty one (a corrupt file is first moved aside
+    /// to `peers.json.unreadable`, so that saving does not overwrite it),
+    /// and the peers are listed from the kernel's table until the state
+    /// directory works again.
+    pub fn load_or_empty(state_dir: &Path) -> Self {
+        match Self::load(state_dir) {
+            Ok(record) => record,
+            Err(e) => {
+                let path = state_dir.join(FILE);
+                let kept = path.with_extension("json.unreadable");
+                let aside =
+                    matches!(e, RecordError::Parse { .. }) && fs::rename(&path, &kept).is_ok();
+                let moved = if aside {
+                    format!("; moved it to `{}`", kept.display())
+                } else {
+                    String::new()
+                };
+                log::error!(
+                    "{}{moved}; starting an empty peer record, which is saved once the state directory is writable",
+                    crate::top::chain(&e)
+                );
+                Self {
+                    path,
+                    peers: BTreeMap::new(),
+                }
+            }
+        }
+    }
+
     /// Adds the totals of a freed kernel entry to the peer's.
     pub fn add(&mut self, key: PairKey, totals: Totals) {
         self.peers

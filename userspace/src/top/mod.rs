@@ -344,7 +344,7 @@ fn read_keys(tx: &mpsc::Sender<Event>) {
 }
 
 /// `error: cause: cause`, on one line for the status bar.
-fn chain(e: &dyn StdError) -> String {
+pub(crate) fn chain(e: &dyn StdError) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
