@@ -1,7 +1,7 @@
 //! Map keys and values, laid out identically for the kernel and user space.
 
 #[cfg(feature = "user")]
-mod user;
+pub(crate) mod user;
 
 use bytemuck::{Pod, Zeroable};
 

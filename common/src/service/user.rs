@@ -1,6 +1,6 @@
 //! User-space views of [`ServiceKey`].
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use crate::{Direction, Family, ServiceKey};
 
@@ -23,14 +23,7 @@ impl ServiceKey {
 
     /// The address, or `None` for a family byte the program never writes.
     pub fn ip(&self) -> Option<IpAddr> {
-        match self.family {
-            f if f == Family::Ipv4 as u8 => {
-                let [a, b, c, d, ..] = self.addr;
-                Some(Ipv4Addr::new(a, b, c, d).into())
-            }
-            f if f == Family::Ipv6 as u8 => Some(Ipv6Addr::from(self.addr).into()),
-            _ => None,
-        }
+        crate::key::user::ip_of(self.family, self.addr)
     }
 
     pub fn dir(&self) -> Option<Direction> {
