@@ -5,9 +5,11 @@
 //! `kernel` attaches the cgroup_skb programs to the cgroup root and reads
 //! their map, `cgroups` finds the cgroup2 mount and names cgroup ids,
 //! `report` joins both with the address counters and the inventory, and
-//! `series` bounds what the exporter makes of it.
+//! `series` bounds what the exporter makes of it, and `drift` holds it
+//! against the services the alias file documents.
 
 pub mod cgroups;
+pub mod drift;
 pub mod kernel;
 pub mod report;
 pub mod series;
