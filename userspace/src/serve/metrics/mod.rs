@@ -190,6 +190,7 @@ impl Renderer {
             entries,
             memory: live.map_memory(),
             peers: peers.as_ref().map(|p| p.fill),
+            services: services.as_ref().and(live.service_entries()),
             history_write_errors: live.history_write_errors(),
         };
         let out = &mut body;
