@@ -5,7 +5,7 @@
 
 use core::mem::size_of;
 
-use aya_ebpf::programs::{TcContext, XdpContext};
+use aya_ebpf::programs::{TcContext, XdpContext, sk_buff::SkBuff};
 
 /// A frame seen by a hook, starting at its Ethernet header.
 pub trait Frame {
@@ -29,7 +29,7 @@ pub trait Frame {
 }
 
 #[inline(always)]
-pub(crate) fn direct<T: Copy>(start: usize, end: usize, offset: usize) -> Option<T> {
+fn direct<T: Copy>(start: usize, end: usize, offset: usize) -> Option<T> {
     let at = start + offset;
     if at + size_of::<T>() > end {
         return None;
@@ -44,11 +44,7 @@ pub(crate) fn direct<T: Copy>(start: usize, end: usize, offset: usize) -> Option
 /// Ethernet header; the kernel allows unaligned packet loads on hosts with
 /// efficient unaligned access (x86_64, arm64), so the load is written out.
 #[inline(always)]
-pub(crate) fn direct_words<const N: usize>(
-    start: usize,
-    end: usize,
-    offset: usize,
-) -> Option<[u32; N]> {
+fn direct_words<const N: usize>(start: usize, end: usize, offset: usize) -> Option<[u32; N]> {
     let at = start + offset;
     if at + 4 * N > end {
         return None;
@@ -70,41 +66,70 @@ pub(crate) fn direct_words<const N: usize>(
     Some(words)
 }
 
-impl Frame for TcContext {
+/// A hook whose packet is an `__sk_buff` (TC, cgroup_skb): one reading
+/// of it serves both, and each hook says only what its data leaves out.
+pub trait SkbHook {
+    fn skb(&self) -> &SkBuff;
+    /// Wire bytes outside the data, such as a VLAN tag in skb metadata.
+    fn outside_data(&self) -> u32;
+}
+
+impl<H: SkbHook> Frame for H {
     #[inline(always)]
     fn len(&self) -> u32 {
-        TcContext::len(self)
+        self.skb().len()
     }
 
     #[inline(always)]
     fn read<T: Copy>(&self, offset: usize) -> Option<T> {
         // Headers are almost always in the linear part; an skb whose headers
         // sit in paged fragments is read through the (slower) helper.
-        direct(self.data(), self.data_end(), offset).or_else(|| self.load(offset).ok())
+        let (start, end) = bounds(self.skb());
+        direct(start, end, offset).or_else(|| self.skb().load(offset).ok())
     }
 
     #[inline(always)]
     fn words<const N: usize>(&self, offset: usize) -> Option<[u32; N]> {
-        direct_words(self.data(), self.data_end(), offset).or_else(|| self.load(offset).ok())
+        let (start, end) = bounds(self.skb());
+        direct_words(start, end, offset).or_else(|| self.skb().load(offset).ok())
     }
 
     #[inline(always)]
     fn gso(&self) -> (u32, u32) {
         // SAFETY: the context pointer is valid for the program's lifetime.
-        unsafe { ((*self.skb.skb).gso_size, (*self.skb.skb).gso_segs) }
+        unsafe { ((*self.skb().skb).gso_size, (*self.skb().skb).gso_segs) }
     }
 
     #[inline(always)]
     fn ifindex(&self) -> u32 {
         // SAFETY: as above.
-        unsafe { (*self.skb.skb).ifindex }
+        unsafe { (*self.skb().skb).ifindex }
     }
 
     #[inline(always)]
     fn wire_len(&self) -> u32 {
+        self.len() + self.outside_data()
+    }
+}
+
+/// `data` and `data_end` of the skb's linear part.
+#[inline(always)]
+fn bounds(skb: &SkBuff) -> (usize, usize) {
+    // SAFETY: the context pointer is valid for the program's lifetime.
+    unsafe { ((*skb.skb).data as usize, (*skb.skb).data_end as usize) }
+}
+
+impl SkbHook for TcContext {
+    #[inline(always)]
+    fn skb(&self) -> &SkBuff {
+        &self.skb
+    }
+
+    #[inline(always)]
+    fn outside_data(&self) -> u32 {
         // SAFETY: as above.
         let tagged = unsafe { (*self.skb.skb).vlan_present } != 0;
-        self.len() + if tagged { 4 } else { 0 }
+        if tagged { 4 } else { 0 }
     }
 }
 

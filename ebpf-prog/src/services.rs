@@ -18,13 +18,13 @@ use aya_ebpf::{
     helpers::{bpf_get_netns_cookie, bpf_skb_cgroup_id},
     macros::{cgroup_skb, map},
     maps::{Array, PerCpuHashMap},
-    programs::SkBuffContext,
+    programs::{SkBuffContext, sk_buff::SkBuff},
 };
 use common::{Counters, Direction, Family, ServiceKey, names::SERVICE_CAPACITY};
 
 use crate::{
     count::add,
-    frame::{Frame, direct, direct_words, ipv6_bytes},
+    frame::{SkbHook, ipv6_bytes},
     parse::{Seen, classify_ip},
 };
 
@@ -96,41 +96,15 @@ fn device(ctx: &SkBuffContext, dir: Direction) -> u32 {
     }
 }
 
-/// A cgroup_skb packet, from its IP header on.
-impl Frame for SkBuffContext {
+/// A cgroup_skb packet, from its IP header on: all of it is data.
+impl SkbHook for SkBuffContext {
     #[inline(always)]
-    fn len(&self) -> u32 {
-        SkBuffContext::len(self)
+    fn skb(&self) -> &SkBuff {
+        &self.skb
     }
 
     #[inline(always)]
-    fn read<T: Copy>(&self, offset: usize) -> Option<T> {
-        // SAFETY: as above.
-        let (start, end) = unsafe { ((*self.skb.skb).data, (*self.skb.skb).data_end) };
-        direct(start as usize, end as usize, offset).or_else(|| self.skb.load(offset).ok())
-    }
-
-    #[inline(always)]
-    fn words<const N: usize>(&self, offset: usize) -> Option<[u32; N]> {
-        // SAFETY: as above.
-        let (start, end) = unsafe { ((*self.skb.skb).data, (*self.skb.skb).data_end) };
-        direct_words(start as usize, end as usize, offset).or_else(|| self.skb.load(offset).ok())
-    }
-
-    #[inline(always)]
-    fn gso(&self) -> (u32, u32) {
-        // SAFETY: as above.
-        unsafe { ((*self.skb.skb).gso_size, (*self.skb.skb).gso_segs) }
-    }
-
-    #[inline(always)]
-    fn ifindex(&self) -> u32 {
-        // SAFETY: as above.
-        unsafe { (*self.skb.skb).ifindex }
-    }
-
-    #[inline(always)]
-    fn wire_len(&self) -> u32 {
-        self.len()
+    fn outside_data(&self) -> u32 {
+        0
     }
 }

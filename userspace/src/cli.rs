@@ -65,8 +65,16 @@ pub enum Command {
     /// Prints undocumented addresses, documented aliases that are missing,
     /// and aliases configured on another interface than the file says.
     /// Loopback and link-local addresses count only if the file names them.
-    /// Needs no privileges and no BPF. Exit status: 0 when file and host
-    /// agree, 1 when they drift, 2 when the file is invalid.
+    /// Needs no privileges and no BPF.
+    ///
+    /// When aliases name their `service`, also asks the daemon at --url
+    /// (as `aliasstat services` does) and prints every alias whose traffic
+    /// another unit received, and every documented unit that sent from an
+    /// address that is not its alias, both since the daemon started.
+    ///
+    /// Exit status: 0 when file, host and traffic agree, 1 when they
+    /// drift, 2 when the file is invalid or documents services and the
+    /// daemon cannot be asked (not running, or --services off).
     Check(CheckArgs),
     /// Live traffic per address, like top: which address, owned by whom,
     /// is taking the traffic right now.
@@ -419,6 +427,9 @@ pub struct AliasesArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub config: ConfigArg,
+
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
 }
 
 #[derive(Args)]
@@ -467,7 +478,7 @@ pub struct PeersArgs {
     pub daemon: DaemonArgs,
 }
 
-/// How `top` and `peers` reach a running daemon.
+/// How `top`, `peers`, `services` and `check` reach a running daemon.
 #[derive(Args)]
 pub struct DaemonArgs {
     /// Where `aliasstat run` serves its API: http://HOST:PORT of its

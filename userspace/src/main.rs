@@ -55,7 +55,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("failed to remove the pins under {}", dir.display()))?;
             print!("{report}");
         }
-        cli::Command::Check(args) => return check(&args),
+        cli::Command::Check(args) => return check(args),
         cli::Command::Report(args) => print!("{}", history_report(&args)?),
         cli::Command::Docs { dir } => docs::write(&dir)?,
         cli::Command::Services(args) => services(args)?,
@@ -177,8 +177,9 @@ fn history_report(args: &cli::ReportArgs) -> anyhow::Result<String> {
     Ok(report::render(&made, args.format))
 }
 
-/// Exit 2 for a file that cannot be used, whatever the host says.
-fn check(args: &cli::CheckArgs) -> anyhow::Result<ExitCode> {
+/// Exit 2 for a file that cannot be used, whatever the host says, and
+/// when the file documents services that the daemon cannot be asked about.
+fn check(args: cli::CheckArgs) -> anyhow::Result<ExitCode> {
     let config = match inventory::load_config(&args.config.config) {
         Ok(config) => config,
         Err(e) => {
@@ -186,8 +187,23 @@ fn check(args: &cli::CheckArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(check::INVALID));
         }
     };
-    let host = runtime()?.block_on(inventory::dump())?;
-    let (report, code) = check::report(&inventory::drift(&host, &config));
+    let rt = runtime()?;
+    let host = rt.block_on(inventory::dump())?;
+    let mut service_drift = Vec::new();
+    if config.aliases().iter().any(|a| a.service.is_some()) {
+        let url = args.daemon.url.clone();
+        let client = top::client::Client::new(&url, &access(args.daemon)?)?;
+        match rt.block_on(client.services()) {
+            Ok(doc) => service_drift = aliasstat::services::drift::find(&doc, &config),
+            Err(e) => {
+                eprintln!(
+                    "aliasstat: the alias file documents services, which need the traffic of a daemon counting them (`aliasstat run`, services on): {e}"
+                );
+                return Ok(ExitCode::from(check::INVALID));
+            }
+        }
+    }
+    let (report, code) = check::report(&inventory::drift(&host, &config), &service_drift);
     print!("{report}");
     Ok(ExitCode::from(code))
 }

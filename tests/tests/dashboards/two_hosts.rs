@@ -5,6 +5,9 @@ use std::{collections::BTreeSet, time::SystemTime};
 
 use anyhow::{Result, ensure};
 use lab::{
+    Daemon,
+    cgroups::CgroupLab,
+    daemon::Launch,
     grafana::{self, TimeRange},
     harness::Outcome,
     lan::Lan,
@@ -30,8 +33,16 @@ pub fn run() -> Result<Outcome> {
     // Each serves on its host's LAN address, for Prometheus.
     let a_served = Served::new("a", a, &A.file(), Listen::At(target(&A)))?;
     let b_served = Served::new("b", b, &B.file(), Listen::At(target(&B)))?;
-    let a_daemon = a_served.start(a)?;
-    let b_daemon = b_served.start(b)?;
+    // `ip netns exec` remounts /sys, so the daemons find no cgroup2 mount
+    // of their own: they count services on the lab's, for the service
+    // panels.
+    let cgroups = CgroupLab::new()?;
+    let launch = Launch {
+        args: vec!["--cgroup-root".into(), cgroups.root().into()],
+        ..Launch::default()
+    };
+    let a_daemon = Daemon::start_with(&a_served.daemon_config(a), &launch)?;
+    let b_daemon = Daemon::start_with(&b_served.daemon_config(b), &launch)?;
 
     // The dashboards' time range starts here: nothing was scraped before.
     let from = now().floor();

@@ -1,7 +1,10 @@
 //! A server namespace with a few aliases, a daemon counting services in
 //! it, and the units its peers run in.
 
-use std::{net::IpAddr, path::PathBuf};
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
 
 use aliasstat::services::{AddressServices, ServicesDoc};
 use anyhow::{Context, Result};
@@ -56,11 +59,21 @@ impl Lab {
     /// The daemon in the server namespace, counting services under the
     /// lab's cgroup mount.
     pub fn daemon(&self) -> Result<Daemon> {
+        self.start(None)
+    }
+
+    /// [`Lab::daemon`] with the alias file `aliases`.
+    pub fn daemon_with(&self, aliases: &Path) -> Result<Daemon> {
+        self.start(Some(aliases))
+    }
+
+    fn start(&self, aliases: Option<&Path>) -> Result<Daemon> {
         let launch = Launch {
             args: vec!["--cgroup-root".into(), self.cgroups.root().into()],
             ..Launch::default()
         };
-        let config = Config::new(&self.veth.server.ns, &self.pins, &self.veth.server.ifname);
+        let mut config = Config::new(&self.veth.server.ns, &self.pins, &self.veth.server.ifname);
+        config.config = aliases;
         Daemon::start_with(&config, &launch)
     }
 

@@ -199,6 +199,12 @@ impl Live {
         Ok(Some((services.series(&doc), doc)))
     }
 
+    /// Entries of the service map at the last read of the matrix; `None`
+    /// with `--services off`.
+    pub fn service_entries(&self) -> Option<usize> {
+        self.services.as_ref().map(Services::entries)
+    }
+
     /// One read for the history: the counters, with the host's addresses
     /// and the alias file that name them at this moment.
     pub fn counts_now(&self) -> Result<(Snapshot, Arc<HostTable>, Arc<Config>), CountersError> {

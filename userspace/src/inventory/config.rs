@@ -11,7 +11,10 @@ use std::{
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
-use crate::commands::table::{escape, needs_escape};
+use crate::{
+    commands::table::{escape, needs_escape},
+    services::cgroups::unit_of,
+};
 
 /// Where aliasstat looks when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/aliasstat/aliases.toml";
@@ -25,6 +28,9 @@ pub struct Alias {
     pub purpose: String,
     /// Where the address is expected to be configured, if the file says.
     pub interface: Option<String>,
+    /// The systemd unit (or cgroup path) documented to use the address:
+    /// the one that receives on it and sends from it.
+    pub service: Option<String>,
 }
 
 /// The parsed file. An empty one documents nothing.
@@ -118,6 +124,7 @@ struct RawAlias {
     owner: Option<Spanned<String>>,
     purpose: Option<Spanned<String>>,
     interface: Option<Spanned<String>>,
+    service: Option<Spanned<String>>,
 }
 
 /// Names and interfaces are identifiers that logs and `check` print on one
@@ -173,6 +180,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let owner = raw.owner.map(Spanned::into_inner).unwrap_or_default();
         let purpose = raw.purpose.map(Spanned::into_inner).unwrap_or_default();
         let interface = plain("interface", raw.interface)?;
+        let service = service(raw.service).map_err(|(span, message)| invalid(span, message))?;
         if name.trim().is_empty() {
             return Err(invalid(
                 name_span,
@@ -206,9 +214,32 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             owner,
             purpose,
             interface,
+            service,
         });
     }
     Ok(Config::new(aliases))
+}
+
+/// A unit name as `aliasstat services` labels it: a systemd unit that can
+/// own sockets (`nginx.service`, `session-3.scope`, `cups.socket`), or,
+/// for a cgroup without one, its path from the cgroup root (`/batch`).
+fn service(value: Option<Spanned<String>>) -> Result<Option<String>, (Range<usize>, String)> {
+    let span = value.as_ref().map(Spanned::span);
+    let Some(text) = plain("service", value)? else {
+        return Ok(None);
+    };
+    let is_unit = !text.contains('/') && unit_of(&text).as_deref() == Some(text.as_str());
+    let is_path = text.starts_with('/') && unit_of(&text).is_none();
+    if is_unit || is_path {
+        return Ok(Some(text));
+    }
+    Err((
+        span.unwrap_or(0..0),
+        format!(
+            "the alias service \"{}\" is neither a systemd unit nor a cgroup path; write the unit as `systemctl status` names it, such as \"nginx.service\", or a path from the cgroup root for a cgroup without a unit, such as \"/batch\"",
+            escape(&text)
+        ),
+    ))
 }
 
 fn ip_address(text: &str) -> Result<IpAddr, String> {
@@ -250,6 +281,7 @@ address = "192.168.1.100"
 owner = "web-team"
 purpose = "IP-based TLS vhost for shop.example"
 interface = "eth0"   # optional: where it is expected
+service = "nginx.service"   # optional: the unit that uses it
 
 [[alias]]
 name = "dns-v6"
@@ -265,6 +297,7 @@ address = "2001:db8::53"
                     owner: "web-team".into(),
                     purpose: "IP-based TLS vhost for shop.example".into(),
                     interface: Some("eth0".into()),
+                    service: Some("nginx.service".into()),
                 },
                 Alias {
                     name: "dns-v6".into(),
@@ -272,6 +305,7 @@ address = "2001:db8::53"
                     owner: String::new(),
                     purpose: String::new(),
                     interface: None,
+                    service: None,
                 },
             ]
         );
@@ -317,7 +351,7 @@ address = "2001:db8::53"
             (
                 "[[alias]]\nname = \"a\"\naddress = \"10.0.0.1\"\nownr = \"x\"\n",
                 format!(
-                    "{PATH}:4:1: unknown field `ownr`, expected one of `name`, `address`, `owner`, `purpose`, `interface`; see the example in the README"
+                    "{PATH}:4:1: unknown field `ownr`, expected one of `name`, `address`, `owner`, `purpose`, `interface`, `service`; see the example in the README"
                 ),
             ),
             (
@@ -346,6 +380,24 @@ address = "2001:db8::53"
                 "[[alias]]\nname = \"a\"\naddress = \"10.0.0.1\\u001b\"\n",
                 format!(
                     "{PATH}:3:11: \"10.0.0.1\\u{{1b}}\" is not an IP address; write one IPv4 or IPv6 address without a prefix length, such as \"192.168.1.100\" or \"2001:db8::1\""
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"a\"\naddress = \"10.0.0.1\"\nservice = \"nginx\"\n",
+                format!(
+                    "{PATH}:4:11: the alias service \"nginx\" is neither a systemd unit nor a cgroup path; write the unit as `systemctl status` names it, such as \"nginx.service\", or a path from the cgroup root for a cgroup without a unit, such as \"/batch\""
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"a\"\naddress = \"10.0.0.1\"\nservice = \"/system.slice/nginx.service\"\n",
+                format!(
+                    "{PATH}:4:11: the alias service \"/system.slice/nginx.service\" is neither a systemd unit nor a cgroup path; write the unit as `systemctl status` names it, such as \"nginx.service\", or a path from the cgroup root for a cgroup without a unit, such as \"/batch\""
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"a\"\naddress = \"10.0.0.1\"\nservice = \"web.service\\u001b\"\n",
+                format!(
+                    "{PATH}:4:11: the alias service \"web.service\\u{{1b}}\" holds the control character U+001B; write it as one line of plain text"
                 ),
             ),
             (

@@ -5,9 +5,11 @@
 //! `kernel` attaches the cgroup_skb programs to the cgroup root and reads
 //! their map, `cgroups` finds the cgroup2 mount and names cgroup ids,
 //! `report` joins both with the address counters and the inventory, and
-//! `series` bounds what the exporter makes of it.
+//! `series` bounds what the exporter makes of it, and `drift` holds it
+//! against the services the alias file documents.
 
 pub mod cgroups;
+pub mod drift;
 pub mod kernel;
 pub mod report;
 pub mod series;
@@ -16,7 +18,10 @@ use std::{
     collections::{BTreeSet, HashMap},
     net::IpAddr,
     path::PathBuf,
-    sync::{Mutex, PoisonError},
+    sync::{
+        Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use aya::maps::{MapData, PerCpuHashMap};
@@ -50,6 +55,8 @@ pub struct Services {
     names: Mutex<Names>,
     baseline: HashMap<(u32, IpAddr), Counters>,
     series: Mutex<series::Budget>,
+    /// Entries of the map at the last [`Services::report`], for its fill.
+    entries: AtomicUsize,
 }
 
 impl Services {
@@ -79,6 +86,7 @@ impl Services {
             names: Mutex::new(Names::new(root)),
             baseline,
             series: Mutex::new(series::Budget::new(max_series)),
+            entries: AtomicUsize::new(0),
         })
     }
 
@@ -92,6 +100,7 @@ impl Services {
         ifindexes: &BTreeSet<u32>,
     ) -> Result<ServicesDoc, ServicesError> {
         let entries = kernel::read(&self.map)?;
+        self.entries.store(entries.len(), Ordering::Relaxed);
         let ids = entries.iter().map(|(k, _)| k.cgroup).collect();
         let names = self
             .names
@@ -115,6 +124,11 @@ impl Services {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .split(doc)
+    }
+
+    /// Entries of the map when [`Services::report`] last read it.
+    pub fn entries(&self) -> usize {
+        self.entries.load(Ordering::Relaxed)
     }
 
     pub fn series_limit(&self) -> usize {

@@ -190,6 +190,7 @@ impl Renderer {
             entries,
             memory: live.map_memory(),
             peers: peers.as_ref().map(|p| p.fill),
+            services: services.as_ref().and(live.service_entries()),
             history_write_errors: live.history_write_errors(),
         };
         let out = &mut body;
@@ -210,7 +211,8 @@ impl Renderer {
         self_metrics::write_attached(out, &live.attachments());
         addresses::write(out, Direction::Rx, &series, self.labels.text());
         self_metrics::write_duration(out, started.elapsed().as_secs_f64());
-        if let Some((listed, _)) = &services {
+        if let Some((listed, doc)) = &services {
+            services::write_drift(out, doc, &status.config);
             services::write(out, listed);
         }
         addresses::write(out, Direction::Tx, &series, self.labels.text());
@@ -322,6 +324,7 @@ mod tests {
             owner: "web".into(),
             purpose: "TLS".into(),
             interface: Some("eth0".into()),
+            service: None,
         }]);
         let text = render(&live(counts, config));
         assert_eq!(
@@ -463,6 +466,7 @@ mod tests {
         self_metrics::RELOAD_TIMESTAMP.meta(),
         self_metrics::BUILD_INFO.meta(),
         self_metrics::SCRAPE_DURATION.meta(),
+        services::DRIFT.meta(),
         services::RECEIVE_BYTES.meta(),
         services::RECEIVE_PACKETS.meta(),
         services::TRANSMIT_BYTES.meta(),

@@ -44,14 +44,14 @@ pub static HISTORY_WRITE_ERRORS: Family<0> = Family {
 
 pub static MAP_ENTRIES: Family<1> = Family {
     name: "aliasstat_map_entries",
-    help: "Entries in the BPF map: addresses_v4 and addresses_v6 hold one per (interface, direction, address) of their family, other the non_ip, overflow and evicted buckets, peers one per (interface, address, peer), peers_missed one per address with not-recorded packets.",
+    help: "Entries in the BPF map: addresses_v4 and addresses_v6 hold one per (interface, direction, address) of their family, other the non_ip, overflow and evicted buckets, peers one per (interface, address, peer), peers_missed one per address with not-recorded packets, services one per (cgroup, interface, direction, local address) with traffic (as of the scrape's read of the service matrix).",
     kind: Kind::Gauge,
     labels: Labels(["map"]),
 };
 
 pub static MAP_CAPACITY: Family<1> = Family {
     name: "aliasstat_map_capacity",
-    help: "Maximum entries of the BPF map (--map-capacity for each of addresses_v4 and addresses_v6, and for peers_missed; --peer-capacity for peers).",
+    help: "Maximum entries of the BPF map (--map-capacity for each of addresses_v4 and addresses_v6, and for peers_missed; --peer-capacity for peers; fixed for other and services).",
     kind: Kind::Gauge,
     labels: Labels(["map"]),
 };
@@ -117,6 +117,8 @@ pub struct Fill {
     pub peers: Option<PeerFill>,
     /// Failed history writes; `None` without a history.
     pub history_write_errors: Option<u64>,
+    /// Entries of the service map; `None` with `--services off` or unread.
+    pub services: Option<usize>,
 }
 
 pub fn write_fill(out: &mut BytesMut, fill: &Fill) {
@@ -136,6 +138,9 @@ pub fn write_fill(out: &mut BytesMut, fill: &Fill) {
         section.sample(["peers"], u64::from(p.peers_capacity));
         section.sample(["peers_missed"], u64::from(p.missed_capacity));
     }
+    if fill.services.is_some() {
+        section.sample(["services"], u64::from(common::names::SERVICE_CAPACITY));
+    }
     let mut section = MAP_ENTRIES.open(out);
     if let Some((addresses, other)) = fill.entries {
         for (label, entries) in labels.iter().zip(addresses) {
@@ -146,6 +151,9 @@ pub fn write_fill(out: &mut BytesMut, fill: &Fill) {
     if let Some(p) = fill.peers {
         section.sample(["peers"], p.peers as u64);
         section.sample(["peers_missed"], p.missed as u64);
+    }
+    if let Some(entries) = fill.services {
+        section.sample(["services"], entries as u64);
     }
     let mut section = MAP_MEMORY.open(out);
     for map in &fill.memory {
@@ -178,6 +186,7 @@ mod tests {
             entries: None,
             peers: None,
             history_write_errors: None,
+            services: None,
             memory: vec![
                 MapBytes {
                     name: "addresses_v4".into(),
@@ -201,6 +210,36 @@ mod tests {
             [
                 r#"aliasstat_map_memory_bytes{map="addresses_v4"} 1442752"#,
                 r#"aliasstat_map_memory_bytes{map="aya_logs"} 144200"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn the_service_map_has_its_fill() {
+        let fill = Fill {
+            foreign_series: 0,
+            foreign_limit: 0,
+            address_capacity: [4, 4],
+            entries: Some(([1, 0], 0)),
+            peers: None,
+            history_write_errors: None,
+            services: Some(8),
+            memory: vec![],
+        };
+        let mut out = BytesMut::new();
+        write_fill(&mut out, &fill);
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        let services: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                l.ends_with(r#"{map="services"} 16384"#) || l.contains(r#"{map="services"} 8"#)
+            })
+            .collect();
+        assert_eq!(
+            services,
+            [
+                r#"aliasstat_map_capacity{map="services"} 16384"#,
+                r#"aliasstat_map_entries{map="services"} 8"#,
             ]
         );
     }

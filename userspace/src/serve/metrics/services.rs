@@ -5,10 +5,19 @@
 use bytes::BytesMut;
 
 use super::family::{Family, Labels};
-use crate::services::{ServicesDoc, series::Series};
+use crate::{
+    inventory::Config,
+    services::{ServicesDoc, drift, series::Series},
+};
 
 pub const SERVICE: Labels<4> = Labels(["address", "alias", "interface", "unit"]);
 pub const ADDRESS: Labels<3> = Labels(["address", "alias", "interface"]);
+
+pub static DRIFT: Family<4> = Family::gauge(
+    "aliasstat_service_drift",
+    "1 while traffic since the daemon started contradicts the alias file's `service` of an alias: unit `observed` received on the alias (address) documented for unit `documented`, or the documented unit sent from `address`, which is not its alias. `aliasstat check` lists the same. No series while file and traffic agree.",
+    Labels(["address", "alias", "documented", "observed"]),
+);
 
 pub static RECEIVE_BYTES: Family<4> = Family::counter(
     "aliasstat_service_receive_bytes_total",
@@ -63,6 +72,21 @@ pub fn write(out: &mut BytesMut, series: &[Series]) {
             let address = s.address.to_string();
             section.sample([&address, &s.alias, &s.interface, &s.unit], value(s));
         }
+    }
+}
+
+/// Where the traffic contradicts the documented services; a drift seen
+/// both receiving and sending is one series.
+pub fn write_drift(out: &mut BytesMut, doc: &ServicesDoc, config: &Config) {
+    let mut found = drift::find(doc, config);
+    found.dedup_by(|a, b| {
+        (&a.address, &a.alias, &a.documented, &a.observed)
+            == (&b.address, &b.alias, &b.documented, &b.observed)
+    });
+    let mut section = DRIFT.open(out);
+    for d in &found {
+        let address = d.address.to_string();
+        section.sample([&address, &d.alias, &d.documented, &d.observed], true);
     }
 }
 
