@@ -14,6 +14,7 @@ use anyhow::{Context as _, Result, ensure};
 use lab::{
     Count, Daemon, Veth,
     background::{Pace, Traffic},
+    daemon::Launch,
     harness::{Outcome, check_eq},
     http, ip,
     link::Ipv6,
@@ -25,6 +26,8 @@ use serde::Deserialize;
 use crate::browser::{self, Chromium};
 
 const CLIENT: &str = "10.75.0.1";
+/// Every flow comes from [`CLIENT`].
+const CLIENTS: usize = 1;
 const WEB: &str = "10.75.0.2";
 const MAIL: &str = "10.75.0.3";
 const STRAY: &str = "10.75.0.4";
@@ -66,6 +69,7 @@ struct Shown {
     rx_bits: String,
     rx_packets: String,
     tx_packets: String,
+    peers: String,
     points: usize,
 }
 
@@ -74,7 +78,7 @@ const ROWS: &str = r#"[...document.querySelectorAll('#rows tr')].map((tr) => {
   const cell = (c) => tr.querySelector(`td.${c}`).textContent;
   return { address: tr.dataset.address, mark: cell("mark"), alias: cell("alias"), owner: cell("owner"),
     state: cell("state"), rx_bits: cell("rx-bits"), rx_packets: cell("rx-packets"),
-    tx_packets: cell("tx-packets"), points: Number(tr.dataset.points) };
+    tx_packets: cell("tx-packets"), peers: cell("peers"), points: Number(tr.dataset.points) };
 })"#;
 
 const BANNER: &str = r#"document.getElementById("connection").hidden ? null : document.getElementById("connection").textContent"#;
@@ -172,22 +176,37 @@ impl WebLab {
                 r.owner.clone(),
                 r.state.clone(),
                 r.mark.clone(),
+                r.peers.clone(),
             )
         };
         let s = |t: &str| t.to_string();
+        // Every address hears from the one client alone.
+        let peers = CLIENTS.to_string();
         check_eq(
             "web",
-            &(s("web"), s("team-web"), s("documented"), s("")),
+            &(
+                s("web"),
+                s("team-web"),
+                s("documented"),
+                s(""),
+                peers.clone(),
+            ),
             &brief(web),
         )?;
         check_eq(
             "mail",
-            &(s("mail"), s("team-mail"), s("documented"), s("")),
+            &(
+                s("mail"),
+                s("team-mail"),
+                s("documented"),
+                s(""),
+                peers.clone(),
+            ),
             &brief(mail),
         )?;
         check_eq(
             "stray",
-            &(s("–"), s("–"), s("undocumented"), s("!")),
+            &(s("–"), s("–"), s("undocumented"), s("!"), peers),
             &brief(stray),
         )?;
         within("web rx pkt/s", &web.rx_packets, f64::from(WEB_PPS))?;
@@ -211,7 +230,8 @@ impl WebLab {
     }
 
     /// Stopped, the page says so and keeps its last rows; restarted, it
-    /// reads again without a reload.
+    /// reads again without a reload. The restart is with `--peers off`,
+    /// which the peers column then says instead of a count.
     fn restart(&mut self, page: &Chromium) -> Result<()> {
         self.daemon.take().expect("running").stop()?;
         let gone: Option<String> =
@@ -219,12 +239,19 @@ impl WebLab {
         println!("  daemon stopped: {}", gone.expect("waited for"));
         let rows: Vec<Shown> = page.eval(ROWS)?;
         ensure!(!rows.is_empty(), "the last rows went away with the daemon");
-        self.daemon = Some(self.served.start(&self.veth.server)?);
+        let off = Launch {
+            args: vec!["--peers".into(), "off".into()],
+            ..Launch::default()
+        };
+        let config = self.served.daemon_config(&self.veth.server);
+        self.daemon = Some(Daemon::start_with(&config, &off)?);
         page.wait("the banner gone", BANNER, Option::<String>::is_none)?;
-        page.wait("rates again", ROWS, |rows: &Vec<Shown>| {
+        let rows: Vec<Shown> = page.wait("rates again", ROWS, |rows: &Vec<Shown>| {
             rows.iter().any(|r| r.address == WEB && r.rx_packets != "–")
         })?;
-        println!("  daemon back: the page reads again");
+        let peers: Vec<&str> = rows.iter().map(|r| r.peers.as_str()).collect();
+        check_eq("peers with --peers off", &vec!["off"; rows.len()], &peers)?;
+        println!("  daemon back with --peers off: the page reads again, peers say off");
         Ok(())
     }
 

@@ -118,6 +118,12 @@ function markOf(row) {
   return ["", ""];
 }
 
+// "off" says the daemon does not track peers (--peers off), where 0 would claim nobody talked.
+function peersCell(row, page) {
+  if (!page.peer_tracking) return el("td", { class: "num peers dim", title: "peer tracking is off (aliasstat run --peers off)" }, "off");
+  return el("td", { class: "num peers" }, typeof row.peers === "number" ? String(row.peers) : "–");
+}
+
 function rowOf(row, page) {
   const r = row.rates;
   const [mark, why] = markOf(row);
@@ -135,7 +141,7 @@ function rowOf(row, page) {
     el("td", { class: "num tx-bits" }, bits(r?.tx.bits)),
     el("td", { class: "num tx-packets" }, packets(r?.tx.packets)),
     el("td", { class: "last" }, ago(row.last_traffic, page.read_at)),
-    el("td", { class: "num peers" }, typeof row.peers === "number" ? String(row.peers) : "–"),
+    peersCell(row, page),
     el("td", { class: "spark" }, chart([
       { values: row.history.rx_bits, class: "rx" },
       { values: row.history.tx_bits, class: "tx" },
@@ -323,7 +329,7 @@ function wire() {
     th.addEventListener("click", () => {
       const key = th.dataset.sort;
       if (view.sort === key) view.order = view.order === "asc" ? "desc" : "asc";
-      else { view.sort = key; view.order = /bits|packets|total|last/.test(key) ? "desc" : "asc"; }
+      else { view.sort = key; view.order = /bits|packets|total|last|peers/.test(key) ? "desc" : "asc"; }
       view.offset = 0;
       refresh();
     });
