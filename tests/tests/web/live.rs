@@ -32,6 +32,7 @@ const WEB: &str = "10.75.0.2";
 const MAIL: &str = "10.75.0.3";
 const STRAY: &str = "10.75.0.4";
 const PORT: u16 = 5300;
+const HISTORY_INTERVAL: &str = "2s";
 const PAYLOAD: usize = 1000;
 /// Different enough that the order by rate is unambiguous.
 const WEB_PPS: u32 = 200;
@@ -94,6 +95,8 @@ pub fn run() -> Result<Outcome> {
     filter(&page)?;
     sort(&page)?;
     detail(&page)?;
+    // The range buttons scrolled to the bottom; the picture is of the table.
+    page.eval::<bool>("(window.scrollTo(0, 0), true)")?;
     let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/web/page.png");
     let colours = page.screenshot(&shot)?;
     println!(
@@ -134,7 +137,7 @@ impl WebLab {
         }
         veth.know_each_other(&[client], &servers)?;
         let served = Served::new("web", srv, ALIASES, Listen::Loopback)?;
-        let daemon = served.start(srv)?;
+        let daemon = Daemon::start_with(&served.daemon_config(srv), &launch(&[]))?;
         // Bound, never read: a full buffer drops in silence, where a closed
         // port would answer with ICMP and add transmit traffic.
         let _sinks = servers
@@ -239,12 +242,8 @@ impl WebLab {
         println!("  daemon stopped: {}", gone.expect("waited for"));
         let rows: Vec<Shown> = page.eval(ROWS)?;
         ensure!(!rows.is_empty(), "the last rows went away with the daemon");
-        let off = Launch {
-            args: vec!["--peers".into(), "off".into()],
-            ..Launch::default()
-        };
         let config = self.served.daemon_config(&self.veth.server);
-        self.daemon = Some(Daemon::start_with(&config, &off)?);
+        self.daemon = Some(Daemon::start_with(&config, &launch(&["--peers", "off"]))?);
         page.wait("the banner gone", BANNER, Option::<String>::is_none)?;
         let rows: Vec<Shown> = page.wait("rates again", ROWS, |rows: &Vec<Shown>| {
             rows.iter().any(|r| r.address == WEB && r.rx_packets != "–")
@@ -321,7 +320,21 @@ fn sort(page: &Chromium) -> Result<()> {
     Ok(())
 }
 
-/// A click on a row opens its detail: facts, charts and its peers.
+/// `--history-interval` short enough that the detail's long-range chart
+/// has points within seconds, and `more`.
+fn launch(more: &[&str]) -> Launch {
+    Launch {
+        args: ["--history-interval", HISTORY_INTERVAL]
+            .iter()
+            .chain(more)
+            .map(Into::into)
+            .collect(),
+        ..Launch::default()
+    }
+}
+
+/// A click on a row opens its detail: facts, charts, its peers, and a
+/// long-range chart with points from the history store, in both ranges.
 fn detail(page: &Chromium) -> Result<()> {
     page.click(&format!(r#"#rows tr[data-address="{WEB}"]"#))?;
     #[derive(Debug, Deserialize)]
@@ -330,14 +343,18 @@ fn detail(page: &Chromium) -> Result<()> {
         facts: String,
         charts: usize,
         peers: String,
+        long_range: usize,
     }
     let shown: Detail = page.wait(
         "the detail of web",
         r#"({ title: document.getElementById("detail-title").textContent,
               facts: document.getElementById("detail-facts").textContent,
               charts: document.querySelectorAll('#detail polyline').length,
-              peers: document.getElementById("detail-peers").textContent })"#,
-        |d: &Detail| d.title.contains(WEB) && d.charts >= 4 && !d.peers.contains("loading"),
+              peers: document.getElementById("detail-peers").textContent,
+              long_range: Number(document.querySelector('#detail-history [data-points]')?.dataset.points ?? 0) })"#,
+        |d: &Detail| {
+            d.title.contains(WEB) && d.charts >= 4 && !d.peers.contains("loading") && d.long_range > 0
+        },
     )?;
     println!("  detail: {shown:?}");
     ensure!(
@@ -350,6 +367,17 @@ fn detail(page: &Chromium) -> Result<()> {
         shown.peers.contains(CLIENT),
         "the detail's peers do not name the client: {shown:?}"
     );
+    page.click(r#"button[data-range="1d"]"#)?;
+    let day: (String, usize) = page.wait(
+        "the last day's chart",
+        r#"[document.querySelector('#detail-history p')?.textContent ?? "", Number(document.querySelector('#detail-history [data-points]')?.dataset.points ?? 0)]"#,
+        |(text, points): &(String, usize)| text.contains("per 240 s") && *points > 0,
+    )?;
+    println!(
+        "  long range: {} points in the last hour; last day: {day:?}",
+        shown.long_range
+    );
+    page.click(r#"button[data-range="1h"]"#)?;
     Ok(())
 }
 
