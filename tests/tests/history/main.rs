@@ -1,11 +1,13 @@
 //! The history and `aliasstat report` (issue 16): exact totals per alias
 //! and owner across a restart, a SIGKILL and a simulated reboot (detach),
 //! the Prometheus source against a backfilled TSDB and against a live
-//! scrape, and bad input.
+//! scrape, bad input, and `/api/v1/history` (the live page's long-range
+//! chart) with exact bytes.
 //!
 //! Needs root. Run with `cargo test --release -p lab --test history --
 //! [FILTER...]` with `ALIASSTAT_BIN` set. No timing is asserted.
 
+mod api;
 mod bad_input;
 mod fixture;
 mod local;
@@ -21,6 +23,7 @@ const TESTS: &[Case] = &[
     ("bad_input_gives_clear_errors", bad_input::run),
     ("prometheus_backfill_exact", prometheus::backfill),
     ("both_sources_agree_on_a_live_run", prometheus::live),
+    ("api_history_exact_bytes_per_address", api::run),
 ];
 
 fn main() -> ExitCode {

@@ -14,6 +14,7 @@ use anyhow::{Context as _, Result, ensure};
 use lab::{
     Count, Daemon, Veth,
     background::{Pace, Traffic},
+    daemon::Launch,
     harness::{Outcome, check_eq},
     http, ip,
     link::Ipv6,
@@ -25,10 +26,13 @@ use serde::Deserialize;
 use crate::browser::{self, Chromium};
 
 const CLIENT: &str = "10.75.0.1";
+/// Every flow comes from [`CLIENT`].
+const CLIENTS: usize = 1;
 const WEB: &str = "10.75.0.2";
 const MAIL: &str = "10.75.0.3";
 const STRAY: &str = "10.75.0.4";
 const PORT: u16 = 5300;
+const HISTORY_INTERVAL: &str = "2s";
 const PAYLOAD: usize = 1000;
 /// Different enough that the order by rate is unambiguous.
 const WEB_PPS: u32 = 200;
@@ -66,6 +70,7 @@ struct Shown {
     rx_bits: String,
     rx_packets: String,
     tx_packets: String,
+    peers: String,
     points: usize,
 }
 
@@ -74,7 +79,7 @@ const ROWS: &str = r#"[...document.querySelectorAll('#rows tr')].map((tr) => {
   const cell = (c) => tr.querySelector(`td.${c}`).textContent;
   return { address: tr.dataset.address, mark: cell("mark"), alias: cell("alias"), owner: cell("owner"),
     state: cell("state"), rx_bits: cell("rx-bits"), rx_packets: cell("rx-packets"),
-    tx_packets: cell("tx-packets"), points: Number(tr.dataset.points) };
+    tx_packets: cell("tx-packets"), peers: cell("peers"), points: Number(tr.dataset.points) };
 })"#;
 
 const BANNER: &str = r#"document.getElementById("connection").hidden ? null : document.getElementById("connection").textContent"#;
@@ -90,6 +95,8 @@ pub fn run() -> Result<Outcome> {
     filter(&page)?;
     sort(&page)?;
     detail(&page)?;
+    // The range buttons scrolled to the bottom; the picture is of the table.
+    page.eval::<bool>("(window.scrollTo(0, 0), true)")?;
     let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/web/page.png");
     let colours = page.screenshot(&shot)?;
     println!(
@@ -130,7 +137,7 @@ impl WebLab {
         }
         veth.know_each_other(&[client], &servers)?;
         let served = Served::new("web", srv, ALIASES, Listen::Loopback)?;
-        let daemon = served.start(srv)?;
+        let daemon = Daemon::start_with(&served.daemon_config(srv), &launch(&[]))?;
         // Bound, never read: a full buffer drops in silence, where a closed
         // port would answer with ICMP and add transmit traffic.
         let _sinks = servers
@@ -172,22 +179,37 @@ impl WebLab {
                 r.owner.clone(),
                 r.state.clone(),
                 r.mark.clone(),
+                r.peers.clone(),
             )
         };
         let s = |t: &str| t.to_string();
+        // Every address hears from the one client alone.
+        let peers = CLIENTS.to_string();
         check_eq(
             "web",
-            &(s("web"), s("team-web"), s("documented"), s("")),
+            &(
+                s("web"),
+                s("team-web"),
+                s("documented"),
+                s(""),
+                peers.clone(),
+            ),
             &brief(web),
         )?;
         check_eq(
             "mail",
-            &(s("mail"), s("team-mail"), s("documented"), s("")),
+            &(
+                s("mail"),
+                s("team-mail"),
+                s("documented"),
+                s(""),
+                peers.clone(),
+            ),
             &brief(mail),
         )?;
         check_eq(
             "stray",
-            &(s("–"), s("–"), s("undocumented"), s("!")),
+            &(s("–"), s("–"), s("undocumented"), s("!"), peers),
             &brief(stray),
         )?;
         within("web rx pkt/s", &web.rx_packets, f64::from(WEB_PPS))?;
@@ -211,7 +233,8 @@ impl WebLab {
     }
 
     /// Stopped, the page says so and keeps its last rows; restarted, it
-    /// reads again without a reload.
+    /// reads again without a reload. The restart is with `--peers off`,
+    /// which the peers column then says instead of a count.
     fn restart(&mut self, page: &Chromium) -> Result<()> {
         self.daemon.take().expect("running").stop()?;
         let gone: Option<String> =
@@ -219,12 +242,15 @@ impl WebLab {
         println!("  daemon stopped: {}", gone.expect("waited for"));
         let rows: Vec<Shown> = page.eval(ROWS)?;
         ensure!(!rows.is_empty(), "the last rows went away with the daemon");
-        self.daemon = Some(self.served.start(&self.veth.server)?);
+        let config = self.served.daemon_config(&self.veth.server);
+        self.daemon = Some(Daemon::start_with(&config, &launch(&["--peers", "off"]))?);
         page.wait("the banner gone", BANNER, Option::<String>::is_none)?;
-        page.wait("rates again", ROWS, |rows: &Vec<Shown>| {
+        let rows: Vec<Shown> = page.wait("rates again", ROWS, |rows: &Vec<Shown>| {
             rows.iter().any(|r| r.address == WEB && r.rx_packets != "–")
         })?;
-        println!("  daemon back: the page reads again");
+        let peers: Vec<&str> = rows.iter().map(|r| r.peers.as_str()).collect();
+        check_eq("peers with --peers off", &vec!["off"; rows.len()], &peers)?;
+        println!("  daemon back with --peers off: the page reads again, peers say off");
         Ok(())
     }
 
@@ -294,7 +320,21 @@ fn sort(page: &Chromium) -> Result<()> {
     Ok(())
 }
 
-/// A click on a row opens its detail: facts, charts and its peers.
+/// `--history-interval` short enough that the detail's long-range chart
+/// has points within seconds, and `more`.
+fn launch(more: &[&str]) -> Launch {
+    Launch {
+        args: ["--history-interval", HISTORY_INTERVAL]
+            .iter()
+            .chain(more)
+            .map(Into::into)
+            .collect(),
+        ..Launch::default()
+    }
+}
+
+/// A click on a row opens its detail: facts, charts, its peers, and a
+/// long-range chart with points from the history store, in both ranges.
 fn detail(page: &Chromium) -> Result<()> {
     page.click(&format!(r#"#rows tr[data-address="{WEB}"]"#))?;
     #[derive(Debug, Deserialize)]
@@ -303,14 +343,18 @@ fn detail(page: &Chromium) -> Result<()> {
         facts: String,
         charts: usize,
         peers: String,
+        long_range: usize,
     }
     let shown: Detail = page.wait(
         "the detail of web",
         r#"({ title: document.getElementById("detail-title").textContent,
               facts: document.getElementById("detail-facts").textContent,
               charts: document.querySelectorAll('#detail polyline').length,
-              peers: document.getElementById("detail-peers").textContent })"#,
-        |d: &Detail| d.title.contains(WEB) && d.charts >= 4 && !d.peers.contains("loading"),
+              peers: document.getElementById("detail-peers").textContent,
+              long_range: Number(document.querySelector('#detail-history [data-points]')?.dataset.points ?? 0) })"#,
+        |d: &Detail| {
+            d.title.contains(WEB) && d.charts >= 4 && !d.peers.contains("loading") && d.long_range > 0
+        },
     )?;
     println!("  detail: {shown:?}");
     ensure!(
@@ -323,6 +367,17 @@ fn detail(page: &Chromium) -> Result<()> {
         shown.peers.contains(CLIENT),
         "the detail's peers do not name the client: {shown:?}"
     );
+    page.click(r#"button[data-range="1d"]"#)?;
+    let day: (String, usize) = page.wait(
+        "the last day's chart",
+        r#"[document.querySelector('#detail-history p')?.textContent ?? "", Number(document.querySelector('#detail-history [data-points]')?.dataset.points ?? 0)]"#,
+        |(text, points): &(String, usize)| text.contains("per 240 s") && *points > 0,
+    )?;
+    println!(
+        "  long range: {} points in the last hour; last day: {day:?}",
+        shown.long_range
+    );
+    page.click(r#"button[data-range="1h"]"#)?;
     Ok(())
 }
 

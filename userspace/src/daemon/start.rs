@@ -154,7 +154,7 @@ pub(super) fn live(
             .then(|| Peers::open(&opts.bpffs, opts.peer_retention.clone()))
             .transpose()?,
         services,
-        history: opts.history.is_some(),
+        history: opts.history.clone(),
     })))
 }
 

@@ -20,6 +20,7 @@ use crate::{
         memory::{MapBytes, MapMemory},
     },
     foreign::{ForeignBudget, Split},
+    history::recorder,
     inventory::{self, Config, HostTable, Row, State},
     peers::Peers,
     services::{Services, ServicesDoc, ServicesError, series::Series},
@@ -52,6 +53,7 @@ pub struct Live {
     services: Option<Services>,
     /// Failed history writes; `None` without a history (`--no-history`).
     history_write_errors: Option<AtomicU64>,
+    history: Option<recorder::Options>,
 }
 
 /// What a [`Live`] is made of.
@@ -69,8 +71,9 @@ pub struct Parts {
     pub peers: Option<Peers>,
     /// Per-service counting; `None` when it is off.
     pub services: Option<Services>,
-    /// Whether the daemon keeps a history, whose failed writes are counted.
-    pub history: bool,
+    /// Where and how often the daemon keeps a history (whose failed
+    /// writes are counted); `None` with `--no-history`.
+    pub history: Option<recorder::Options>,
 }
 
 impl Live {
@@ -86,8 +89,15 @@ impl Live {
             max_foreign_series: parts.max_foreign_series,
             peers: parts.peers,
             services: parts.services,
-            history_write_errors: parts.history.then(AtomicU64::default),
+            history_write_errors: parts.history.is_some().then(AtomicU64::default),
+            history: parts.history,
         }
+    }
+
+    /// The history's directory and interval, for `/api/v1/history`;
+    /// `None` with `--no-history`.
+    pub fn history(&self) -> Option<&recorder::Options> {
+        self.history.as_ref()
     }
 
     /// The peer table and record; `None` with `--peers off`.

@@ -24,6 +24,7 @@ use super::{
 };
 use crate::{bpf::pins, daemon::Live};
 
+#[derive(Clone, Debug)]
 pub struct Options {
     pub state_dir: PathBuf,
     pub step: Duration,

@@ -3,7 +3,7 @@
 //! merged, joined with the inventory, one object per (address, interface).
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     net::IpAddr,
     time::{Duration, SystemTime},
 };
@@ -150,6 +150,22 @@ pub fn build(
         .collect()
 }
 
+/// Distinct peers of each listed local address over all its interfaces:
+/// a peer seen on two links counts once (the live page's "peers" column).
+pub fn distinct(list: &[AddressPeers]) -> HashMap<IpAddr, usize> {
+    let mut by_address: HashMap<IpAddr, BTreeSet<Remote>> = HashMap::new();
+    for a in list {
+        by_address
+            .entry(a.address)
+            .or_default()
+            .extend(a.peers.iter().map(|p| p.peer));
+    }
+    by_address
+        .into_iter()
+        .map(|(address, peers)| (address, peers.len()))
+        .collect()
+}
+
 /// The addresses named by `wanted` (an address or an alias name); all of
 /// them for `None`.
 pub fn select(list: Vec<AddressPeers>, wanted: Option<&str>) -> Vec<AddressPeers> {
@@ -208,6 +224,39 @@ mod tests {
         let prefix: Remote = "2001:db8:1:2::/64".parse().unwrap();
         assert_eq!(prefix.to_string(), "2001:db8:1:2::/64");
         assert_eq!(prefix.prefix, 64);
+    }
+
+    #[test]
+    fn a_peer_on_two_interfaces_counts_once() {
+        let now = time::parse_rfc3339("2026-12-08T00:00:00Z").unwrap();
+        let peer = |addr: &str| PeerRow {
+            peer: addr.parse().unwrap(),
+            rx_packets: 1,
+            rx_bytes: 1,
+            tx_packets: 0,
+            tx_bytes: 0,
+            first_seen: Stamp(now),
+            last_seen: Stamp(now),
+        };
+        let on = |interface: &str, peers| AddressPeers {
+            address: "10.0.0.5".parse().unwrap(),
+            interface: interface.into(),
+            alias: None,
+            state: State::Documented,
+            complete: true,
+            last_traffic: Some(Stamp(now)),
+            peers,
+        };
+        let mut quiet = on("eth0", vec![]);
+        quiet.address = "10.0.0.6".parse().unwrap();
+        let list = [
+            on("eth0", vec![peer("192.0.2.1"), peer("192.0.2.2")]),
+            on("eth1", vec![peer("192.0.2.2"), peer("192.0.2.0/24")]),
+            quiet,
+        ];
+        let counts = distinct(&list);
+        assert_eq!(counts[&"10.0.0.5".parse::<IpAddr>().unwrap()], 3);
+        assert_eq!(counts[&"10.0.0.6".parse::<IpAddr>().unwrap()], 0);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The HTTP endpoints: `/metrics`, `/api/v1/aliases`, `/api/v1/status`,
-//! `/api/v1/rates`, `/healthz` and the live page at `/`, on hyper's
+//! `/api/v1/rates`, `/api/v1/history`, `/healthz` and the live page at `/`, on hyper's
 //! HTTP/1 server.
 //!
 //! Limits keep a misbehaving client from hurting the daemon: a bounded
@@ -33,7 +33,7 @@ use crate::{
     commands::aliases,
     daemon::Live,
     serve::{
-        api, metrics,
+        api, history, metrics,
         rates::{self, History, query::Query},
         web::{self, Asset},
         web_config::WebConfig,
@@ -248,6 +248,7 @@ enum Route {
     Status,
     Peers,
     Rates,
+    History,
 }
 
 impl Route {
@@ -260,6 +261,7 @@ impl Route {
             "/api/v1/peers" => Self::Peers,
             "/api/v1/services" => Self::Services,
             "/api/v1/rates" => Self::Rates,
+            "/api/v1/history" => Self::History,
             page => Self::Page(web::asset(page)?),
         })
     }
@@ -276,6 +278,7 @@ async fn handle(
     Ok(match route {
         Route::Page(asset) => page(asset),
         Route::Rates => rates_response(&app, req.uri().query()),
+        Route::History => history_response(app, req.uri().query()).await,
         Route::Health => health(&app.live),
         Route::Status => json(StatusCode::OK, &api::status(&app.live)),
         Route::Metrics => metrics_response(&app, accepts_gzip(&req)).await,
@@ -395,6 +398,29 @@ fn page(asset: &Asset) -> Response<Full<Bytes>> {
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     resp
+}
+
+/// One address's long-range chart; the store is read off the runtime
+/// thread.
+async fn history_response(app: Arc<App>, raw: Option<&str>) -> Response<Full<Bytes>> {
+    let query = match history::Query::parse(raw) {
+        Ok(query) => query,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    let read = tokio::task::spawn_blocking(move || {
+        let options = app.live.history()?;
+        Some(history::read(options, query, std::time::SystemTime::now()))
+    })
+    .await;
+    match read {
+        Ok(Some(Ok(chart))) => json(StatusCode::OK, &chart),
+        Ok(None) => text(
+            StatusCode::NOT_FOUND,
+            "the daemon keeps no history (aliasstat run --no-history)\n",
+        ),
+        Ok(Some(Err(e))) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    }
 }
 
 /// One page of the rate table; a bad parameter is 400 with what to fix.

@@ -1,11 +1,13 @@
 //! What the daemon serves: HTTP routing and limits (`http`), the JSON API
 //! (`api`), the Prometheus collector (`metrics`), the live page (`web`)
-//! with the rate history it shows (`rates`), and the web config that
+//! with the rate history it shows (`rates`) and its long-range chart from
+//! the history store (`history`), and the web config that
 //! puts TLS (`tls`) and basic auth (`auth`) in front of all of them
 //! (`web_config`).
 
 pub mod api;
 pub mod auth;
+pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod rates;

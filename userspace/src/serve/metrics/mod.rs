@@ -281,7 +281,10 @@ mod tests {
             max_foreign_series: 1,
             peers: None,
             services: None,
-            history: true,
+            history: Some(crate::history::recorder::Options {
+                state_dir: "/nonexistent".into(),
+                step: std::time::Duration::from_secs(300),
+            }),
         }))
     }
 

@@ -22,6 +22,7 @@ use log::warn;
 use crate::{
     daemon::Live,
     inventory::Row,
+    peers::view,
     top::{
         client::Entry,
         state::{Attention, Rates, Sample, lines},
@@ -66,6 +67,45 @@ pub struct Tracked {
     /// The end of the last interval that carried a packet, since the
     /// daemon started.
     pub last_traffic: Option<SystemTime>,
+    /// Distinct peers; None with `--peers off` or when the peers could not
+    /// be read.
+    pub peers: Option<usize>,
+}
+
+/// The peers feature's answer at a reading.
+#[derive(Clone, Debug, Default)]
+pub enum PeerCounts {
+    /// `--peers off`.
+    #[default]
+    Off,
+    /// The peer maps could not be read (logged).
+    Unread,
+    /// Distinct peers per address; an address missing has none.
+    Counted(HashMap<IpAddr, usize>),
+}
+
+impl PeerCounts {
+    /// Read through the peers feature's own view, as `/api/v1/peers` and
+    /// the metrics read it.
+    pub fn read(live: &Live) -> Self {
+        let Some(peers) = live.peers() else {
+            return Self::Off;
+        };
+        match peers.list(&live.host(), &live.config().config) {
+            Ok(list) => Self::Counted(view::distinct(&list)),
+            Err(e) => {
+                warn!("rate history: peers: {e}");
+                Self::Unread
+            }
+        }
+    }
+
+    fn of(&self, address: IpAddr) -> Option<usize> {
+        match self {
+            Self::Off | Self::Unread => None,
+            Self::Counted(counts) => Some(counts.get(&address).copied().unwrap_or(0)),
+        }
+    }
 }
 
 /// The newest reading, for the endpoint to page through.
@@ -77,6 +117,8 @@ pub struct Table {
     pub entries: [usize; 2],
     /// When it was taken; None before the first.
     pub at: Option<SystemTime>,
+    /// False with `--peers off`.
+    pub peer_tracking: bool,
 }
 
 /// Every address's recent rates. State stays behind these methods: the
@@ -104,7 +146,14 @@ impl History {
 
     /// Adds a reading taken at `at` (monotonic, for the rates) and `wall`
     /// (for "last traffic").
-    pub fn record(&self, rows: Vec<Row>, entries: [usize; 2], at: Instant, wall: SystemTime) {
+    pub fn record(
+        &self,
+        rows: Vec<Row>,
+        entries: [usize; 2],
+        peers: &PeerCounts,
+        at: Instant,
+        wall: SystemTime,
+    ) {
         let now = Sample {
             at,
             entries: rows.iter().map(Entry::from).collect(),
@@ -137,6 +186,7 @@ impl History {
                 Tracked {
                     attention: line.attention(),
                     rates: line.rates,
+                    peers: peers.of(row.address),
                     row,
                     points,
                     last_traffic,
@@ -147,6 +197,7 @@ impl History {
             rows: tracked,
             entries,
             at: Some(wall),
+            peer_tracking: !matches!(peers, PeerCounts::Off),
         });
         inner.previous = Some(now);
     }
@@ -164,11 +215,14 @@ pub async fn sample(live: Arc<Live>, history: Arc<History>) {
         // The join reads the maps: off the runtime thread.
         let read = tokio::task::spawn_blocking(move || {
             let read = live.rows_and_entries();
-            (read, Instant::now(), SystemTime::now())
+            let peers = PeerCounts::read(&live);
+            (read, peers, Instant::now(), SystemTime::now())
         })
         .await;
         match read {
-            Ok((Ok((rows, entries)), at, wall)) => history.record(rows, entries, at, wall),
+            Ok((Ok((rows, entries)), peers, at, wall)) => {
+                history.record(rows, entries, &peers, at, wall);
+            }
             Ok((Err(e), ..)) => warn!("rate history: {e}"),
             Err(e) => warn!("rate history: the read did not finish: {e}"),
         }
@@ -210,6 +264,7 @@ mod tests {
         history.record(
             vec![row("192.0.2.1", State::Undocumented, 0, 0)],
             [1, 0],
+            &PeerCounts::Off,
             at(0),
             step(0),
         );
@@ -220,7 +275,7 @@ mod tests {
                 row("192.0.2.1", State::Undocumented, 10 * i, 0),
                 row("192.0.2.2", State::Documented, 0, 0),
             ];
-            history.record(rows, [2, 0], at(2 * i), step(2 * i));
+            history.record(rows, [2, 0], &PeerCounts::Off, at(2 * i), step(2 * i));
         }
         let table = history.table();
         let busy = &table.rows[0];
@@ -242,6 +297,7 @@ mod tests {
         history.record(
             vec![row("192.0.2.2", State::Documented, 0, 0)],
             [1, 0],
+            &PeerCounts::Off,
             at(999),
             step(999),
         );
@@ -259,6 +315,7 @@ mod tests {
         history.record(
             vec![row("192.0.2.1", State::Documented, 1000, 0)],
             [1, 0],
+            &PeerCounts::Off,
             t0,
             wall,
         );
@@ -266,6 +323,7 @@ mod tests {
         history.record(
             vec![row("192.0.2.1", State::Documented, 10, 0)],
             [1, 0],
+            &PeerCounts::Off,
             later,
             wall,
         );

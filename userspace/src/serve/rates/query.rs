@@ -36,10 +36,11 @@ pub enum Column {
     TxPackets,
     Total,
     LastTraffic,
+    Peers,
 }
 
 impl Column {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Address,
         Self::Interface,
         Self::Label,
@@ -52,6 +53,7 @@ impl Column {
         Self::TxPackets,
         Self::Total,
         Self::LastTraffic,
+        Self::Peers,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -68,6 +70,7 @@ impl Column {
             Self::TxPackets => "tx_packets",
             Self::Total => "total",
             Self::LastTraffic => "last_traffic",
+            Self::Peers => "peers",
         }
     }
 
@@ -81,6 +84,7 @@ impl Column {
                 | Self::TxPackets
                 | Self::Total
                 | Self::LastTraffic
+                | Self::Peers
         )
     }
 
@@ -111,6 +115,8 @@ impl Column {
                 .last_traffic
                 .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
                 .map_or(0.0, |d| d.as_secs_f64()),
+            // Unknown counts after any count, largest first.
+            Self::Peers => t.peers.map_or(-1.0, |n| n as f64),
             _ => 0.0,
         }
     }
@@ -275,6 +281,7 @@ impl Query {
             sort: self.sort.as_str(),
             order: if self.descending { "desc" } else { "asc" },
             map: MapFill::fullest(table.entries, capacity),
+            peer_tracking: table.peer_tracking,
             rows,
         }
     }
@@ -324,6 +331,8 @@ pub struct Page<'t> {
     pub sort: &'static str,
     pub order: &'static str,
     pub map: MapFill,
+    /// False with `--peers off`: then every row's `peers` is null.
+    pub peer_tracking: bool,
     pub rows: Vec<PageRow<'t>>,
 }
 
@@ -357,6 +366,9 @@ pub struct PageRow<'t> {
     pub attention: Option<Attention>,
     /// Unix seconds.
     pub last_traffic: Option<u64>,
+    /// Distinct peers listed for the address (as `/api/v1/peers` lists
+    /// them, over all its interfaces); null when not tracked or unread.
+    pub peers: Option<usize>,
     pub history: Series,
 }
 
@@ -368,6 +380,7 @@ impl<'t> PageRow<'t> {
             rates: t.rates,
             attention: t.attention,
             last_traffic: t.last_traffic.and_then(unix_seconds),
+            peers: t.peers,
             history: Series {
                 rx_bits: series(|p| p.rx_bits),
                 tx_bits: series(|p| p.tx_bits),
@@ -406,7 +419,7 @@ mod tests {
     use super::*;
     use crate::{
         inventory::State,
-        serve::rates::{History, tests::row},
+        serve::rates::{History, PeerCounts, tests::row},
     };
 
     #[test]
@@ -452,11 +465,16 @@ mod tests {
                 "{raw}"
             );
         }
-        let sort = Query::parse(Some("sort=peers")).unwrap_err().to_string();
+        let sort = Query::parse(Some("sort=colour")).unwrap_err().to_string();
         assert!(sort.contains("rx_bits, rx_packets"), "{sort}");
+        assert_eq!(
+            Query::parse(Some("sort=peers")).unwrap().sort,
+            Column::Peers
+        );
     }
 
-    /// Three addresses at 10, 30 and 20 pkt/s; the middle one documented.
+    /// Three addresses at 10, 30 and 20 pkt/s; the middle one documented,
+    /// with 1, 2 and no peers.
     fn table() -> Table {
         let history = History::default();
         let t0 = Instant::now();
@@ -471,8 +489,13 @@ mod tests {
                 row("192.0.2.3", State::Undocumented, 40 * n, 0),
             ]
         };
-        history.record(rows(0), [3, 0], t0, wall);
-        history.record(rows(1), [3, 0], t0 + Duration::from_secs(2), wall);
+        let peers = PeerCounts::Counted(
+            [("192.0.2.1", 1), ("192.0.2.2", 2)]
+                .map(|(a, n)| (a.parse().unwrap(), n))
+                .into(),
+        );
+        history.record(rows(0), [3, 0], &peers, t0, wall);
+        history.record(rows(1), [3, 0], &peers, t0 + Duration::from_secs(2), wall);
         (*history.table()).clone()
     }
 
@@ -499,6 +522,10 @@ mod tests {
             ["192.0.2.2", "192.0.2.1", "192.0.2.3"]
         );
         assert_eq!(order(&page("offset=1&limit=1")), ["192.0.2.3"]);
+        assert_eq!(
+            order(&page("sort=peers")),
+            ["192.0.2.2", "192.0.2.1", "192.0.2.3"]
+        );
         let filtered = page("filter=team-WEB");
         assert_eq!(
             (order(&filtered), filtered.matched),
@@ -521,6 +548,8 @@ mod tests {
         assert_eq!(row["rates"]["rx"]["bits"], 24000.0);
         assert_eq!(row["history"]["rx_packets"], serde_json::json!([30.0]));
         assert_eq!(row["last_traffic"], 0);
+        assert_eq!(row["peers"], 2);
+        assert_eq!(text["peer_tracking"], true);
         assert_eq!(row["attention"], serde_json::Value::Null);
         assert_eq!(
             text["map"],
@@ -530,5 +559,17 @@ mod tests {
         let text = serde_json::to_value(&listed).unwrap();
         assert_eq!(text["rows"][1]["attention"], "undocumented");
         assert!(text["rows"][0]["history"].get("rx_packets").is_none());
+        assert_eq!(text["rows"][1]["peers"], 0);
+    }
+
+    #[test]
+    fn with_peers_off_the_counts_are_null_not_zero() {
+        let history = History::default();
+        let rows = vec![row("192.0.2.1", State::Documented, 0, 0)];
+        history.record(rows, [1, 0], &PeerCounts::Off, Instant::now(), UNIX_EPOCH);
+        let table = history.table();
+        let text = serde_json::to_value(Query::default().page(&table, [16, 16])).unwrap();
+        assert_eq!(text["peer_tracking"], false);
+        assert_eq!(text["rows"][0]["peers"], serde_json::Value::Null);
     }
 }

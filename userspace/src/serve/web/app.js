@@ -11,6 +11,8 @@ const SVG = "http://www.w3.org/2000/svg";
 const view = {
   sort: "total", order: "desc", filter: "", offset: 0, limit: 50,
   selected: null, // the address whose detail is open
+  range: "1h", // of the long-range chart: 1h or 1d
+  historyAt: null, historyStep: 0, // when the long range was read, and its point size
 };
 let lastPage = null;
 let lostSince = null;
@@ -64,20 +66,25 @@ function ago(unix, now) {
 
 // --- charts ----------------------------------------------------------------
 
-// One polyline per series, all on the same scale; the newest point at the right.
+// One polyline per series and run of known values (null is a gap), all on
+// the same scale; the newest point at the right.
 function chart(series, width, height, depth, withAxis) {
   const svg = el("svg:svg", { viewBox: `0 0 ${width} ${height}`, width, height, class: withAxis ? "big" : "spark" });
-  const max = Math.max(1, ...series.flatMap((s) => s.values));
+  const max = Math.max(1, ...series.flatMap((s) => s.values.filter((v) => v !== null)));
   const pad = withAxis ? 14 : 1;
   for (const s of series) {
     const n = s.values.length;
-    const pts = s.values.map((v, i) => {
+    const runs = [[]];
+    s.values.forEach((v, i) => {
+      if (v === null) { runs.push([]); return; }
       const x = width - ((n - 1 - i) / Math.max(1, depth - 1)) * width;
       const y = height - pad - (v / max) * (height - 2 * pad);
-      return `${x.toFixed(1)},${y.toFixed(1)}`;
+      runs[runs.length - 1].push(`${x.toFixed(1)},${y.toFixed(1)}`);
     });
-    if (pts.length === 1) pts.unshift(`${width - 2},${pts[0].split(",")[1]}`);
-    svg.append(el("svg:polyline", { points: pts.join(" "), class: s.class }));
+    for (const pts of runs.filter((r) => r.length > 0)) {
+      if (pts.length === 1) pts.unshift(`${Math.max(0, Number(pts[0].split(",")[0]) - 2)},${pts[0].split(",")[1]}`);
+      svg.append(el("svg:polyline", { points: pts.join(" "), class: s.class }));
+    }
   }
   if (withAxis) {
     svg.append(el("svg:line", { x1: 0, y1: height - pad, x2: width, y2: height - pad, class: "axis" }));
@@ -118,6 +125,12 @@ function markOf(row) {
   return ["", ""];
 }
 
+// "off" says the daemon does not track peers (--peers off), where 0 would claim nobody talked.
+function peersCell(row, page) {
+  if (!page.peer_tracking) return el("td", { class: "num peers dim", title: "peer tracking is off (aliasstat run --peers off)" }, "off");
+  return el("td", { class: "num peers" }, typeof row.peers === "number" ? String(row.peers) : "–");
+}
+
 function rowOf(row, page) {
   const r = row.rates;
   const [mark, why] = markOf(row);
@@ -135,7 +148,7 @@ function rowOf(row, page) {
     el("td", { class: "num tx-bits" }, bits(r?.tx.bits)),
     el("td", { class: "num tx-packets" }, packets(r?.tx.packets)),
     el("td", { class: "last" }, ago(row.last_traffic, page.read_at)),
-    el("td", { class: "num peers" }, typeof row.peers === "number" ? String(row.peers) : "–"),
+    peersCell(row, page),
     el("td", { class: "spark" }, chart([
       { values: row.history.rx_bits, class: "rx" },
       { values: row.history.tx_bits, class: "tx" },
@@ -210,16 +223,30 @@ function servicesOf(address) {
   };
 }
 
-// The long-range store answers points of {at, rx_bits, tx_bits}.
+// `/api/v1/history` answers one series per direction, null where the
+// store has no interval. data-points: the points with data, for tests.
 function longRange(data) {
-  const points = Array.isArray(data) ? data : (data.points || []);
-  if (points.length === 0) return el("p", { class: "dim" }, "No stored history yet.");
-  const div = el("div", { class: "chart" });
-  div.append(chart([
-    { values: points.map((p) => p.rx_bits), class: "rx", format: bits },
-    { values: points.map((p) => p.tx_bits), class: "tx" },
-  ], 800, 160, points.length, true));
+  view.historyAt = Date.now();
+  view.historyStep = data.step_seconds;
+  const known = data.rx_bits.filter((v) => v !== null).length;
+  const div = el("div", { class: "chart", "data-points": known });
+  const from = new Date(data.from * 1000).toLocaleString();
+  div.append(el("p", { class: "dim" }, known === 0
+    ? "No stored history in this range yet."
+    : `From ${from}, one point per ${data.step_seconds} s; gaps are times the daemon recorded nothing.`));
+  if (known > 0) {
+    div.append(chart([
+      { values: data.rx_bits, class: "rx", format: bits },
+      { values: data.tx_bits, class: "tx" },
+    ], 800, 160, data.points, true));
+  }
   return div;
+}
+
+function loadLongRange(address) {
+  const path = `/api/v1/history?address=${encodeURIComponent(address)}&range=${view.range}`;
+  for (const b of document.querySelectorAll("button[data-range]")) b.classList.toggle("chosen", b.dataset.range === view.range);
+  return optional($("detail-history"), path, longRange, "Long-range history is");
 }
 
 function showDetail(row, page) {
@@ -261,10 +288,14 @@ async function refreshDetail(loadOptional) {
     return;
   }
   showDetail(row, page);
+  // The long range moves by one point per step: read again once a step has passed.
+  if (!loadOptional && view.historyAt !== null && Date.now() - view.historyAt >= 1000 * view.historyStep) {
+    await loadLongRange(address);
+  }
   if (loadOptional) {
     const a = encodeURIComponent(address);
     await Promise.all([
-      optional($("detail-history"), `/api/v1/history?address=${a}`, longRange, "Long-range history is"),
+      loadLongRange(address),
       optional($("detail-peers"), `/api/v1/peers?address=${a}`, peersOf(address), "Peers are"),
       optional($("detail-services"), `/api/v1/services?address=${a}`, servicesOf(address), "Services are"),
     ]);
@@ -273,6 +304,7 @@ async function refreshDetail(loadOptional) {
 
 function openDetail(address) {
   view.selected = address;
+  view.historyAt = null;
   $("detail").hidden = false;
   for (const tr of $("rows").children) tr.classList.toggle("selected", tr.dataset.address === address);
   for (const id of ["detail-history", "detail-peers", "detail-services"]) $(id).replaceChildren(el("p", { class: "dim" }, "loading…"));
@@ -323,7 +355,7 @@ function wire() {
     th.addEventListener("click", () => {
       const key = th.dataset.sort;
       if (view.sort === key) view.order = view.order === "asc" ? "desc" : "asc";
-      else { view.sort = key; view.order = /bits|packets|total|last/.test(key) ? "desc" : "asc"; }
+      else { view.sort = key; view.order = /bits|packets|total|last|peers/.test(key) ? "desc" : "asc"; }
       view.offset = 0;
       refresh();
     });
@@ -331,6 +363,12 @@ function wire() {
   $("prev").addEventListener("click", () => { view.offset = Math.max(0, view.offset - view.limit); refresh(); });
   $("next").addEventListener("click", () => { if (lastPage && view.offset + view.limit < lastPage.matched) { view.offset += view.limit; refresh(); } });
   $("limit").addEventListener("change", (e) => { view.limit = Number(e.target.value); view.offset = 0; refresh(); });
+  for (const b of document.querySelectorAll("button[data-range]")) {
+    b.addEventListener("click", () => {
+      view.range = b.dataset.range;
+      if (view.selected !== null) loadLongRange(view.selected).catch(lost);
+    });
+  }
   $("detail-close").addEventListener("click", () => { view.selected = null; $("detail").hidden = true; refresh(); });
 }
 
