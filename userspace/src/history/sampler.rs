@@ -251,6 +251,7 @@ mod tests {
             owner: "web".into(),
             purpose: String::new(),
             interface: None,
+            commit_bps: None,
         }])
     }
 

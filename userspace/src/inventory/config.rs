@@ -25,6 +25,9 @@ pub struct Alias {
     pub purpose: String,
     /// Where the address is expected to be configured, if the file says.
     pub interface: Option<String>,
+    /// The committed rate of the alias's contract (`commit_mbps`), in
+    /// bit/s, if the file gives one.
+    pub commit_bps: Option<u64>,
 }
 
 /// The parsed file. An empty one documents nothing.
@@ -118,6 +121,7 @@ struct RawAlias {
     owner: Option<Spanned<String>>,
     purpose: Option<Spanned<String>>,
     interface: Option<Spanned<String>>,
+    commit_mbps: Option<Spanned<toml::Value>>,
 }
 
 /// Names and interfaces are identifiers that logs and `check` print on one
@@ -165,8 +169,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut addresses: HashMap<IpAddr, (String, usize)> = HashMap::new();
     let mut aliases = Vec::with_capacity(file.alias.len());
-    let plain =
-        |field, value| plain(field, value).map_err(|(span, message)| invalid(span, message));
+    let reject = |(span, message): (Range<usize>, String)| invalid(span, message);
+    let plain = |field, value| plain(field, value).map_err(reject);
     for raw in file.alias {
         let name_span = raw.name.span();
         let name = plain("name", Some(raw.name))?.unwrap_or_default();
@@ -200,15 +204,60 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 ),
             ));
         }
+        let commit_bps = commit_bps(&name, raw.commit_mbps).map_err(reject)?;
         aliases.push(Alias {
             name,
             address,
             owner,
             purpose,
             interface,
+            commit_bps,
         });
     }
     Ok(Config::new(aliases))
+}
+
+/// The largest `commit_mbps`: 1 Pbit/s, far above any link, and well inside
+/// the bit/s that a `u64` and an `f64` hold exactly.
+const MAX_COMMIT_MBPS: f64 = 1e9;
+
+/// `commit_mbps` (megabits per second, 10^6 bit/s, as contracts write them)
+/// in bit/s. A string or a value that is not a positive rate names the
+/// alias, since the line alone may be far from its `name`.
+fn commit_bps(
+    alias: &str,
+    value: Option<Spanned<toml::Value>>,
+) -> Result<Option<u64>, (Range<usize>, String)> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let span = value.span();
+    let mbps = match value.into_inner() {
+        toml::Value::Integer(i) => i as f64,
+        toml::Value::Float(f) => f,
+        other => {
+            return Err((
+                span,
+                format!(
+                    "the commit_mbps of alias \"{}\" is a {}; write the committed rate as a number of megabits per second, such as 100 or 2.5",
+                    escape(alias),
+                    other.type_str()
+                ),
+            ));
+        }
+    };
+    // Rounded to whole bit/s: below 0.5 bit/s is no commitment at all.
+    let bps = (mbps * 1e6).round();
+    if mbps.is_finite() && bps >= 1.0 && mbps <= MAX_COMMIT_MBPS {
+        return Ok(Some(bps as u64));
+    }
+    Err((
+        span,
+        format!(
+            "the commit_mbps of alias \"{}\" is {mbps}; the committed rate must be at least 0.000001 and at most {MAX_COMMIT_MBPS} megabits per second",
+            escape(alias)
+        ),
+    ))
 }
 
 fn ip_address(text: &str) -> Result<IpAddr, String> {
@@ -250,6 +299,7 @@ address = "192.168.1.100"
 owner = "web-team"
 purpose = "IP-based TLS vhost for shop.example"
 interface = "eth0"   # optional: where it is expected
+commit_mbps = 100
 
 [[alias]]
 name = "dns-v6"
@@ -265,6 +315,7 @@ address = "2001:db8::53"
                     owner: "web-team".into(),
                     purpose: "IP-based TLS vhost for shop.example".into(),
                     interface: Some("eth0".into()),
+                    commit_bps: Some(100_000_000),
                 },
                 Alias {
                     name: "dns-v6".into(),
@@ -272,6 +323,7 @@ address = "2001:db8::53"
                     owner: String::new(),
                     purpose: String::new(),
                     interface: None,
+                    commit_bps: None,
                 },
             ]
         );
@@ -317,7 +369,7 @@ address = "2001:db8::53"
             (
                 "[[alias]]\nname = \"a\"\naddress = \"10.0.0.1\"\nownr = \"x\"\n",
                 format!(
-                    "{PATH}:4:1: unknown field `ownr`, expected one of `name`, `address`, `owner`, `purpose`, `interface`; see the example in the README"
+                    "{PATH}:4:1: unknown field `ownr`, expected one of `name`, `address`, `owner`, `purpose`, `interface`, `commit_mbps`; see the example in the README"
                 ),
             ),
             (
@@ -346,6 +398,30 @@ address = "2001:db8::53"
                 "[[alias]]\nname = \"a\"\naddress = \"10.0.0.1\\u001b\"\n",
                 format!(
                     "{PATH}:3:11: \"10.0.0.1\\u{{1b}}\" is not an IP address; write one IPv4 or IPv6 address without a prefix length, such as \"192.168.1.100\" or \"2001:db8::1\""
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"web\"\naddress = \"10.0.0.1\"\ncommit_mbps = \"100\"\n",
+                format!(
+                    "{PATH}:4:15: the commit_mbps of alias \"web\" is a string; write the committed rate as a number of megabits per second, such as 100 or 2.5"
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"web\"\naddress = \"10.0.0.1\"\ncommit_mbps = -5\n",
+                format!(
+                    "{PATH}:4:15: the commit_mbps of alias \"web\" is -5; the committed rate must be at least 0.000001 and at most 1000000000 megabits per second"
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"web\"\naddress = \"10.0.0.1\"\ncommit_mbps = 0\n",
+                format!(
+                    "{PATH}:4:15: the commit_mbps of alias \"web\" is 0; the committed rate must be at least 0.000001 and at most 1000000000 megabits per second"
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"web\"\naddress = \"10.0.0.1\"\ncommit_mbps = nan\n",
+                format!(
+                    "{PATH}:4:15: the commit_mbps of alias \"web\" is NaN; the committed rate must be at least 0.000001 and at most 1000000000 megabits per second"
                 ),
             ),
             (

@@ -61,6 +61,7 @@ mod tests {
             owner: "ops".into(),
             purpose: String::new(),
             interface: interface.map(Into::into),
+            commit_bps: None,
         }
     }
 

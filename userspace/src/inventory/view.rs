@@ -133,6 +133,7 @@ mod tests {
                 owner: "infra".into(),
                 purpose: "resolver".into(),
                 interface: Some("lo".into()),
+                commit_bps: None,
             },
             Alias {
                 name: "vip".into(),
@@ -140,6 +141,7 @@ mod tests {
                 owner: "web".into(),
                 purpose: String::new(),
                 interface: None,
+                commit_bps: None,
             },
         ]);
         let count = |address: &str, direction, packets, bytes| AddressCount {

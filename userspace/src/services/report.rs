@@ -240,6 +240,7 @@ mod tests {
             owner: String::new(),
             purpose: String::new(),
             interface: None,
+            commit_bps: None,
         }]);
         let doc = build(&Inputs {
             entries: &entries,

@@ -157,6 +157,7 @@ mod tests {
             owner: String::new(),
             purpose: String::new(),
             interface: None,
+            commit_bps: None,
         }]);
         let mut labels = LabelCache::default();
         labels.follow(&Arc::new(recreated_link()), &Arc::new(config));
