@@ -152,7 +152,7 @@ pub enum Command {
 #[derive(Args)]
 pub struct ConfigArg {
     /// The alias inventory (TOML, one [[alias]] table per alias with name,
-    /// address, and optionally owner, purpose and interface). A missing
+    /// address, and optionally owner, purpose, interface and commit_mbps). A missing
     /// default file means nothing is documented.
     #[arg(long, value_name = "FILE", default_value = aliasstat::inventory::DEFAULT_PATH)]
     pub config: PathBuf,

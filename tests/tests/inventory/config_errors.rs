@@ -40,7 +40,7 @@ struct Rejected {
     message: &'static str,
 }
 
-const REJECTED: [Rejected; 5] = [
+const REJECTED: [Rejected; 6] = [
     Rejected {
         name: "config_error_duplicate_name",
         text: "# the web tier\n[[alias]]\nname = \"web\"\naddress = \"192.0.2.10\"\n\n[[alias]]\nname    = \"web\"\naddress = \"192.0.2.11\"\n",
@@ -68,7 +68,7 @@ const REJECTED: [Rejected; 5] = [
         text: "[[alias]]\nname = \"shop\"\naddress = \"192.0.2.10\"\n  purpse = \"typo\"\n",
         line: 4,
         column: 3,
-        message: "unknown field `purpse`, expected one of `name`, `address`, `owner`, `purpose`, `interface`; see the example in the README",
+        message: "unknown field `purpse`, expected one of `name`, `address`, `owner`, `purpose`, `interface`, `service`, `commit_mbps`; see the example in the README",
     },
     Rejected {
         name: "config_error_empty_name",
@@ -76,6 +76,14 @@ const REJECTED: [Rejected; 5] = [
         line: 6,
         column: 8,
         message: "the alias name is empty; give every [[alias]] a name such as \"shop-tls\"",
+    },
+    // The commit is on its own line, so the message names the alias.
+    Rejected {
+        name: "config_error_bad_commit",
+        text: "[[alias]]\nname = \"shop\"\naddress = \"192.0.2.10\"\nowner = \"acme\"\ncommit_mbps = -100\n",
+        line: 5,
+        column: 15,
+        message: "the commit_mbps of alias \"shop\" is -100; the committed rate must be at least 0.000001 and at most 1000000000 megabits per second",
     },
 ];
 

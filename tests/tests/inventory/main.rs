@@ -50,6 +50,7 @@ const ROOTLESS: &[Case] = &[
     config_errors::case::<2>(),
     config_errors::case::<3>(),
     config_errors::case::<4>(),
+    config_errors::case::<5>(),
 ];
 
 fn main() -> ExitCode {

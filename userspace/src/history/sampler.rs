@@ -252,6 +252,7 @@ mod tests {
             purpose: String::new(),
             interface: None,
             service: None,
+            commit_bps: None,
         }])
     }
 

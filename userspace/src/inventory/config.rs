@@ -31,6 +31,9 @@ pub struct Alias {
     /// The systemd unit (or cgroup path) documented to use the address:
     /// the one that receives on it and sends from it.
     pub service: Option<String>,
+    /// The committed rate of the alias's contract (`commit_mbps`), in
+    /// bit/s, if the file gives one.
+    pub commit_bps: Option<u64>,
 }
 
 /// The parsed file. An empty one documents nothing.
@@ -125,6 +128,7 @@ struct RawAlias {
     purpose: Option<Spanned<String>>,
     interface: Option<Spanned<String>>,
     service: Option<Spanned<String>>,
+    commit_mbps: Option<Spanned<toml::Value>>,
 }
 
 /// Names and interfaces are identifiers that logs and `check` print on one
@@ -172,8 +176,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut addresses: HashMap<IpAddr, (String, usize)> = HashMap::new();
     let mut aliases = Vec::with_capacity(file.alias.len());
-    let plain =
-        |field, value| plain(field, value).map_err(|(span, message)| invalid(span, message));
+    let reject = |(span, message): (Range<usize>, String)| invalid(span, message);
+    let plain = |field, value| plain(field, value).map_err(reject);
     for raw in file.alias {
         let name_span = raw.name.span();
         let name = plain("name", Some(raw.name))?.unwrap_or_default();
@@ -208,6 +212,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 ),
             ));
         }
+        let commit_bps = commit_bps(&name, raw.commit_mbps).map_err(reject)?;
         aliases.push(Alias {
             name,
             address,
@@ -215,6 +220,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             purpose,
             interface,
             service,
+            commit_bps,
         });
     }
     Ok(Config::new(aliases))
@@ -238,6 +244,49 @@ fn service(value: Option<Spanned<String>>) -> Result<Option<String>, (Range<usiz
         format!(
             "the alias service \"{}\" is neither a systemd unit nor a cgroup path; write the unit as `systemctl status` names it, such as \"nginx.service\", or a path from the cgroup root for a cgroup without a unit, such as \"/batch\"",
             escape(&text)
+        ),
+    ))
+}
+
+/// The largest `commit_mbps`: 1 Pbit/s, far above any link, and well inside
+/// the bit/s that a `u64` and an `f64` hold exactly.
+const MAX_COMMIT_MBPS: f64 = 1e9;
+
+/// `commit_mbps` (megabits per second, 10^6 bit/s, as contracts write them)
+/// in bit/s. A string or a value that is not a positive rate names the
+/// alias, since the line alone may be far from its `name`.
+fn commit_bps(
+    alias: &str,
+    value: Option<Spanned<toml::Value>>,
+) -> Result<Option<u64>, (Range<usize>, String)> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let span = value.span();
+    let mbps = match value.into_inner() {
+        toml::Value::Integer(i) => i as f64,
+        toml::Value::Float(f) => f,
+        other => {
+            return Err((
+                span,
+                format!(
+                    "the commit_mbps of alias \"{}\" is a {}; write the committed rate as a number of megabits per second, such as 100 or 2.5",
+                    escape(alias),
+                    other.type_str()
+                ),
+            ));
+        }
+    };
+    // Rounded to whole bit/s: below 0.5 bit/s is no commitment at all.
+    let bps = (mbps * 1e6).round();
+    if mbps.is_finite() && bps >= 1.0 && mbps <= MAX_COMMIT_MBPS {
+        return Ok(Some(bps as u64));
+    }
+    Err((
+        span,
+        format!(
+            "the commit_mbps of alias \"{}\" is {mbps}; the committed rate must be at least 0.000001 and at most {MAX_COMMIT_MBPS} megabits per second",
+            escape(alias)
         ),
     ))
 }
@@ -282,6 +331,7 @@ owner = "web-team"
 purpose = "IP-based TLS vhost for shop.example"
 interface = "eth0"   # optional: where it is expected
 service = "nginx.service"   # optional: the unit that uses it
+commit_mbps = 100
 
 [[alias]]
 name = "dns-v6"
@@ -298,6 +348,7 @@ address = "2001:db8::53"
                     purpose: "IP-based TLS vhost for shop.example".into(),
                     interface: Some("eth0".into()),
                     service: Some("nginx.service".into()),
+                    commit_bps: Some(100_000_000),
                 },
                 Alias {
                     name: "dns-v6".into(),
@@ -306,6 +357,7 @@ address = "2001:db8::53"
                     purpose: String::new(),
                     interface: None,
                     service: None,
+                    commit_bps: None,
                 },
             ]
         );
@@ -351,7 +403,7 @@ address = "2001:db8::53"
             (
                 "[[alias]]\nname = \"a\"\naddress = \"10.0.0.1\"\nownr = \"x\"\n",
                 format!(
-                    "{PATH}:4:1: unknown field `ownr`, expected one of `name`, `address`, `owner`, `purpose`, `interface`, `service`; see the example in the README"
+                    "{PATH}:4:1: unknown field `ownr`, expected one of `name`, `address`, `owner`, `purpose`, `interface`, `service`, `commit_mbps`; see the example in the README"
                 ),
             ),
             (
@@ -398,6 +450,30 @@ address = "2001:db8::53"
                 "[[alias]]\nname = \"a\"\naddress = \"10.0.0.1\"\nservice = \"web.service\\u001b\"\n",
                 format!(
                     "{PATH}:4:11: the alias service \"web.service\\u{{1b}}\" holds the control character U+001B; write it as one line of plain text"
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"web\"\naddress = \"10.0.0.1\"\ncommit_mbps = \"100\"\n",
+                format!(
+                    "{PATH}:4:15: the commit_mbps of alias \"web\" is a string; write the committed rate as a number of megabits per second, such as 100 or 2.5"
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"web\"\naddress = \"10.0.0.1\"\ncommit_mbps = -5\n",
+                format!(
+                    "{PATH}:4:15: the commit_mbps of alias \"web\" is -5; the committed rate must be at least 0.000001 and at most 1000000000 megabits per second"
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"web\"\naddress = \"10.0.0.1\"\ncommit_mbps = 0\n",
+                format!(
+                    "{PATH}:4:15: the commit_mbps of alias \"web\" is 0; the committed rate must be at least 0.000001 and at most 1000000000 megabits per second"
+                ),
+            ),
+            (
+                "[[alias]]\nname = \"web\"\naddress = \"10.0.0.1\"\ncommit_mbps = nan\n",
+                format!(
+                    "{PATH}:4:15: the commit_mbps of alias \"web\" is NaN; the committed rate must be at least 0.000001 and at most 1000000000 megabits per second"
                 ),
             ),
             (

@@ -62,6 +62,7 @@ mod tests {
             purpose: String::new(),
             interface: interface.map(Into::into),
             service: None,
+            commit_bps: None,
         }
     }
 

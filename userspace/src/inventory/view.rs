@@ -134,6 +134,7 @@ mod tests {
                 purpose: "resolver".into(),
                 interface: Some("lo".into()),
                 service: None,
+                commit_bps: None,
             },
             Alias {
                 name: "vip".into(),
@@ -142,6 +143,7 @@ mod tests {
                 purpose: String::new(),
                 interface: None,
                 service: None,
+                commit_bps: None,
             },
         ]);
         let count = |address: &str, direction, packets, bytes| AddressCount {

@@ -241,6 +241,7 @@ mod tests {
             purpose: String::new(),
             interface: None,
             service: None,
+            commit_bps: None,
         }]);
         let doc = build(&Inputs {
             entries: &entries,

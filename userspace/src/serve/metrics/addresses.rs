@@ -158,6 +158,7 @@ mod tests {
             purpose: String::new(),
             interface: None,
             service: None,
+            commit_bps: None,
         }]);
         let mut labels = LabelCache::default();
         labels.follow(&Arc::new(recreated_link()), &Arc::new(config));

@@ -26,7 +26,13 @@ pub static ALIAS_INFO: Family<4> = Family::gauge(
     Labels(["address", "alias", "owner", "purpose"]),
 );
 
-/// The three families' samples for one host table and alias file,
+pub static COMMIT: Family<1> = Family::gauge(
+    "aliasstat_alias_commit_bytes_per_second",
+    "The committed rate of the alias's contract (commit_mbps in the alias file) in bytes/s, 125000 per Mbit/s; only aliases with a commit_mbps have one. The billing alert compares the month's 95th percentile of 5-minute bit rates with 8 times this.",
+    Labels(["alias"]),
+);
+
+/// The four families' samples for one host table and alias file,
 /// rendered once.
 pub struct Inventory {
     /// The label text of every sample below.
@@ -36,6 +42,8 @@ pub struct Inventory {
     documented: Vec<(IpAddr, bool, Rendered<1>)>,
     present: Vec<(Rendered<3>, bool)>,
     alias_info: Vec<Rendered<4>>,
+    /// Bytes/s, since bit/s is not a base unit.
+    commits: Vec<(Rendered<1>, f64)>,
 }
 
 impl Inventory {
@@ -85,12 +93,14 @@ impl Inventory {
                     .render([&address, &a.name, &a.owner, &a.purpose], &mut text)
             })
             .collect();
+        let commits = commits(config, &mut text);
         text.shrink();
         Self {
             text,
             documented,
             present,
             alias_info,
+            commits,
         }
     }
 
@@ -129,9 +139,23 @@ impl Inventory {
         for &(labels, present) in &self.present {
             section.rendered(&self.text, labels, present);
         }
+        let mut section = COMMIT.open(out);
+        for &(labels, bytes_per_second) in &self.commits {
+            section.rendered(&self.text, labels, bytes_per_second);
+        }
         let mut section = ALIAS_INFO.open(out);
         for &labels in &self.alias_info {
             section.rendered(&self.text, labels, true);
         }
     }
+}
+
+/// The commit of every alias that has one, with its label text.
+fn commits(config: &Config, text: &mut Arena) -> Vec<(Rendered<1>, f64)> {
+    config
+        .aliases()
+        .iter()
+        .filter_map(|a| Some((a, a.commit_bps?)))
+        .map(|(a, bps)| (COMMIT.labels.render([&a.name], text), bps as f64 / 8.0))
+        .collect()
 }

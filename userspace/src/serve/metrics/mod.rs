@@ -328,6 +328,7 @@ mod tests {
             purpose: "TLS".into(),
             interface: Some("eth0".into()),
             service: None,
+            commit_bps: Some(100_000_000),
         }]);
         let text = render(&live(counts, config));
         assert_eq!(
@@ -336,6 +337,7 @@ mod tests {
                 r#"aliasstat_address_documented{address="192.0.2.10"} 1"#,
                 r#"aliasstat_address_documented{address="224.0.0.1"} 0"#,
                 r#"aliasstat_address_present{address="192.0.2.10",interface="eth0",label=""} 0"#,
+                r#"aliasstat_alias_commit_bytes_per_second{alias="vip"} 12500000"#,
                 r#"aliasstat_alias_info{address="192.0.2.10",alias="vip",owner="web",purpose="TLS"} 1"#,
                 r#"aliasstat_build_info{version="0.1.0"} 1"#,
                 "aliasstat_config_last_reload_success 0",
@@ -455,6 +457,7 @@ mod tests {
         buckets::FOREIGN_OTHER_BYTES.meta(),
         inventory::DOCUMENTED.meta(),
         inventory::PRESENT.meta(),
+        inventory::COMMIT.meta(),
         inventory::ALIAS_INFO.meta(),
         peers::ADDRESS_PEERS.meta(),
         peers::LAST_TRAFFIC.meta(),
