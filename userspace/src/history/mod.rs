@@ -2,13 +2,14 @@
 //! kept on the host across restarts and reboots, and the billing reports
 //! made from it or from Prometheus.
 //!
-//! `store` is the SQLite database, `codec` its blobs, `sampler` the
-//! reset-aware deltas, `recorder` the daemon's task, `retention` the
-//! roll-up of old intervals, `period` the report's dates,
+//! `store` is the SQLite database, `codec` and `columns` its blobs,
+//! `sampler` the reset-aware deltas, `recorder` the daemon's task,
+//! `retention` the roll-up of old intervals, `period` the report's dates,
 //! `percentile` the billing rules, `report` the aggregation and
 //! `prometheus` the same report from a Prometheus query API.
 
 pub mod codec;
+mod columns;
 pub mod percentile;
 pub mod period;
 pub mod prometheus;

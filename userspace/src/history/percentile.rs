@@ -36,10 +36,12 @@ impl Percentile {
         (n > 0).then_some(rank as usize)
     }
 
-    /// The percentile of `values`, which it sorts.
+    /// The percentile of `values`, which it reorders. Selecting the value
+    /// at the rank gives what sorting would put there, in linear time: a
+    /// monthly report takes two of these per row over 8640 intervals.
     pub fn of(self, values: &mut [f64]) -> Option<f64> {
-        values.sort_unstable_by(f64::total_cmp);
-        self.rank(values.len()).map(|r| values[r - 1])
+        let r = self.rank(values.len())?;
+        Some(*values.select_nth_unstable_by(r - 1, f64::total_cmp).1)
     }
 }
 

@@ -9,7 +9,7 @@
 //! together still cover it). An interval that spans several slots (the
 //! daemon was down, the kernel still counting) adds to the totals only.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use common::Counters;
 use serde::Serialize;
@@ -83,92 +83,178 @@ pub struct Report {
     pub rows: Vec<Row>,
 }
 
-#[derive(Default)]
 struct Group {
-    owner: String,
+    name: String,
+    /// The owner of its latest traffic, by index in `Builder::owners`.
+    owner: usize,
     rx: Counters,
     tx: Counters,
-    /// Bytes in and out per (slot start, step).
-    slots: HashMap<(i64, i64), (u64, u64)>,
+    /// Bytes in and out per slot, by the slot's index in
+    /// `Builder::slots`; shorter when the latest slots had no traffic.
+    slots: Vec<(u64, u64)>,
+}
+
+/// What traffic adds to: a row (a group) and the owner it had then.
+#[derive(Clone, Copy, Debug)]
+pub struct Member {
+    group: usize,
+    owner: usize,
 }
 
 /// Accumulates intervals into rows.
+///
+/// Rows and slots are numbered as they first appear, so the work per
+/// entry is two vector indexings: a month of 5-minute intervals over 1k
+/// aliases is millions of entries, and grouping them through maps keyed
+/// by name and slot took seconds.
 pub struct Builder {
     query: Query,
-    groups: BTreeMap<String, Group>,
-    /// Milliseconds of each slot that intervals inside it cover.
-    covered: HashMap<(i64, i64), i64>,
+    groups: Vec<Group>,
+    by_name: HashMap<String, usize>,
+    owners: Vec<String>,
+    by_owner: HashMap<String, usize>,
+    /// Every slot (start, step) that an interval lay inside, with the
+    /// milliseconds of it that such intervals cover.
+    slots: Vec<((i64, i64), i64)>,
+    slot_ids: HashMap<(i64, i64), usize>,
     step_ms: Option<i64>,
+    /// The period's slots at the latest step.
+    expected: usize,
 }
 
 impl Builder {
     pub fn new(query: Query) -> Self {
         Self {
             query,
-            groups: BTreeMap::new(),
-            covered: HashMap::new(),
+            groups: Vec::new(),
+            by_name: HashMap::new(),
+            owners: Vec::new(),
+            by_owner: HashMap::new(),
+            slots: Vec::new(),
+            slot_ids: HashMap::new(),
             step_ms: None,
+            expected: 0,
         }
+    }
+
+    /// The row `name` (made if new, and then reported) with `owner`.
+    pub fn member(&mut self, name: &str, owner: &str) -> Member {
+        let owner = match self.by_owner.get(owner) {
+            Some(&o) => o,
+            None => {
+                self.owners.push(owner.to_owned());
+                self.by_owner.insert(owner.to_owned(), self.owners.len() - 1);
+                self.owners.len() - 1
+            }
+        };
+        let group = match self.by_name.get(name) {
+            Some(&g) => g,
+            None => {
+                self.groups.push(Group {
+                    name: name.to_owned(),
+                    owner,
+                    rx: Counters::default(),
+                    tx: Counters::default(),
+                    slots: Vec::new(),
+                });
+                self.by_name.insert(name.to_owned(), self.groups.len() - 1);
+                self.groups.len() - 1
+            }
+        };
+        Member { group, owner }
     }
 
     /// One interval `[start_ms, end_ms)` on a grid of `step_ms`, with the
     /// traffic of each row (name, owner) in it.
     pub fn interval<'a>(
         &mut self,
-        (start_ms, end_ms, step_ms): (i64, i64, i64),
+        window: (i64, i64, i64),
         traffic: impl IntoIterator<Item = (&'a str, &'a str, Traffic)>,
     ) {
-        self.step_ms = Some(step_ms);
-        let slot = start_ms.div_euclid(step_ms) * step_ms;
-        let inside = end_ms <= slot + step_ms;
-        if inside {
-            *self.covered.entry((slot, step_ms)).or_default() += end_ms - start_ms;
-        }
+        let slot = self.slot(window);
         for (name, owner, t) in traffic {
-            let group = self.groups.entry(name.to_owned()).or_default();
-            if group.owner != owner {
-                owner.clone_into(&mut group.owner);
+            let member = self.member(name, owner);
+            self.add(slot, member, t);
+        }
+    }
+
+    /// [`Self::interval`] with rows already resolved by [`Self::member`].
+    pub fn interval_of(
+        &mut self,
+        window: (i64, i64, i64),
+        traffic: impl IntoIterator<Item = (Member, Traffic)>,
+    ) {
+        let slot = self.slot(window);
+        for (member, t) in traffic {
+            self.add(slot, member, t);
+        }
+    }
+
+    /// The index of the slot an interval lies inside, counting its
+    /// coverage; `None` for an interval spanning slots.
+    fn slot(&mut self, (start_ms, end_ms, step_ms): (i64, i64, i64)) -> Option<usize> {
+        if self.step_ms != Some(step_ms) {
+            self.step_ms = Some(step_ms);
+            let span = self.query.to_ms - self.query.from_ms;
+            self.expected = usize::try_from(span / step_ms).unwrap_or(0);
+        }
+        let slot = start_ms.div_euclid(step_ms) * step_ms;
+        if end_ms > slot + step_ms {
+            return None;
+        }
+        let next = self.slots.len();
+        let i = *self.slot_ids.entry((slot, step_ms)).or_insert(next);
+        if i == next {
+            self.slots.push(((slot, step_ms), 0));
+        }
+        self.slots[i].1 += end_ms - start_ms;
+        Some(i)
+    }
+
+    fn add(&mut self, slot: Option<usize>, member: Member, t: Traffic) {
+        let group = &mut self.groups[member.group];
+        group.owner = member.owner;
+        group.rx += t.rx;
+        group.tx += t.tx;
+        if let Some(i) = slot {
+            if group.slots.len() <= i {
+                // Room for the period's slots at once: growing a month of
+                // them by doubling copied each row's several times.
+                group.slots.reserve(self.expected.saturating_sub(group.slots.len()));
+                group.slots.resize(i + 1, (0, 0));
             }
-            group.rx += t.rx;
-            group.tx += t.tx;
-            if inside {
-                let bytes = group.slots.entry((slot, step_ms)).or_default();
-                bytes.0 += t.rx.bytes;
-                bytes.1 += t.tx.bytes;
-            }
+            group.slots[i].0 += t.rx.bytes;
+            group.slots[i].1 += t.tx.bytes;
         }
     }
 
     pub fn finish(self) -> Report {
-        let mut sampled: Vec<(i64, i64)> = self
-            .covered
-            .iter()
-            .filter(|&(&(_, step), &ms)| ms >= step)
-            .map(|(&slot, _)| slot)
+        // (slot, index) of the slots intervals cover, in time order.
+        let mut sampled: Vec<((i64, i64), usize)> = (self.slots.iter().enumerate())
+            .filter(|&(_, &((_, step), ms))| ms >= step)
+            .map(|(i, &(slot, _))| (slot, i))
             .collect();
         sampled.sort_unstable();
         let q = self.query;
-        let rows = self
-            .groups
-            .into_iter()
-            .map(|(name, g)| {
-                let rates: Vec<(f64, f64)> = sampled
-                    .iter()
-                    .map(|slot| {
-                        let (rx, tx) = g.slots.get(slot).copied().unwrap_or_default();
-                        let per_second = 8000.0 / slot.1 as f64;
-                        (rx as f64 * per_second, tx as f64 * per_second)
-                    })
-                    .collect();
+        let mut rates = Vec::with_capacity(sampled.len());
+        let mut rows: Vec<Row> = (self.groups.into_iter())
+            .map(|g| {
+                rates.clear();
+                rates.extend(sampled.iter().map(|&((_, step), i)| {
+                    let (rx, tx) = g.slots.get(i).copied().unwrap_or_default();
+                    let per_second = 8000.0 / step as f64;
+                    (rx as f64 * per_second, tx as f64 * per_second)
+                }));
                 Row {
-                    name,
-                    owner: g.owner,
+                    name: g.name,
+                    owner: self.owners[g.owner].clone(),
                     rx: g.rx,
                     tx: g.tx,
                     percentile_bps: q.rule.apply(q.percentile, &rates),
                 }
             })
             .collect();
+        rows.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         let total = self
             .step_ms
             .map_or(0, |s| ((q.to_ms - q.from_ms) / s) as usize);
@@ -186,12 +272,27 @@ impl Builder {
 pub fn local(store: &Store, query: Query) -> Result<Report, StoreError> {
     let series = store.series()?;
     let mut builder = Builder::new(query);
+    // Each series's row, resolved at its first entry (a row only exists
+    // once it has traffic in the period), then by id.
+    let ids = series.keys().max().map_or(0, |&m| m as usize + 1);
+    let mut members: Vec<Option<Member>> = vec![None; ids];
+    let mut resolved = Vec::new();
     store.intervals(query.from_ms, query.to_ms, |i| {
-        let traffic = i.counts.iter().filter_map(|(id, t)| {
-            let key = series.get(id)?;
-            Some((query.by.of(key), key.owner.as_str(), *t))
-        });
-        builder.interval((i.start_ms, i.end_ms, i.step_ms), traffic);
+        resolved.clear();
+        for &(id, t) in &i.counts {
+            let Some(member) = members.get_mut(id as usize) else {
+                continue;
+            };
+            let m = match member {
+                Some(m) => *m,
+                None => {
+                    let Some(key) = series.get(&id) else { continue };
+                    *member.insert(builder.member(query.by.of(key), &key.owner))
+                }
+            };
+            resolved.push((m, t));
+        }
+        builder.interval_of((i.start_ms, i.end_ms, i.step_ms), resolved.drain(..));
     })?;
     Ok(builder.finish())
 }
@@ -235,6 +336,43 @@ mod tests {
         assert_eq!(web.tx.bytes, 10);
         // Slot rates: 125 B and 50 B per second, in bits; the largest.
         assert_eq!(web.percentile_bps, Some(1000.0));
+    }
+
+    #[test]
+    fn first_release_intervals_report_beside_new_ones() {
+        use crate::history::store::{BaselineRecord, tests::tempdir};
+        let dir = tempdir("report-v0");
+        let mut store = Store::open(&dir).unwrap();
+        let key = SeriesKey {
+            interface: "eth0".into(),
+            address: "192.0.2.1".into(),
+            alias: "a".into(),
+            owner: "o".into(),
+        };
+        let base = BaselineRecord {
+            epoch: "b".into(),
+            at_ms: 0,
+            counts: Vec::new(),
+        };
+        store
+            .write(Some((0, 1000, 1000)), &[(key, t(300, 40))], &base)
+            .unwrap();
+        // The same series (id 1) in the first release's format: 3 packets
+        // and 426 bytes in, 1 packet and 255 bytes out.
+        let legacy = [1u8, 3, 0xaa, 0x03, 1, 0xff, 0x01];
+        let (db, _) = store.db();
+        db.execute(
+            "INSERT INTO intervals VALUES (1000, 2000, 1000, ?1)",
+            [&legacy[..]],
+        )
+        .unwrap();
+        let r = local(&store, query(Rule::In)).unwrap();
+        assert_eq!((r.sampled, r.rows.len()), (2, 1));
+        assert_eq!(r.rows[0].rx, Counters::new(4, 726));
+        assert_eq!(r.rows[0].tx, Counters::new(2, 295));
+        // Slot rates in: 2400 and 3408 bit/s; N < 20, so the largest.
+        assert_eq!(r.rows[0].percentile_bps, Some(3408.0));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
