@@ -98,6 +98,7 @@ mod tests {
             purpose: String::new(),
             interface: None,
             service: service.map(Into::into),
+            commit_bps: None,
         }
     }
 
