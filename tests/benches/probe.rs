@@ -5,6 +5,10 @@
 //!
 //! ```text
 //! probe testrun --repeat R --trials T    per-packet cost (BPF_PROG_TEST_RUN)
+//! probe testrun-services --repeat R --trials T
+//!                                        the same for the cgroup_skb
+//!                                        service program, per delivered
+//!                                        packet, against an empty one
 //! probe fill --bpffs DIR --entries N --ifindex I
 //! probe read --bpffs DIR --trials T      one snapshot, batched vs per key
 //! probe memory [--capacity N] --cpus C   every map's kernel memory at
@@ -37,15 +41,16 @@ use aliasstat::bpf::{
 use anyhow::{Context as _, Result, bail, ensure};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuHashMap},
-    programs::{Program, SchedClassifier, TestRun as _, TestRunOptions, Xdp, XdpMode},
+    maps::{Array, MapData, PerCpuHashMap},
+    programs::{CgroupSkb, Program, SchedClassifier, TestRun as _, TestRunOptions, Xdp, XdpMode},
 };
 use common::{
-    Addr4Key, Addr6Key, Counters, Direction,
+    Addr4Key, Addr6Key, Counters, Direction, ServiceKey,
     names::{
-        ADDRESSES_V4, ADDRESSES_V6, BENCH_EMPTY_TC, BENCH_EMPTY_XDP, BENCH_KEYED_TC,
-        BENCH_KEYED_XDP, BENCH_REKEY_TC, BENCH_REKEY_XDP, DEFAULT_ADDRESS_CAPACITY, PEERS,
-        PEERS_ON, TC_INGRESS, XDP_INGRESS,
+        ADDRESSES_V4, ADDRESSES_V6, BENCH_EMPTY_CGROUP, BENCH_EMPTY_TC, BENCH_EMPTY_XDP,
+        BENCH_KEYED_TC, BENCH_KEYED_XDP, BENCH_REKEY_TC, BENCH_REKEY_XDP, CGROUP_INGRESS,
+        DEFAULT_ADDRESS_CAPACITY, PEERS, PEERS_ON, SERVICE_NETNS, SERVICES, TC_INGRESS,
+        XDP_INGRESS,
     },
 };
 use lab::{
@@ -64,6 +69,7 @@ fn main() -> Result<()> {
     let flags = Flags::parse(args)?;
     let out = match command.as_str() {
         "testrun" => testrun(flags.num("repeat")?, flags.num("trials")?)?,
+        "testrun-services" => testrun_services(flags.num("repeat")?, flags.num("trials")?)?,
         "fill" => fill(
             flags.get("bpffs")?,
             flags.num("entries")?,
@@ -357,6 +363,71 @@ fn testrun(repeat: u32, trials: usize) -> Result<Value> {
     Ok(json!({ "repeat": repeat, "trials": trials, "map_entries": filled, "rows": rows }))
 }
 
+/// The cgroup_skb ingress program that counts per service, against the
+/// empty one, on one hot (cgroup, address) key per family. The test run's
+/// socket lives in this namespace, whose cookie is written as the daemon
+/// writes it, so the program counts every run as a delivered packet.
+fn testrun_services(repeat: u32, trials: usize) -> Result<Value> {
+    ensure!(
+        repeat > 0 && trials > 0,
+        "--repeat and --trials must be positive"
+    );
+    let cpus = aya::util::nr_cpus().map_err(|(path, e)| anyhow::anyhow!("{path}: {e}"))?;
+    lab::pin_to(cpus - 1)?;
+    let pins = BpfDir::new("bench-svc")?;
+    let maps = pins::maps_dir(pins.path(), pins::LAYOUT_VERSION);
+    std::fs::create_dir_all(&maps)?;
+    let mut ebpf = EbpfLoader::new()
+        .default_map_pin_directory(&maps)
+        .load(load::OBJECT)
+        .context("failed to load the eBPF object")?;
+    let cookie = aliasstat::services::kernel::netns_cookie()?;
+    let netns = ebpf
+        .map_mut(SERVICE_NETNS)
+        .context("no map SERVICE_NETNS")?;
+    Array::<_, u64>::try_from(netns)?.set(0, cookie, 0)?;
+    for name in [BENCH_EMPTY_CGROUP, CGROUP_INGRESS] {
+        let program: &mut CgroupSkb = ebpf
+            .program_mut(name)
+            .with_context(|| format!("no program {name} in the object"))?
+            .try_into()?;
+        program
+            .load()
+            .with_context(|| format!("failed to load {name}"))?;
+    }
+    let mut rows = Vec::new();
+    for family in [4u8, 6] {
+        let frame = frame(family, 79, 0);
+        let mut times = [
+            (BENCH_EMPTY_CGROUP, Vec::new()),
+            (CGROUP_INGRESS, Vec::new()),
+        ];
+        // Warm-up: the first run inserts the key; the rest add in place.
+        for (name, _) in &times {
+            run(&ebpf, name, &frame, 1)?;
+        }
+        for _ in 0..trials {
+            for (name, t) in &mut times {
+                t.push(run(&ebpf, name, &frame, repeat)?);
+            }
+        }
+        let [(_, empty), (_, service)] = &times;
+        rows.push(json!({
+            "family": family,
+            "frame_bytes": frame.len(),
+            "ns": { "empty": empty, "service": service },
+        }));
+    }
+    let map = ebpf.map(SERVICES).context("no map SERVICES")?;
+    let map: PerCpuHashMap<&MapData, ServiceKey, Counters> = PerCpuHashMap::try_from(map)?;
+    let counted = map.keys().filter(Result::is_ok).count();
+    ensure!(
+        counted == 2,
+        "the service program counted {counted} keys, not one per family: it did not take the test runs for this namespace's"
+    );
+    Ok(json!({ "repeat": repeat, "trials": trials, "rows": rows }))
+}
+
 /// Runs program `name` `repeat` times on `frame`; the kernel's average
 /// nanoseconds per run (it truncates to whole nanoseconds).
 fn run(ebpf: &Ebpf, name: &str, frame: &[u8], repeat: u32) -> Result<u64> {
@@ -368,7 +439,8 @@ fn run(ebpf: &Ebpf, name: &str, frame: &[u8], repeat: u32) -> Result<u64> {
     let result = match ebpf.program(name) {
         Some(Program::SchedClassifier(p)) => SchedClassifier::test_run(p, opts),
         Some(Program::Xdp(p)) => Xdp::test_run(p, opts),
-        _ => bail!("no TC or XDP program {name}"),
+        Some(Program::CgroupSkb(p)) => CgroupSkb::test_run(p, opts),
+        _ => bail!("no TC, XDP or cgroup_skb program {name}"),
     }
     .with_context(|| format!("BPF_PROG_TEST_RUN of {name}"))?;
     Ok(result.duration.as_nanos() as u64)

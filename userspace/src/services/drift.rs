@@ -102,8 +102,10 @@ mod tests {
         }
     }
 
-    /// `(unit, rx_packets, tx_packets)` per address.
-    fn doc(addresses: &[(&str, &[(&str, u64, u64)])]) -> ServicesDoc {
+    /// `(unit, rx_packets, tx_packets)` of one address.
+    type Units<'a> = &'a [(&'a str, u64, u64)];
+
+    fn doc(addresses: &[(&str, Units<'_>)]) -> ServicesDoc {
         let service = |&(unit, rx, tx): &(&str, u64, u64)| Service {
             cgroup: format!("/{unit}"),
             unit: Some(unit.into()),

@@ -21,7 +21,11 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail, ensure};
-use lab::{BpfDir, Daemon, Hook, Netns, Veth, daemon::Config, link::Ipv6};
+use lab::{
+    BpfDir, Daemon, Hook, Netns, Veth,
+    daemon::{Config, Launch},
+    link::Ipv6,
+};
 use serde_json::Value;
 
 use super::{
@@ -44,7 +48,11 @@ pub enum Setup {
     /// An XDP program that only returns XDP_PASS: attaching any XDP program
     /// switches a veth to its NAPI receive path, which this isolates.
     EmptyXdp,
+    /// The daemon as it runs by default: services counted too.
     Aliasstat(Hook),
+    /// The daemon on TC with `--services off`: what per-service counting
+    /// costs is [`Setup::Aliasstat`]'s TC row against this one.
+    ServicesOff,
     /// `ip daddr X counter`, one rule per address.
     NftChain(usize),
     /// A set with a counter per element, one lookup rule.
@@ -58,6 +66,7 @@ impl Setup {
             Self::EmptyXdp => "empty XDP program (baseline)".to_owned(),
             Self::Aliasstat(Hook::Tc) => "aliasstat, TC (tcx)".to_owned(),
             Self::Aliasstat(Hook::Xdp) => "aliasstat, XDP".to_owned(),
+            Self::ServicesOff => "aliasstat, TC (tcx), `--services off`".to_owned(),
             Self::NftChain(n) => format!("nftables, chain of {n} `ip daddr X counter` rules"),
             Self::NftSet(n) => format!("nftables, set of {n} addresses with counters"),
         }
@@ -69,6 +78,7 @@ impl Setup {
             Self::EmptyXdp,
             Self::Aliasstat(Hook::Tc),
             Self::Aliasstat(Hook::Xdp),
+            Self::ServicesOff,
         ];
         all.extend(plan.nft_sizes.iter().map(|&n| Self::NftChain(n)));
         all.extend(plan.nft_sizes.iter().map(|&n| Self::NftSet(n)));
@@ -183,11 +193,16 @@ fn prepare(tools: &Tools, setup: Setup) -> Result<Bench> {
             );
             (Attached::Probe(child, stdin, stdout), None)
         }
-        Setup::Aliasstat(hook) => {
+        Setup::Aliasstat(_) | Setup::ServicesOff => {
             let pins = BpfDir::new("bench")?;
             let mut config = Config::new(&veth.server.ns, &pins, &veth.server.ifname);
-            config.hook = hook;
-            let daemon = Daemon::start(&config)?;
+            let mut launch = Launch::default();
+            if let Setup::Aliasstat(hook) = setup {
+                config.hook = hook;
+            } else {
+                launch.args = vec!["--services".into(), "off".into()];
+            }
+            let daemon = Daemon::start_with(&config, &launch)?;
             (Attached::Daemon(daemon), Some(pins))
         }
         Setup::NftChain(n) | Setup::NftSet(n) => {
@@ -387,6 +402,19 @@ impl Throughput {
                     "%",
                 ));
             }
+        }
+        // Both count addresses on TC; only one also counts services, at
+        // the socket the flood is delivered to.
+        if let (Some(off), Some(on)) = (
+            self.pps(Setup::ServicesOff),
+            self.pps(Setup::Aliasstat(Hook::Tc)),
+        ) {
+            v.push(Verdict::at_least(
+                "live UDP to a bound socket, services on vs `--services off` (TC)",
+                100.0 * on / off,
+                95.0,
+                "%",
+            ));
         }
         // nftables is compared with aliasstat's default hook, TC, at the
         // same point of the path. An added cost under the resolution cannot

@@ -29,6 +29,16 @@ pub struct PacketCost {
     pub repeat: u64,
     pub trials: u64,
     pub map_entries: u64,
+    /// The cgroup_skb service program per delivered packet, per family.
+    pub services: Vec<ServiceRow>,
+}
+
+/// `probe testrun-services`: one hot (cgroup, address) key of a family.
+pub struct ServiceRow {
+    pub family: u64,
+    pub empty: f64,
+    /// Median over trials of (service program − empty cgroup_skb).
+    pub over: f64,
 }
 
 pub fn run(tools: &Tools, plan: &Plan) -> Result<PacketCost> {
@@ -39,7 +49,39 @@ pub fn run(tools: &Tools, plan: &Plan) -> Result<PacketCost> {
         "--trials",
         &plan.trials.to_string(),
     ])?;
-    parse(&out)
+    let services = tools.probe(&[
+        "testrun-services",
+        "--repeat",
+        &plan.repeat.to_string(),
+        "--trials",
+        &plan.trials.to_string(),
+    ])?;
+    let mut cost = parse(&out)?;
+    cost.services = parse_services(&services)?;
+    Ok(cost)
+}
+
+fn parse_services(out: &Value) -> Result<Vec<ServiceRow>> {
+    let mut rows = Vec::new();
+    for row in out["rows"].as_array().context("probe: no service rows")? {
+        let times = |name: &str| -> Result<Vec<f64>> {
+            Ok(row["ns"][name]
+                .as_array()
+                .with_context(|| format!("probe: no times of {name}"))?
+                .iter()
+                .filter_map(Value::as_f64)
+                .collect())
+        };
+        let empty = times("empty")?;
+        let real = times("service")?;
+        let paired: Vec<f64> = real.iter().zip(&empty).map(|(p, b)| p - b).collect();
+        rows.push(ServiceRow {
+            family: row["family"].as_u64().unwrap_or(0),
+            empty: median(&empty).context("probe: no trials")?,
+            over: median(&paired).context("probe: no trials")?,
+        });
+    }
+    Ok(rows)
 }
 
 fn parse(out: &Value) -> Result<PacketCost> {
@@ -97,6 +139,7 @@ fn parse(out: &Value) -> Result<PacketCost> {
         repeat: out["repeat"].as_u64().unwrap_or(0),
         trials: out["trials"].as_u64().unwrap_or(0),
         map_entries: out["map_entries"].as_u64().unwrap_or(0),
+        services: Vec::new(),
     })
 }
 
@@ -133,6 +176,13 @@ impl PacketCost {
                     r.over - off
                 );
             }
+        }
+        for r in &self.services {
+            let _ = writeln!(
+                t,
+                "\ncgroup_skb ingress (per service), IPv{}, one hot (cgroup, address) key: empty program {:.0} ns, per delivered packet **{:.0} ns** over it.",
+                r.family, r.empty, r.over
+            );
         }
         let _ = writeln!(
             t,
@@ -190,6 +240,14 @@ impl PacketCost {
                 "ns",
             ));
         }
+        if let Some(svc) = self.services.iter().map(|r| r.over).reduce(f64::max) {
+            v.push(Verdict::at_most(
+                "per delivered packet, service program over an empty cgroup_skb (worst of v4/v6)",
+                svc,
+                25.0,
+                "ns",
+            ));
+        }
         if let Some(hot) = self.worst(None) {
             v.push(Verdict::at_most(
                 "per packet over empty, one hot key (worst of TC/XDP, v4/v6)",
@@ -244,5 +302,16 @@ mod tests {
             cost.table()
                 .contains("| xdp | IPv6 | 1\u{2009}024 | 20 ns | 70 ns | **50 ns** | 3.50 |")
         );
+    }
+
+    #[test]
+    fn service_rows_subtract_the_empty_cgroup_program_per_trial() {
+        let out = json!({"repeat": 1000, "trials": 3, "rows": [
+            {"family": 4, "ns": {"empty": [10, 12, 10], "service": [30, 31, 40]}},
+        ]});
+        let rows = parse_services(&out).unwrap();
+        assert_eq!(rows[0].empty, 10.0);
+        // Per-trial differences 20, 19, 30.
+        assert_eq!(rows[0].over, 20.0);
     }
 }
