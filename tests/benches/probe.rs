@@ -376,8 +376,8 @@ fn run(ebpf: &Ebpf, name: &str, frame: &[u8], repeat: u32) -> Result<u64> {
 
 /// Entries in the object's address maps: a check that the keyed runs
 /// really spread over their key sets.
-fn ebpf_entries(ebpf: &aya::Ebpf) -> Result<usize> {
-    fn entries<K: aya::Pod>(ebpf: &aya::Ebpf, name: &str) -> Result<usize> {
+fn ebpf_entries(ebpf: &Ebpf) -> Result<usize> {
+    fn entries<K: aya::Pod>(ebpf: &Ebpf, name: &str) -> Result<usize> {
         let map = ebpf.map(name).with_context(|| format!("no map {name}"))?;
         let map: PerCpuHashMap<&MapData, K, Counters> = PerCpuHashMap::try_from(map)?;
         Ok(map.keys().filter(Result::is_ok).count())

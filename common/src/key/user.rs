@@ -191,6 +191,19 @@ impl std::iter::Sum for Counters {
     }
 }
 
+/// The address in a key's `family` byte and 16 address bytes (IPv4 in the
+/// first four), or `None` for a family byte the programs never write.
+pub(crate) fn ip_of(family: u8, addr: [u8; 16]) -> Option<IpAddr> {
+    match family {
+        f if f == Family::Ipv4 as u8 => {
+            let [a, b, c, d, ..] = addr;
+            Some(Ipv4Addr::new(a, b, c, d).into())
+        }
+        f if f == Family::Ipv6 as u8 => Some(Ipv6Addr::from(addr).into()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,18 +242,5 @@ mod tests {
         assert_eq!(key.ip(), None);
         assert_eq!(Direction::from_u8(2), None);
         assert_eq!(OtherKind::from_u8(9), None);
-    }
-}
-
-/// The address in a key's `family` byte and 16 address bytes (IPv4 in the
-/// first four), or `None` for a family byte the programs never write.
-pub(crate) fn ip_of(family: u8, addr: [u8; 16]) -> Option<IpAddr> {
-    match family {
-        f if f == Family::Ipv4 as u8 => {
-            let [a, b, c, d, ..] = addr;
-            Some(Ipv4Addr::new(a, b, c, d).into())
-        }
-        f if f == Family::Ipv6 as u8 => Some(Ipv6Addr::from(addr).into()),
-        _ => None,
     }
 }
