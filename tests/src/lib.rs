@@ -29,6 +29,7 @@ pub mod netns;
 pub mod poll;
 pub mod procnet;
 pub mod prometheus;
+pub mod rated;
 pub mod scratch;
 pub mod served;
 pub mod snapshot;

@@ -3,23 +3,15 @@
 //! daemon that goes away and comes back, the one-shot output without a
 //! terminal, and quitting.
 
-use std::{
-    net::{IpAddr, SocketAddr},
-    path::PathBuf,
-    sync::Arc,
-};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, ensure};
 use lab::{
-    Count, Daemon, Veth,
-    background::{Pace, Traffic},
-    cmd,
-    daemon::binary,
+    Count, cmd,
+    daemon::{Launch, binary},
     harness::Outcome,
     ip,
-    link::Ipv6,
-    served::{Listen, Served},
-    traffic,
+    rated::{Flows, RatedLab},
 };
 
 use crate::{
@@ -67,59 +59,43 @@ pub fn run() -> Result<Outcome> {
     lab.restart()?;
     lab.once()?;
     lab.quit()?;
-    lab.traffic.finish()?;
-    lab.daemon.take().expect("running").stop()?;
+    lab.rated.traffic.finish()?;
+    lab.rated.daemon.take().expect("running").stop()?;
     Ok(Outcome::Passed)
 }
 
-/// A daemon on the server end of a veth, UDP flowing to the three server
-/// addresses, and top in a tmux pane, reaching the daemon over the server
-/// namespace's loopback, which the daemon does not count on.
+/// The three flows of [`RatedLab`], and top in a tmux pane, reaching the
+/// daemon over the server namespace's loopback, which the daemon does not
+/// count on.
 struct TopLab {
     pane: Tmux,
-    traffic: Traffic,
-    daemon: Option<Daemon>,
-    served: Served,
+    rated: RatedLab,
     url: String,
     bin: PathBuf,
-    _sinks: Vec<std::net::UdpSocket>,
-    veth: Veth,
 }
 
 impl TopLab {
     fn start() -> Result<Self> {
-        let veth = Veth::new(Ipv6::Off)?;
-        let (srv, cli) = (&veth.server, &veth.client);
-        let client = ip(CLIENT);
-        let servers: [IpAddr; 3] = [ip(WEB), ip(MAIL), ip(STRAY)];
-        cli.add_addr(client, 24)?;
-        for addr in servers {
-            srv.add_addr(addr, 24)?;
-        }
-        veth.know_each_other(&[client], &servers)?;
-        let served = Served::new("top", srv, ALIASES, Listen::Loopback)?;
-        let daemon = served.start(srv)?;
-
-        // Bound sockets, never read: a full buffer drops in silence, where a
-        // closed port would answer with ICMP and add transmit traffic.
-        let _sinks = servers
-            .iter()
-            .map(|&a| traffic::udp_socket(&srv.ns, SocketAddr::new(a, PORT)))
-            .collect::<Result<Vec<_>>>()?;
-        let socket = traffic::udp_socket(&cli.ns, SocketAddr::new(client, 0))?;
-        let mut flows = Traffic::default();
-        for (to, pps) in servers.into_iter().zip([WEB_PPS, MAIL_PPS, STRAY_PPS]) {
-            let pace = Pace::per_second(SocketAddr::new(to, PORT), PAYLOAD, pps);
-            flows.flow(socket.try_clone()?, pace, Arc::default());
-        }
-
+        let flows = Flows {
+            role: "top",
+            aliases: ALIASES,
+            client: ip(CLIENT),
+            servers: [
+                (ip(WEB), WEB_PPS),
+                (ip(MAIL), MAIL_PPS),
+                (ip(STRAY), STRAY_PPS),
+            ],
+            port: PORT,
+            payload: PAYLOAD,
+        };
+        let rated = RatedLab::start(&flows, &Launch::default())?;
         let bin = binary()?;
-        let url = format!("http://{}", served.listen());
+        let url = format!("http://{}", rated.served.listen());
         let pane = Tmux::start(&[
             "ip",
             "netns",
             "exec",
-            srv.ns.name(),
+            rated.veth.server.ns.name(),
             bin.to_str().context("non-UTF-8 binary path")?,
             "top",
             "--url",
@@ -127,13 +103,9 @@ impl TopLab {
         ])?;
         Ok(Self {
             pane,
-            traffic: flows,
-            daemon: Some(daemon),
-            served,
+            rated,
             url,
             bin,
-            _sinks,
-            veth,
         })
     }
 
@@ -240,12 +212,12 @@ impl TopLab {
     /// is read again without a key pressed. The maps stay pinned, so the
     /// restarted daemon carries on from the same counts.
     fn restart(&mut self) -> Result<()> {
-        self.daemon.take().expect("running").stop()?;
+        self.rated.daemon.take().expect("running").stop()?;
         let screen = self.pane.wait_for("the daemon reported gone", |s| {
             s.text.contains("daemon unreachable")
         })?;
         println!("{}", screen.text.trim_end());
-        self.daemon = Some(self.served.start(&self.veth.server)?);
+        self.rated.daemon = Some(self.rated.served.start(&self.rated.veth.server)?);
         let screen = self.pane.wait_for("rows read again", |s| {
             !s.text.contains("daemon unreachable") && s.row("web").is_some_and(|r| r.rx > Some(0.0))
         })?;
@@ -257,7 +229,8 @@ impl TopLab {
     fn once(&self) -> Result<()> {
         let once = |extra: &[&str]| {
             cmd::run(
-                self.veth
+                self.rated
+                    .veth
                     .server
                     .ns
                     .exec(&self.bin)

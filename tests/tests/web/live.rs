@@ -4,22 +4,15 @@
 //! screenshot, the daemon going away and coming back, and no request
 //! anywhere but the daemon.
 
-use std::{
-    net::{IpAddr, SocketAddr},
-    path::PathBuf,
-    sync::Arc,
-};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, ensure};
 use lab::{
-    Count, Daemon, Veth,
-    background::{Pace, Traffic},
+    Count, Daemon,
     daemon::Launch,
     harness::{Outcome, check_eq},
     http, ip,
-    link::Ipv6,
-    served::{Listen, Served},
-    traffic,
+    rated::{Flows, RatedLab},
 };
 use serde::Deserialize;
 
@@ -89,7 +82,7 @@ pub fn run() -> Result<Outcome> {
         return Ok(Outcome::Skipped(reason));
     }
     let mut lab = WebLab::start()?;
-    let page = Chromium::start(&lab.veth.server.ns)?;
+    let page = Chromium::start(&lab.rated.veth.server.ns)?;
     page.open(&lab.url)?;
     lab.first_screen(&page)?;
     filter(&page)?;
@@ -109,56 +102,35 @@ pub fn run() -> Result<Outcome> {
     );
     lab.restart(&page)?;
     lab.only_the_daemon(&page)?;
-    lab.traffic.finish()?;
-    lab.daemon.take().expect("running").stop()?;
+    lab.rated.traffic.finish()?;
+    lab.rated.daemon.take().expect("running").stop()?;
     Ok(Outcome::Passed)
 }
 
 struct WebLab {
-    traffic: Traffic,
-    daemon: Option<Daemon>,
-    served: Served,
+    rated: RatedLab,
     url: String,
-    _sinks: Vec<std::net::UdpSocket>,
-    veth: Veth,
 }
 
 impl WebLab {
-    /// A daemon on the server end of a veth, serving on the server
-    /// namespace's loopback (not counted), and UDP to its three addresses.
+    /// The three flows, and a history short enough for the detail's
+    /// long-range chart.
     fn start() -> Result<Self> {
-        let veth = Veth::new(Ipv6::Off)?;
-        let (srv, cli) = (&veth.server, &veth.client);
-        let client = ip(CLIENT);
-        let servers: [IpAddr; 3] = [ip(WEB), ip(MAIL), ip(STRAY)];
-        cli.add_addr(client, 24)?;
-        for addr in servers {
-            srv.add_addr(addr, 24)?;
-        }
-        veth.know_each_other(&[client], &servers)?;
-        let served = Served::new("web", srv, ALIASES, Listen::Loopback)?;
-        let daemon = Daemon::start_with(&served.daemon_config(srv), &launch(&[]))?;
-        // Bound, never read: a full buffer drops in silence, where a closed
-        // port would answer with ICMP and add transmit traffic.
-        let _sinks = servers
-            .iter()
-            .map(|&a| traffic::udp_socket(&srv.ns, SocketAddr::new(a, PORT)))
-            .collect::<Result<Vec<_>>>()?;
-        let socket = traffic::udp_socket(&cli.ns, SocketAddr::new(client, 0))?;
-        let mut flows = Traffic::default();
-        for (to, pps) in servers.into_iter().zip([WEB_PPS, MAIL_PPS, STRAY_PPS]) {
-            let pace = Pace::per_second(SocketAddr::new(to, PORT), PAYLOAD, pps);
-            flows.flow(socket.try_clone()?, pace, Arc::default());
-        }
-        let url = format!("http://{}/", served.listen());
-        Ok(Self {
-            traffic: flows,
-            daemon: Some(daemon),
-            served,
-            url,
-            _sinks,
-            veth,
-        })
+        let flows = Flows {
+            role: "web",
+            aliases: ALIASES,
+            client: ip(CLIENT),
+            servers: [
+                (ip(WEB), WEB_PPS),
+                (ip(MAIL), MAIL_PPS),
+                (ip(STRAY), STRAY_PPS),
+            ],
+            port: PORT,
+            payload: PAYLOAD,
+        };
+        let rated = RatedLab::start(&flows, &launch(&[]))?;
+        let url = format!("http://{}/", rated.served.listen());
+        Ok(Self { rated, url })
     }
 
     /// Once the page has shown three intervals of rates (the first may
@@ -218,7 +190,7 @@ impl WebLab {
         within("mail rx bit/s", &mail.rx_bits, bits(MAIL_PPS))?;
         within("web tx pkt/s", &web.tx_packets, 0.0)?;
         // The page's headers, checked where the browser gets them.
-        let r = http::get(&self.veth.server.ns, self.served.listen(), "/")?;
+        let r = http::get(&self.rated.veth.server.ns, self.rated.served.listen(), "/")?;
         check_eq(
             "Content-Security-Policy of /",
             &Some(aliasstat::serve::web::CONTENT_SECURITY_POLICY),
@@ -236,14 +208,14 @@ impl WebLab {
     /// reads again without a reload. The restart is with `--peers off`,
     /// which the peers column then says instead of a count.
     fn restart(&mut self, page: &Chromium) -> Result<()> {
-        self.daemon.take().expect("running").stop()?;
+        self.rated.daemon.take().expect("running").stop()?;
         let gone: Option<String> =
             page.wait("the daemon reported gone", BANNER, Option::is_some)?;
         println!("  daemon stopped: {}", gone.expect("waited for"));
         let rows: Vec<Shown> = page.eval(ROWS)?;
         ensure!(!rows.is_empty(), "the last rows went away with the daemon");
-        let config = self.served.daemon_config(&self.veth.server);
-        self.daemon = Some(Daemon::start_with(&config, &launch(&["--peers", "off"]))?);
+        let config = self.rated.served.daemon_config(&self.rated.veth.server);
+        self.rated.daemon = Some(Daemon::start_with(&config, &launch(&["--peers", "off"]))?);
         page.wait("the banner gone", BANNER, Option::<String>::is_none)?;
         let rows: Vec<Shown> = page.wait("rates again", ROWS, |rows: &Vec<Shown>| {
             rows.iter().any(|r| r.address == WEB && r.rx_packets != "–")
