@@ -93,12 +93,22 @@ pub const B: Plan = Plan::new(
     "10.76.0.29",
 );
 
+type AliasRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    Option<u32>,
+);
+
 /// Both alias files, a row an alias: the host whose file it is, name,
 /// address, owner, purpose, whether the file pins it to lab-srv, and its
 /// commit_mbps (the two hosts state different ones for the VIP: the billing
 /// dashboard shows the larger).
 #[rustfmt::skip]
-const ALIASES: &[(&str, &str, &str, &str, &str, bool, Option<u32>)] = &[
+const ALIASES: &[AliasRow] = &[
     ("a", "node-a", "10.76.0.2", "ops", "primary address, scraped by Prometheus", true, None),
     ("a", "vip", "10.76.0.100", "lb-team", "keepalived VIP shared with node-b", true, Some(100)),
     ("a", "web-a", "10.76.0.11", "web-team", "shop frontend", false, Some(50)),
