@@ -37,7 +37,7 @@ for arg in "$@"; do
     esac
 done
 
-dashboards=(aliasstat.json aliasstat-fleet.json)
+dashboards=(aliasstat.json aliasstat-fleet.json aliasstat-billing.json)
 rule_files=(recording.yml alerts.yml)
 
 passed=0

@@ -1,7 +1,9 @@
 //! One map, read both ways.
 
 use aliasstat::bpf::{
-    counters::{BATCH_ENTRIES, CounterSource as _, CountersError, PinnedMaps, ReadMethod},
+    counters::{
+        BATCH_ENTRIES, CounterSource as _, CountersError, MapReadError, PinnedMaps, ReadMethod,
+    },
     load,
     sys::SysError,
 };
@@ -28,10 +30,10 @@ pub fn equals_per_key() -> Result<Outcome> {
 
     let maps = PinnedMaps::open(pins.path())?;
     let batched = match maps.snapshot_by(ReadMethod::Batched) {
-        Err(CountersError::ReadBatch {
+        Err(CountersError::Read(MapReadError::Batches {
             source: e @ SysError::Unsupported { .. },
             ..
-        }) => {
+        })) => {
             return Ok(Outcome::Skipped(format!(
                 "this kernel has no batched map lookups: {e}"
             )));

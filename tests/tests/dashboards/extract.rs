@@ -23,7 +23,11 @@ pub fn run() -> Result<Outcome> {
         max_data_points: 1000.0,
     }
     .builtins();
-    for file in ["aliasstat.json", "aliasstat-fleet.json"] {
+    for file in [
+        "aliasstat.json",
+        "aliasstat-fleet.json",
+        "aliasstat-billing.json",
+    ] {
         let dashboard = dir.join(file);
         let mut scenario = Scenario::new("all", builtin.clone());
         for var in grafana::variables(&dashboard)? {

@@ -8,7 +8,9 @@ use anyhow::{Result, bail, ensure};
 
 use crate::{
     answer::Answer,
-    plan::{A, B, BROADCAST, FLEET, INSTANCE_A as IA, INSTANCE_B as IB, MAIN, MULTICAST, VIP},
+    plan::{
+        A, B, BILLING, BROADCAST, FLEET, INSTANCE_A as IA, INSTANCE_B as IB, MAIN, MULTICAST, VIP,
+    },
 };
 
 /// One check of an answer.
@@ -324,6 +326,15 @@ pub const FACTS: &[Fact] = &[
             ],
         )],
     ),
+    fact(
+        "all", BILLING, "Transfer this month per owner", BOTH, "every owner in the files, each > 0",
+        &[Check::Keys(&["owner"], OWNERS), Check::Positive("owner")],
+    ),
+    fact("all", BILLING, "95th percentile per owner", BOTH, "every owner in the files", &[Check::Keys(&["owner"], OWNERS)]),
+    fact(
+        "all", BILLING, "95th percentile per alias", &["C"], "the commits in bit/s, the VIP's the larger of A's and B's",
+        &[Check::By("alias", &[("vip", 200e6), ("web-a", 50e6), ("web-b", 50e6)])],
+    ),
     // --- scenario "single"
     fact("single", MAIN, "$instance", &[""], "offers exactly both hosts", &[Check::Keys(&["instance"], BOTH_INSTANCES)]),
     fact("single", MAIN, "$interface", &[""], "offers exactly lab-srv", &[Check::Keys(&["interface"], &[&["lab-srv"]])]),
@@ -346,6 +357,11 @@ pub const FACTS: &[Fact] = &[
         "single", MAIN, "Bytes per alias", BOTH, "web-a of web-team only, > 0",
         &[Check::Keys(&["owner", "alias"], &[&["web-team", "web-a"]]), Check::Positive("alias")],
     ),
+    fact(
+        "single", BILLING, "Transfer this month per alias", BOTH, "web-a of web-team only, > 0",
+        &[Check::Keys(&["owner", "alias"], &[&["web-team", "web-a"]]), Check::Positive("alias")],
+    ),
+    fact("single", BILLING, "95th percentile per alias", &["C"], "web-a's commit only", &[Check::By("alias", &[("web-a", 50e6)])]),
     fact("single", MAIN, "Absent / foreign addresses receiving", ONLY_A, "3", &[Check::Only(3.0)]),
     fact(
         "single", MAIN, "Traffic to absent and foreign addresses", ONLY_A, "A's rows only",

@@ -21,6 +21,7 @@ pub const BROADCAST: &str = "10.76.0.255";
 pub const MULTICAST: &str = "224.0.0.18";
 pub const MAIN: &str = "aliasstat.json";
 pub const FLEET: &str = "aliasstat-fleet.json";
+pub const BILLING: &str = "aliasstat-billing.json";
 /// Grafana's data source "Scrape interval", set to what this Prometheus
 /// scrapes at, and a panel about 1000 pixels wide.
 pub const SCRAPE_INTERVAL: f64 = 1.0;
@@ -67,10 +68,11 @@ impl Plan {
         let blocks: Vec<String> = ALIASES
             .iter()
             .filter(|row| row.0 == self.host)
-            .map(|&(_, name, address, owner, purpose, pinned)| {
+            .map(|&(_, name, address, owner, purpose, pinned, commit)| {
                 let interface = if pinned { "interface = \"lab-srv\"\n" } else { "" };
+                let commit = commit.map_or(String::new(), |c| format!("commit_mbps = {c}\n"));
                 format!(
-                    "[[alias]]\nname = \"{name}\"\naddress = \"{address}\"\nowner = \"{owner}\"\npurpose = \"{purpose}\"\n{interface}"
+                    "[[alias]]\nname = \"{name}\"\naddress = \"{address}\"\nowner = \"{owner}\"\npurpose = \"{purpose}\"\n{interface}{commit}"
                 )
             })
             .collect();
@@ -91,20 +93,32 @@ pub const B: Plan = Plan::new(
     "10.76.0.29",
 );
 
+type AliasRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    Option<u32>,
+);
+
 /// Both alias files, a row an alias: the host whose file it is, name,
-/// address, owner, purpose, and whether the file pins it to lab-srv.
+/// address, owner, purpose, whether the file pins it to lab-srv, and its
+/// commit_mbps (the two hosts state different ones for the VIP: the billing
+/// dashboard shows the larger).
 #[rustfmt::skip]
-const ALIASES: &[(&str, &str, &str, &str, &str, bool)] = &[
-    ("a", "node-a", "10.76.0.2", "ops", "primary address, scraped by Prometheus", true),
-    ("a", "vip", "10.76.0.100", "lb-team", "keepalived VIP shared with node-b", true),
-    ("a", "web-a", "10.76.0.11", "web-team", "shop frontend", false),
-    ("a", "mail-a", "10.76.0.12", "mail-team", "SMTP submission", false),
-    ("a", "old-a", "10.76.0.19", "web-team", "retired frontend, not configured any more", true),
-    ("b", "node-b", "10.76.0.3", "ops", "primary address, scraped by Prometheus", true),
-    ("b", "vip", "10.76.0.100", "lb-team", "keepalived VIP shared with node-a", true),
-    ("b", "web-b", "10.76.0.21", "web-team", "shop frontend", false),
-    ("b", "db-b", "10.76.0.22", "db-team", "PostgreSQL", false),
-    ("b", "old-b", "10.76.0.29", "db-team", "retired replica, not configured any more", true),
+const ALIASES: &[AliasRow] = &[
+    ("a", "node-a", "10.76.0.2", "ops", "primary address, scraped by Prometheus", true, None),
+    ("a", "vip", "10.76.0.100", "lb-team", "keepalived VIP shared with node-b", true, Some(100)),
+    ("a", "web-a", "10.76.0.11", "web-team", "shop frontend", false, Some(50)),
+    ("a", "mail-a", "10.76.0.12", "mail-team", "SMTP submission", false, None),
+    ("a", "old-a", "10.76.0.19", "web-team", "retired frontend, not configured any more", true, None),
+    ("b", "node-b", "10.76.0.3", "ops", "primary address, scraped by Prometheus", true, None),
+    ("b", "vip", "10.76.0.100", "lb-team", "keepalived VIP shared with node-a", true, Some(200)),
+    ("b", "web-b", "10.76.0.21", "web-team", "shop frontend", false, Some(50)),
+    ("b", "db-b", "10.76.0.22", "db-team", "PostgreSQL", false, None),
+    ("b", "old-b", "10.76.0.29", "db-team", "retired replica, not configured any more", true, None),
 ];
 
 /// Prometheus's `instance` label of each host, as the facts name them.

@@ -15,7 +15,7 @@ use lab::{
 use crate::{
     answer::Answer,
     facts::FACTS,
-    plan::{A, FLEET, IFACE, JOB, MAIN, instance},
+    plan::{A, BILLING, FLEET, IFACE, JOB, MAIN, instance},
 };
 
 /// Queries this lab legitimately leaves empty, in every scenario, and why.
@@ -120,11 +120,12 @@ fn file_name(path: &Path) -> &'static str {
     match path.file_name().and_then(|f| f.to_str()) {
         Some(MAIN) => MAIN,
         Some(FLEET) => FLEET,
+        Some(BILLING) => BILLING,
         _ => "?",
     }
 }
 
-/// Runs every query of both dashboards in both scenarios; the failures,
+/// Runs every query of every dashboard in both scenarios; the failures,
 /// each a line or a few (none: all went as the lab says).
 pub fn check_all(prom: &Prometheus<'_>, range: &TimeRange, moved_at: f64) -> Result<Vec<String>> {
     // Which (fact, ref id) a query has checked: each must be found.
@@ -132,7 +133,7 @@ pub fn check_all(prom: &Prometheus<'_>, range: &TimeRange, moved_at: f64) -> Res
     let mut failures = Vec::new();
     let (mut evaluated, mut empty) = (0, Vec::new());
     for scenario in ["all", "single"] {
-        for file in [MAIN, FLEET] {
+        for file in [MAIN, FLEET, BILLING] {
             let dashboard = grafana::dashboards_dir().join(file);
             let rendered = resolve(prom, &dashboard, scenario, range, range.to)?;
             let queries = grafana::queries(&dashboard, &rendered)?;

@@ -19,6 +19,7 @@ pub fn expected_files() -> Result<BTreeSet<String>> {
         "/usr/share/fish/vendor_completions.d/aliasstat.fish",
         "/usr/share/aliasstat/dashboards/aliasstat.json",
         "/usr/share/aliasstat/dashboards/aliasstat-fleet.json",
+        "/usr/share/aliasstat/dashboards/aliasstat-billing.json",
         "/usr/share/aliasstat/rules/alerts.yml",
         "/usr/share/aliasstat/rules/recording.yml",
         "/usr/share/doc/aliasstat/copyright",

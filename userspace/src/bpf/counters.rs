@@ -61,20 +61,28 @@ pub enum CountersError {
         #[source]
         source: MapError,
     },
+    #[error(transparent)]
+    Read(#[from] MapReadError),
+    #[error(transparent)]
+    Cpus(#[from] CpusError),
+}
+
+/// Reading a pinned map failed, key by key or in batches: the counters'
+/// maps and the peer maps share it.
+#[derive(Debug, thiserror::Error)]
+pub enum MapReadError {
     #[error("failed to read map `{name}`")]
-    Read {
+    Entries {
         name: &'static str,
         #[source]
         source: MapError,
     },
     #[error("failed to read map `{name}` in batches")]
-    ReadBatch {
+    Batches {
         name: &'static str,
         #[source]
         source: SysError,
     },
-    #[error(transparent)]
-    Cpus(#[from] CpusError),
 }
 
 /// How [`PinnedMaps`] reads a map.
@@ -308,13 +316,13 @@ impl PinnedMaps {
             ReadMethod::PerKey => {
                 for entry in map.iter() {
                     let (key, values) =
-                        entry.map_err(|source| CountersError::Read { name, source })?;
+                        entry.map_err(|source| MapReadError::Entries { name, source })?;
                     each(key, sum(&values));
                 }
                 Ok(())
             }
             ReadMethod::Batched => read_batched(map.map(), self.cpus, &mut each)
-                .map_err(|source| CountersError::ReadBatch { name, source }),
+                .map_err(|source| MapReadError::Batches { name, source }.into()),
         }
     }
 }
@@ -414,10 +422,10 @@ impl CounterSource for PinnedMaps {
     fn snapshot(&self) -> Result<Snapshot, CountersError> {
         if self.batch_works.load(Ordering::Relaxed) {
             match self.snapshot_by(ReadMethod::Batched) {
-                Err(CountersError::ReadBatch {
+                Err(CountersError::Read(MapReadError::Batches {
                     source: e @ SysError::Unsupported { .. },
                     ..
-                }) => {
+                })) => {
                     info!("reading the maps one key at a time: {e}");
                     self.batch_works.store(false, Ordering::Relaxed);
                 }

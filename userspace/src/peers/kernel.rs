@@ -18,7 +18,7 @@ use log::info;
 
 use super::PeersError;
 use crate::bpf::{
-    counters::batch_entries,
+    counters::{MapReadError, batch_entries},
     pins,
     sys::{self, SysError},
 };
@@ -97,11 +97,11 @@ impl KernelPeers {
                     self.batch_works.store(false, Ordering::Relaxed);
                     out.clear();
                 }
-                Err(source) => return Err(PeersError::ReadBatch { name, source }),
+                Err(source) => return Err(MapReadError::Batches { name, source }.into()),
             }
         }
         for entry in map.iter() {
-            out.push(entry.map_err(|source| PeersError::Map { name, source })?);
+            out.push(entry.map_err(|source| MapReadError::Entries { name, source })?);
         }
         Ok(out)
     }
@@ -119,5 +119,5 @@ fn open<K: aya::Pod, V: aya::Pod>(path: &Path) -> Result<HashMap<MapData, K, V>,
 fn capacity(map: &MapData, name: &'static str) -> Result<u32, PeersError> {
     map.info()
         .map(|i| i.max_entries())
-        .map_err(|source| PeersError::Map { name, source })
+        .map_err(|source| MapReadError::Entries { name, source }.into())
 }

@@ -35,7 +35,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use self::{kernel::KernelPeers, record::Record, time::Clock};
 use crate::{
-    bpf::sys::SysError,
+    bpf::{counters::MapReadError, sys::SysError},
     inventory::{self, Config, HostTable, State},
 };
 
@@ -50,18 +50,8 @@ pub enum PeersError {
         #[source]
         source: MapError,
     },
-    #[error("failed to read map `{name}`")]
-    Map {
-        name: &'static str,
-        #[source]
-        source: MapError,
-    },
-    #[error("failed to read map `{name}` in batches")]
-    ReadBatch {
-        name: &'static str,
-        #[source]
-        source: SysError,
-    },
+    #[error(transparent)]
+    Read(#[from] MapReadError),
     #[error("failed to move an idle peer out of the kernel's table")]
     Take {
         #[source]
