@@ -85,10 +85,7 @@ impl PacketSize {
     }
 
     fn counters(self, bytes: u64, residual: u64) -> Counters {
-        Counters::new(
-            self.predict(bytes).wrapping_add(unzigzag(residual)),
-            bytes,
-        )
+        Counters::new(self.predict(bytes).wrapping_add(unzigzag(residual)), bytes)
     }
 }
 
@@ -198,7 +195,10 @@ thread_local! {
 }
 
 /// Reads what [`encode`] wrote from `r`, to its end.
-pub(super) fn decode(r: &mut Reader<'_>, mut each: impl FnMut(u64, Traffic)) -> Result<(), Damaged> {
+pub(super) fn decode(
+    r: &mut Reader<'_>,
+    mut each: impl FnMut(u64, Traffic),
+) -> Result<(), Damaged> {
     let n = usize::try_from(r.get()?).map_err(|_| r.damaged())?;
     if n > r.left().saturating_mul(MAX_RATIO) {
         return Err(r.damaged());
