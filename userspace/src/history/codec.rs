@@ -146,7 +146,10 @@ pub fn decode_interval(bytes: &[u8], each: impl FnMut(u64, Traffic)) -> Result<(
 
 /// The first release's interval blob: per entry the id gap and four
 /// varints.
-fn decode_first_release(r: &mut Reader<'_>, mut each: impl FnMut(u64, Traffic)) -> Result<(), Damaged> {
+fn decode_first_release(
+    r: &mut Reader<'_>,
+    mut each: impl FnMut(u64, Traffic),
+) -> Result<(), Damaged> {
     let mut id = 0u64;
     while !r.done() {
         id = id.checked_add(r.get()?).ok_or_else(|| r.damaged())?;

@@ -143,7 +143,8 @@ impl Builder {
             Some(&o) => o,
             None => {
                 self.owners.push(owner.to_owned());
-                self.by_owner.insert(owner.to_owned(), self.owners.len() - 1);
+                self.by_owner
+                    .insert(owner.to_owned(), self.owners.len() - 1);
                 self.owners.len() - 1
             }
         };
@@ -220,7 +221,9 @@ impl Builder {
             if group.slots.len() <= i {
                 // Room for the period's slots at once: growing a month of
                 // them by doubling copied each row's several times.
-                group.slots.reserve(self.expected.saturating_sub(group.slots.len()));
+                group
+                    .slots
+                    .reserve(self.expected.saturating_sub(group.slots.len()));
                 group.slots.resize(i + 1, (0, 0));
             }
             group.slots[i].0 += t.rx.bytes;

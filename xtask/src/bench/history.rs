@@ -53,16 +53,17 @@ fn number(v: &Value, key: &str) -> f64 {
 impl History {
     pub fn table(&self) -> String {
         let mut t = String::from(
-            "| addresses | days | write one interval | database | per address per day | report over the period |\n|---|---|---|---|---|---|\n",
+            "| addresses | days | write one interval | database | per address per day | report over the period | its CPU time |\n|---|---|---|---|---|---|---|\n",
         );
         for (addresses, days, r) in &self.runs {
             let _ = writeln!(
                 t,
-                "| {addresses} | {days} | {:.2} ms | {:.1} MiB | {:.0} B | {:.3} s |",
+                "| {addresses} | {days} | {:.2} ms | {:.1} MiB | {:.0} B | {:.3} s | {:.3} s |",
                 number(r, "write_seconds_median") * 1e3,
                 number(r, "db_bytes") / 1_048_576.0,
                 number(r, "bytes_per_address_day"),
                 number(r, "report_seconds_median"),
+                number(r, "report_cpu_seconds_median"),
             );
         }
         t
