@@ -158,7 +158,22 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let db =
             Connection::open_with_flags(&path, flags).map_err(|e| classify(&path, "open", e))?;
-        Self::new(db, path)
+        let store = Self::new(db, path)?;
+        // The daemon creates the file at its first sample and its tables a
+        // moment later: a reader in between finds no history yet, as if
+        // the file were not there, rather than a failed query.
+        let tables: i64 = store
+            .db
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('series', 'intervals')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| classify(&store.path, "read", e))?;
+        if tables < 2 {
+            return Err(StoreError::Missing { path: store.path });
+        }
+        Ok(store)
     }
 
     fn new(db: Connection, path: PathBuf) -> Result<Self, StoreError> {
@@ -439,6 +454,12 @@ pub(crate) mod tests {
     #[test]
     fn bad_files_give_clear_errors() {
         let dir = tempdir("bad");
+        assert!(matches!(
+            Store::open_read(&dir),
+            Err(StoreError::Missing { .. })
+        ));
+        // Created, its tables not yet: the daemon's first sample midway.
+        Connection::open(dir.join(FILE)).unwrap();
         assert!(matches!(
             Store::open_read(&dir),
             Err(StoreError::Missing { .. })

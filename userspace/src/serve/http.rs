@@ -359,7 +359,11 @@ async fn peers_response(app: Arc<App>, wanted: Option<String>) -> Response<Full<
             StatusCode::NOT_FOUND,
             "peer tracking is off (aliasstat run --peers off)\n",
         ),
-        Ok(Some(Err(e))) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        Ok(Some(Err(e))) => {
+            let why = crate::top::chain(&e);
+            warn!("/api/v1/history: {why}");
+            text(StatusCode::INTERNAL_SERVER_ERROR, format!("{why}\n"))
+        }
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
     }
 }
@@ -418,7 +422,11 @@ async fn history_response(app: Arc<App>, raw: Option<&str>) -> Response<Full<Byt
             StatusCode::NOT_FOUND,
             "the daemon keeps no history (aliasstat run --no-history)\n",
         ),
-        Ok(Some(Err(e))) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        Ok(Some(Err(e))) => {
+            let why = crate::top::chain(&e);
+            warn!("/api/v1/history: {why}");
+            text(StatusCode::INTERNAL_SERVER_ERROR, format!("{why}\n"))
+        }
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
     }
 }
