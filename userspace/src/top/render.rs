@@ -383,9 +383,13 @@ impl<const N: usize> List<N> {
             .rows
             .into_iter()
             .map(|cells| Row::new(cells.into_iter().enumerate().map(|(i, c)| cell(i, c))));
-        let table = Table::new(body, widths.map(|w| Constraint::Length(w as u16)))
-            .header(header)
-            .column_spacing(1);
+        // The last column takes what is left and clips there: a cell as
+        // wide as a slice's process list must not squeeze the numbers.
+        let mut columns = widths.map(|w| Constraint::Length(w as u16));
+        if let Some(last) = columns.last_mut() {
+            *last = Constraint::Fill(1);
+        }
+        let table = Table::new(body, columns).header(header).column_spacing(1);
         frame.render_widget(table, list);
         if let Some(note) = self.note {
             let at = Rect {

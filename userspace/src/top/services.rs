@@ -50,7 +50,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::services::{Service, Unserved};
 
-    /// `api` (192.0.2.10) as two units and a slice saw it, and another
+    /// `api` (192.0.2.10) as two units, a slice and the root saw it, and another
     /// address that the pane leaves out.
     pub fn doc() -> ServicesDoc {
         let service = |cgroup: &str, unit: Option<&str>, processes: &[&str], n: u64| Service {
@@ -87,6 +87,9 @@ pub(crate) mod tests {
                             17,
                         ),
                         service("/user.slice/user-1000.slice", None, &[], 3),
+                        // The root's processes are many: the column clips
+                        // them, never the numbers.
+                        service("/", None, &["systemd"; 40], 1),
                     ],
                     Unserved {
                         rx_packets: 42,
@@ -105,7 +108,7 @@ pub(crate) mod tests {
             panic!("a document is a reading");
         };
         assert_eq!(kept.len(), 1);
-        assert_eq!(kept[0].services.len(), 3);
+        assert_eq!(kept[0].services.len(), 4);
         let answered = |status| {
             ServicesRead::of(
                 api,
