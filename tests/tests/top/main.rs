@@ -7,12 +7,23 @@
 //! `cargo xtask test -- top`, or `cargo test --release -p lab --test top`
 //! with `ALIASSTAT_BIN` set.
 
+// The services suite's lab: a daemon counting services and units.
+#[allow(dead_code, reason = "the services suite uses the rest")]
+#[path = "../services/fixture.rs"]
+mod fixture;
 mod rates;
 mod screen;
+mod services;
 mod tmux;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    lab::harness::run("top", &[("top_shows_rates_sorts_and_filters", rates::run)])
+    lab::harness::run(
+        "top",
+        &[
+            ("top_shows_rates_sorts_and_filters", rates::run),
+            ("top_shows_the_services_of_an_address", services::run),
+        ],
+    )
 }

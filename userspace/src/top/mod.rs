@@ -2,7 +2,8 @@
 //! right now, read from a running daemon's HTTP API.
 //!
 //! `state` holds everything top knows and decides (pure, tested without a
-//! terminal), `peers` the drill-down into one address's peers, `render`
+//! terminal), `peers` the drill-down into one address's peers and
+//! `services` its other pane, the address's services, `render`
 //! draws it, `client` talks to the daemon, and
 //! `report` prints `--once`. This module runs the loop: a sampling thread
 //! reads the daemon every interval, a key thread reads the terminal, and
@@ -12,6 +13,7 @@ pub mod client;
 pub mod peers;
 pub mod render;
 pub mod report;
+pub mod services;
 pub mod state;
 
 use std::{
@@ -32,7 +34,8 @@ use tokio::{
 
 use self::{
     client::{Attached, Client, ClientError},
-    peers::PeerSample,
+    peers::{Pane, PeerSample},
+    services::ServicesRead,
     state::{Flow, Sample, Source, Top, View},
 };
 
@@ -152,8 +155,9 @@ fn once(client: &Client, opts: &Options) -> Result<(), TopError> {
     }
 }
 
-/// The address whose peers the drill-down shows, shared with the sampler.
-type Watching = Arc<Mutex<Option<IpAddr>>>;
+/// The address whose peers or services the drill-down shows, shared with
+/// the sampler.
+type Watching = Arc<Mutex<Option<(IpAddr, Pane)>>>;
 
 /// What the main loop waits for.
 enum Event {
@@ -163,6 +167,8 @@ enum Event {
     Sample(Result<Sample, String>, Option<Vec<Attached>>),
     /// The peers of the address the drill-down watched when they were read.
     Peers(IpAddr, Result<PeerSample, String>),
+    /// The services of the address the drill-down watched when read.
+    Services(IpAddr, ServicesRead),
     /// SIGINT (from kill: in raw mode Ctrl-C is a key), SIGTERM or
     /// SIGHUP: leave like `q` does, terminal restored.
     Quit,
@@ -247,8 +253,13 @@ fn apply(top: &mut Top, event: Event) -> Result<Flow, TopError> {
             }
         }
         Event::Peers(address, sample) => {
-            if top.watching() == Some(address) {
+            if top.watching() == Some((address, Pane::Peers)) {
                 top.on_peers(sample);
+            }
+        }
+        Event::Services(address, read) => {
+            if top.watching() == Some((address, Pane::Services)) {
+                top.on_services(read);
             }
         }
         Event::Quit => return Ok(Flow::Quit),
@@ -307,7 +318,19 @@ async fn sample(
             return;
         }
         let watched = *watching.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(address) = watched {
+        if let Some(watched) = watched
+            && tx.send(drill_down(&client, watched).await).is_err()
+        {
+            return;
+        }
+    }
+    let _ = tx.send(Event::Quit);
+}
+
+/// One reading of what the drill-down shows.
+async fn drill_down(client: &Client, (address, pane): (IpAddr, Pane)) -> Event {
+    match pane {
+        Pane::Peers => {
             let peers = client
                 .peers(Some(&address.to_string()))
                 .await
@@ -316,12 +339,12 @@ async fn sample(
                     at: Instant::now(),
                 })
                 .map_err(|e| chain(&e));
-            if tx.send(Event::Peers(address, peers)).is_err() {
-                return;
-            }
+            Event::Peers(address, peers)
+        }
+        Pane::Services => {
+            Event::Services(address, ServicesRead::of(address, client.services().await))
         }
     }
-    let _ = tx.send(Event::Quit);
 }
 
 fn read_keys(tx: &mpsc::Sender<Event>) {

@@ -1,5 +1,6 @@
 //! The drill-down: Enter on a row of `top` opens the peers of its address,
-//! with live rates per peer from `/api/v1/peers?address=A`; Esc returns.
+//! with live rates per peer from `/api/v1/peers?address=A`; `s` switches
+//! to its services (see [`super::services`]) and back; Esc returns.
 //! Like `state`, nothing here draws, sleeps or reads a clock.
 
 use std::{
@@ -10,7 +11,10 @@ use std::{
 
 use common::Counters;
 
-use super::state::{Rates, rate};
+use super::{
+    services::ServicesRead,
+    state::{Rates, rate},
+};
 use crate::peers::{
     Remote,
     view::{AddressPeers, PeerRow, Stamp},
@@ -38,12 +42,23 @@ pub struct PeerLine {
 /// rx and tx counts of each (interface, peer) in a reading.
 type ByPeer = HashMap<(String, Remote), (Counters, Counters)>;
 
+/// What the drill-down shows of its address, and so what the sampler reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pane {
+    Peers,
+    Services,
+}
+
 /// The drill-down screen's state.
 #[derive(Clone, Debug)]
 pub struct Drill {
     pub address: IpAddr,
     /// The alias or address, as the row showed it.
     pub name: String,
+    pub pane: Pane,
+    /// The latest reading of the address's services, kept while the peers
+    /// are shown.
+    pub services: ServicesRead,
     /// Whether every list read is complete (the table was never full).
     pub complete: bool,
     pub lines: Vec<PeerLine>,
@@ -64,11 +79,22 @@ impl Drill {
         Self {
             address,
             name,
+            pane: Pane::Peers,
+            services: ServicesRead::default(),
             complete: true,
             lines: Vec::new(),
             error: None,
             last: None,
         }
+    }
+
+    /// `s`: the other pane. The peers' last reading stays, so their first
+    /// rates on the way back cover the time spent on the services.
+    pub fn switch_pane(&mut self) {
+        self.pane = match self.pane {
+            Pane::Peers => Pane::Services,
+            Pane::Services => Pane::Peers,
+        };
     }
 
     /// Takes a new reading; a failed one keeps the last good one, so the

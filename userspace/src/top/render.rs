@@ -1,7 +1,9 @@
 //! Draws a [`Top`] with ratatui: a three-line header, the table, a status
 //! line and a footer of keys, with the help screen over the table.
 
-use std::time::Duration;
+mod services;
+
+use std::{ops::Range, time::Duration};
 
 use common::Counters;
 use ratatui::{
@@ -13,7 +15,7 @@ use ratatui::{
 };
 
 use super::{
-    peers::Drill,
+    peers::{Drill, Pane},
     state::{Attention, Line, Link, Mode, Rate, Sort, Top, Unit, totals},
 };
 use crate::{commands::table::escape, peers::time::rfc3339};
@@ -85,7 +87,10 @@ pub fn draw(frame: &mut Frame<'_>, top: &Top) {
     .areas(frame.area());
     frame.render_widget(Paragraph::new(header_lines(top)), header);
     match &top.drill {
-        Some(drill) if top.mode == Mode::Peers => draw_peers(frame, drill, top.view.unit, table),
+        Some(drill) if top.mode == Mode::Peers => match drill.pane {
+            Pane::Peers => draw_peers(frame, drill, top.view.unit, table),
+            Pane::Services => services::draw(frame, drill, table),
+        },
         _ => draw_table(frame, top, table),
     }
     frame.render_widget(
@@ -301,22 +306,18 @@ const PEER_TITLES: [&str; 7] = [
 
 /// The drill-down: one address's peers, busiest first.
 fn draw_peers(frame: &mut Frame<'_>, drill: &Drill, unit: Unit, area: Rect) {
-    let [title, list] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
     let complete = if drill.complete {
         "complete"
     } else {
         "INCOMPLETE: the daemon's peer table was full"
     };
-    frame.render_widget(
-        Paragraph::new(Text::from(vec![
-            Span::styled(
-                format!("peers of {} ({})", escape(&drill.name), drill.address),
-                Style::new().add_modifier(Modifier::BOLD),
-            ),
-            Span::raw(format!(" · {} listed · {complete}", drill.lines.len())),
-        ])),
-        title,
-    );
+    let title = Text::from(vec![
+        Span::styled(
+            format!("peers of {} ({})", escape(&drill.name), drill.address),
+            Style::new().add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(format!(" · {} listed · {complete}", drill.lines.len())),
+    ]);
     let rows: Vec<[String; 7]> = drill
         .lines
         .iter()
@@ -332,41 +333,72 @@ fn draw_peers(frame: &mut Frame<'_>, drill: &Drill, unit: Unit, area: Rect) {
             ]
         })
         .collect();
-    let mut widths = PEER_TITLES.map(str::len);
-    for cells in &rows {
-        for (w, c) in widths.iter_mut().zip(cells) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let right = |i: usize| (2..6).contains(&i);
-    let cell = |i: usize, text: String| {
-        if right(i) {
-            Cell::from(Text::from(text).right_aligned())
-        } else {
-            Cell::from(text)
-        }
-    };
-    let header = Row::new((0..7).map(|i| cell(i, PEER_TITLES[i].to_owned())))
-        .style(Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD));
-    let body = rows
-        .into_iter()
-        .map(|cells| Row::new(cells.into_iter().enumerate().map(|(i, c)| cell(i, c))));
-    let table = Table::new(body, widths.map(|w| Constraint::Length(w as u16)))
-        .header(header)
-        .column_spacing(1);
-    frame.render_widget(table, list);
     let note = match (&drill.error, drill.lines.is_empty()) {
         (Some(e), _) => Some(format!(" reading the peers failed: {}", escape(e))),
         (None, true) => Some(" no peers listed (yet): they follow with the next sample".to_owned()),
         _ => None,
     };
-    if let Some(note) = note {
-        let at = Rect {
-            y: list.y + 1,
-            height: 1,
-            ..list
+    let list = List {
+        title,
+        titles: PEER_TITLES,
+        rows,
+        right: 2..6,
+        note,
+    };
+    list.draw(frame, area);
+}
+
+/// A pane of the drill-down: a title line over a table whose columns are
+/// as wide as their widest cell, with a note on its first row if any.
+struct List<const N: usize> {
+    title: Text<'static>,
+    titles: [&'static str; N],
+    rows: Vec<[String; N]>,
+    /// The columns of numbers, aligned right.
+    right: Range<usize>,
+    note: Option<String>,
+}
+
+impl<const N: usize> List<N> {
+    fn draw(self, frame: &mut Frame<'_>, area: Rect) {
+        let [title, list] =
+            Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
+        frame.render_widget(Paragraph::new(self.title), title);
+        let mut widths = self.titles.map(str::len);
+        for cells in &self.rows {
+            for (w, c) in widths.iter_mut().zip(cells) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let cell = |i: usize, text: String| {
+            if self.right.contains(&i) {
+                Cell::from(Text::from(text).right_aligned())
+            } else {
+                Cell::from(text)
+            }
         };
-        frame.render_widget(Paragraph::new(note), at);
+        let header = Row::new((0..N).map(|i| cell(i, self.titles[i].to_owned())))
+            .style(Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD));
+        let body = self
+            .rows
+            .into_iter()
+            .map(|cells| Row::new(cells.into_iter().enumerate().map(|(i, c)| cell(i, c))));
+        // The last column takes what is left and clips there: a cell as
+        // wide as a slice's process list must not squeeze the numbers.
+        let mut columns = widths.map(|w| Constraint::Length(w as u16));
+        if let Some(last) = columns.last_mut() {
+            *last = Constraint::Fill(1);
+        }
+        let table = Table::new(body, columns).header(header).column_spacing(1);
+        frame.render_widget(table, list);
+        if let Some(note) = self.note {
+            let at = Rect {
+                y: list.y + 1,
+                height: 1,
+                ..list
+            };
+            frame.render_widget(Paragraph::new(note), at);
+        }
     }
 }
 
@@ -451,10 +483,14 @@ fn footer_line(top: &Top) -> Text<'static> {
             Span::raw(" clear"),
         ]);
     }
-    if top.mode == Mode::Peers {
-        let spans = [("Esc", "back to the table"), ("q", "quit")]
-            .iter()
-            .flat_map(|(k, what)| [Span::styled(*k, key), Span::raw(format!(" {what}  "))]);
+    if let Some(drill) = top.drill.as_ref().filter(|_| top.mode == Mode::Peers) {
+        let other = match drill.pane {
+            Pane::Peers => "services",
+            Pane::Services => "peers",
+        };
+        let spans = [("Esc", "back to the table"), ("s", other), ("q", "quit")]
+            .into_iter()
+            .flat_map(|(k, what)| [Span::styled(k, key), Span::raw(format!(" {what}  "))]);
         return Text::from(spans.collect::<Vec<_>>());
     }
     let keys = [
@@ -491,6 +527,10 @@ const HELP: &[(&str, &str)] = &[
     (
         "↑ ↓ Enter",
         "highlight a row and open its address's peers, with rates; Esc returns",
+    ),
+    (
+        "s",
+        "in the peers: switch to the address's services (units, processes, counts) and back",
     ),
     ("p", "pause the display (sampling goes on); p again resumes"),
     ("q", "quit (Ctrl-C too)"),
@@ -555,6 +595,7 @@ mod tests {
         inventory::State,
         top::{
             client::Attached,
+            services::ServicesRead,
             state::{Sample, Source, tests::entry},
         },
     };
@@ -671,6 +712,26 @@ mod tests {
             top.on_peers(Ok(crate::top::peers::tests::sample(at, k)));
         }
         assert_snapshot!(screen(&top));
+    }
+
+    /// `s` in the drill-down: the services of the same address, with their
+    /// exact counts and the unserved line; `s` again goes back.
+    #[test]
+    fn services_of_the_highlighted_row() {
+        let mut top = fixture();
+        top.on_key(KeyEvent::from(KeyCode::Enter));
+        press(&mut top, "s");
+        assert_snapshot!("services_pending", screen(&top));
+        let api = "192.0.2.10".parse().unwrap();
+        top.on_services(ServicesRead::of(
+            api,
+            Ok(crate::top::services::tests::doc()),
+        ));
+        assert_snapshot!(screen(&top));
+        top.on_services(ServicesRead::Off);
+        assert_snapshot!("services_off", screen(&top));
+        press(&mut top, "s");
+        assert_eq!(top.watching(), Some((api, Pane::Peers)));
     }
 
     #[test]

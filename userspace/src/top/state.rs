@@ -15,7 +15,8 @@ use serde::Serialize;
 
 use super::{
     client::{Attached, Entry},
-    peers::{Drill, PeerSample},
+    peers::{Drill, Pane, PeerSample},
+    services::ServicesRead,
 };
 use crate::inventory::State;
 
@@ -264,7 +265,8 @@ pub enum Mode {
     /// Typing the filter after `/`.
     Filter,
     Help,
-    /// The peers of one address (Enter on its row); Esc returns.
+    /// The peers of one address (Enter on its row), or its services
+    /// (`s` there); Esc returns.
     Peers,
 }
 
@@ -331,15 +333,22 @@ impl Top {
         }
     }
 
-    /// The address whose peers the sampler should read, if any.
-    pub fn watching(&self) -> Option<IpAddr> {
-        self.drill.as_ref().map(|d| d.address)
+    /// The address whose peers or services the sampler should read, if any.
+    pub fn watching(&self) -> Option<(IpAddr, Pane)> {
+        self.drill.as_ref().map(|d| (d.address, d.pane))
     }
 
     /// A reading of the drilled-down address's peers.
     pub fn on_peers(&mut self, sample: Result<PeerSample, String>) {
         if let Some(drill) = self.drill.as_mut() {
             drill.on_sample(sample);
+        }
+    }
+
+    /// A reading of the drilled-down address's services.
+    pub fn on_services(&mut self, read: ServicesRead) {
+        if let Some(drill) = self.drill.as_mut() {
+            drill.services = read;
         }
     }
 
@@ -415,6 +424,11 @@ impl Top {
                 KeyCode::Esc | KeyCode::Backspace => {
                     self.drill = None;
                     self.mode = Mode::Table;
+                }
+                KeyCode::Char('s') => {
+                    if let Some(drill) = self.drill.as_mut() {
+                        drill.switch_pane();
+                    }
                 }
                 _ => {}
             },
@@ -780,16 +794,23 @@ pub(crate) mod tests {
         top.on_key(KeyEvent::from(KeyCode::Down));
         top.on_key(KeyEvent::from(KeyCode::Enter));
         assert_eq!(top.mode, Mode::Peers);
-        assert_eq!(top.watching(), Some(second));
-        // Sorting keys mean nothing here; Esc goes back to the table.
+        assert_eq!(top.watching(), Some((second, Pane::Peers)));
+        // Sorting keys mean nothing here; `s` switches to the services of
+        // the same address and back, Esc goes back to the table.
         assert_eq!(top.on_key(key('n')), Flow::Continue);
+        top.on_key(key('s'));
+        assert_eq!(top.watching(), Some((second, Pane::Services)));
+        top.on_key(key('s'));
+        assert_eq!(top.watching(), Some((second, Pane::Peers)));
+        top.on_key(key('s'));
         top.on_key(KeyEvent::from(KeyCode::Esc));
         assert_eq!((top.mode, top.watching()), (Mode::Table, None));
         for _ in 0..10 {
             top.on_key(KeyEvent::from(KeyCode::Up));
         }
         top.on_key(KeyEvent::from(KeyCode::Enter));
-        assert_eq!(top.watching(), Some(first));
+        // A new drill-down starts on the peers.
+        assert_eq!(top.watching(), Some((first, Pane::Peers)));
     }
 
     #[test]
