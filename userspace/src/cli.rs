@@ -303,7 +303,9 @@ pub struct RunArgs {
 
     /// Where the daemon keeps what must survive a restart besides the
     /// pinned maps: the history database (history.db, SQLite in WAL mode)
-    /// that `aliasstat report` reads, and the peer record (peers.json).
+    /// that `aliasstat report` reads, which also holds the peer record (a
+    /// peers.json left by an older release is imported into it once and
+    /// renamed peers.json.imported).
     #[arg(long, value_name = "DIR", default_value = "/var/lib/aliasstat")]
     pub state_dir: PathBuf,
 
@@ -316,7 +318,8 @@ pub struct RunArgs {
           value_parser = aliasstat::history::parse_interval)]
     pub history_interval: Duration,
 
-    /// Keep no history (nothing is written under --state-dir).
+    /// Keep no history: no intervals are recorded. The peer record is
+    /// still kept in history.db under --state-dir.
     #[arg(long)]
     pub no_history: bool,
 }

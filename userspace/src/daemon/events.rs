@@ -100,8 +100,11 @@ impl Running<'_> {
                     }
                 }
                 _ = peer_sweep.tick(), if self.live.peers().is_some() => {
-                    if let Some(peers) = self.live.peers() {
-                        peers.sweep_now(&self.live.host(), &self.live.config().config);
+                    if let Some(peers) = self.live.peers()
+                        && peers.sweep_now(&self.live.host(), &self.live.config().config)
+                    {
+                        // The record lives in the history database.
+                        self.live.history_write_failed();
                     }
                 }
             }

@@ -10,9 +10,13 @@
 //!   they came from, written in the same transaction as the interval, so a
 //!   crash never leaves an interval without its baseline or the reverse.
 //!
-//! The peers issue's retention record belongs here too, as a table of its
-//! own created in [`SCHEMA`] (one more `CREATE TABLE IF NOT EXISTS` and a
-//! `user_version` step); nothing else in the store has to change for it.
+//! - `peers`: the peers' retention record ([`crate::peers::record`]), one
+//!   row per (interface, local address, peer), read and written by that
+//!   module. It is kept with `--no-history` too: this is the state
+//!   directory's database, not only the history's.
+//!
+//! A new table is one more `CREATE TABLE IF NOT EXISTS` in [`SCHEMA`] and
+//! a `user_version` step.
 
 use std::{
     collections::HashMap,
@@ -53,7 +57,19 @@ const SCHEMA: &str = "
         at_ms INTEGER NOT NULL,
         counts BLOB NOT NULL
     );
-    PRAGMA user_version = 1;
+    CREATE TABLE IF NOT EXISTS peers (
+        interface TEXT NOT NULL,
+        address TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        rx_packets INTEGER NOT NULL,
+        rx_bytes INTEGER NOT NULL,
+        tx_packets INTEGER NOT NULL,
+        tx_bytes INTEGER NOT NULL,
+        first_seen_ms INTEGER NOT NULL,
+        last_seen_ms INTEGER NOT NULL,
+        PRIMARY KEY (interface, address, peer)
+    ) WITHOUT ROWID;
+    PRAGMA user_version = 2;
 ";
 
 #[derive(Debug, thiserror::Error)]
@@ -352,7 +368,7 @@ impl Store {
             .map_err(|e| classify(&self.path, "read", e))
     }
 
-    pub(super) fn db(&mut self) -> (&mut Connection, &Path) {
+    pub(crate) fn db(&mut self) -> (&mut Connection, &Path) {
         (&mut self.db, &self.path)
     }
 }
@@ -370,7 +386,7 @@ fn insert_series(db: &Connection, key: &SeriesKey) -> rusqlite::Result<u64> {
 }
 
 /// The error a user can act on: locked, corrupt, or what failed.
-pub(super) fn classify(path: &Path, what: &'static str, e: rusqlite::Error) -> StoreError {
+pub(crate) fn classify(path: &Path, what: &'static str, e: rusqlite::Error) -> StoreError {
     let path = path.to_owned();
     match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked { path },

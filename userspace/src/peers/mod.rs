@@ -11,7 +11,7 @@
 //!
 //! Pairs whose local address is foreign (neither on this host nor
 //! documented: broadcast, multicast, scans) are freed without a record, so
-//! that a scan cannot grow the record file; their address counts are kept
+//! that a scan cannot grow the record; their address counts are kept
 //! as [`crate::foreign`] keeps them.
 
 mod kernel;
@@ -30,12 +30,13 @@ use std::{
 
 use aya::maps::MapError;
 use common::peer::{PeerCounts, PeerKey};
-use log::{info, warn};
+use log::{error, info, warn};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use self::{kernel::KernelPeers, record::Record, time::Clock};
 use crate::{
     bpf::{counters::MapReadError, sys::SysError},
+    history::store,
     inventory::{self, Config, HostTable, State},
 };
 
@@ -263,9 +264,7 @@ impl Peers {
             }
         }
         swept.expired = record.expire(clock.wall - self.retention.keep);
-        if swept.moved + swept.expired > 0 {
-            record.save()?;
-        }
+        record.save()?;
         Ok(swept)
     }
 
@@ -276,23 +275,38 @@ impl Peers {
     }
 
     /// One sweep now, judged against the inventory, with what it did logged.
-    pub fn sweep_now(&self, host: &HostTable, config: &Config) {
+    /// Returns whether the record could not be written to the database
+    /// (it is then kept in memory, and written at a later sweep).
+    pub fn sweep_now(&self, host: &HostTable, config: &Config) -> bool {
         let is_foreign = |a| inventory::state(host, config, a) == State::Foreign;
         match self.sweep(host, &is_foreign, &Clock::now()) {
             Ok(Swept {
                 moved: 0,
                 dropped: 0,
                 expired: 0,
-            }) => {}
-            Ok(s) => info!(
-                "peers: {} idle for {} s moved into {}, {} of foreign addresses freed, {} past retention dropped",
-                s.moved,
-                self.retention.idle.as_secs(),
-                self.retention.state_dir.join(record::FILE).display(),
-                s.dropped,
-                s.expired
-            ),
-            Err(e) => warn!("peer sweep skipped: {e}"),
+            }) => false,
+            Ok(s) => {
+                info!(
+                    "peers: {} idle for {} s moved into the record in {}, {} of foreign addresses freed, {} past retention dropped",
+                    s.moved,
+                    self.retention.idle.as_secs(),
+                    self.retention.state_dir.join(store::FILE).display(),
+                    s.dropped,
+                    s.expired
+                );
+                false
+            }
+            Err(PeersError::Record(e)) => {
+                error!(
+                    "peers: {}; the record is kept in memory and written at a later sweep; counting goes on",
+                    crate::top::chain(&e)
+                );
+                true
+            }
+            Err(e) => {
+                warn!("peer sweep skipped: {e}");
+                false
+            }
         }
     }
 
