@@ -28,6 +28,7 @@ use std::{
     collections::HashMap,
     io::Read as _,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::PathBuf,
     time::Instant,
 };
 
@@ -262,18 +263,24 @@ fn frame(family: u8, net: u8, mask: u16) -> Vec<u8> {
     f
 }
 
-fn testrun(repeat: u32, trials: usize) -> Result<Value> {
+/// What every test-run measurement starts with: its arguments checked, the
+/// thread on the last CPU (xtask and the shell tend to run on the first),
+/// and a pin directory of its own, returned with its maps directory.
+fn testrun_setup(repeat: u32, trials: usize, name: &str) -> Result<(BpfDir, PathBuf)> {
     ensure!(
         repeat > 0 && trials > 0,
         "--repeat and --trials must be positive"
     );
-    // The last CPU: xtask and the shell tend to run on the first.
     let cpus = aya::util::nr_cpus().map_err(|(path, e)| anyhow::anyhow!("{path}: {e}"))?;
     lab::pin_to(cpus - 1)?;
-
-    let pins = BpfDir::new("bench")?;
+    let pins = BpfDir::new(name)?;
     let maps = pins::maps_dir(pins.path(), pins::LAYOUT_VERSION);
     std::fs::create_dir_all(&maps)?;
+    Ok((pins, maps))
+}
+
+fn testrun(repeat: u32, trials: usize) -> Result<Value> {
+    let (_pins, maps) = testrun_setup(repeat, trials, "bench")?;
     let mut ebpf = EbpfLoader::new()
         .default_map_pin_directory(&maps)
         .map_max_entries(ADDRESSES_V4, TESTRUN_CAPACITY)
@@ -368,15 +375,7 @@ fn testrun(repeat: u32, trials: usize) -> Result<Value> {
 /// socket lives in this namespace, whose cookie is written as the daemon
 /// writes it, so the program counts every run as a delivered packet.
 fn testrun_services(repeat: u32, trials: usize) -> Result<Value> {
-    ensure!(
-        repeat > 0 && trials > 0,
-        "--repeat and --trials must be positive"
-    );
-    let cpus = aya::util::nr_cpus().map_err(|(path, e)| anyhow::anyhow!("{path}: {e}"))?;
-    lab::pin_to(cpus - 1)?;
-    let pins = BpfDir::new("bench-svc")?;
-    let maps = pins::maps_dir(pins.path(), pins::LAYOUT_VERSION);
-    std::fs::create_dir_all(&maps)?;
+    let (_pins, maps) = testrun_setup(repeat, trials, "bench-svc")?;
     let mut ebpf = EbpfLoader::new()
         .default_map_pin_directory(&maps)
         .load(load::OBJECT)
