@@ -343,15 +343,13 @@ mod tests {
 
     #[test]
     fn first_release_intervals_report_beside_new_ones() {
-        use crate::history::store::{BaselineRecord, tests::tempdir};
+        use crate::history::store::{
+            BaselineRecord,
+            tests::{key, tempdir},
+        };
         let dir = tempdir("report-v0");
         let mut store = Store::open(&dir).unwrap();
-        let key = SeriesKey {
-            interface: "eth0".into(),
-            address: "192.0.2.1".into(),
-            alias: "a".into(),
-            owner: "o".into(),
-        };
+        let key = key("192.0.2.1", "a");
         let base = BaselineRecord {
             epoch: "b".into(),
             at_ms: 0,

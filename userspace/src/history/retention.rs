@@ -109,18 +109,16 @@ mod tests {
     use common::Counters;
 
     use super::*;
-    use crate::history::store::{BaselineRecord, SeriesKey, tests::tempdir};
+    use crate::history::store::{
+        BaselineRecord,
+        tests::{key, tempdir},
+    };
 
     #[test]
     fn old_hours_roll_up_and_older_ones_expire() {
         let dir = tempdir("retention");
         let mut store = Store::open(&dir).unwrap();
-        let key = SeriesKey {
-            interface: "eth0".into(),
-            address: "192.0.2.1".into(),
-            alias: "a".into(),
-            owner: "o".into(),
-        };
+        let key = key("192.0.2.1", "a");
         let t = Traffic {
             rx: Counters::new(1, 100),
             tx: Counters::default(),

@@ -407,7 +407,7 @@ pub(crate) mod tests {
 
     use super::*;
 
-    fn key(address: &str, alias: &str) -> SeriesKey {
+    pub(crate) fn key(address: &str, alias: &str) -> SeriesKey {
         SeriesKey {
             interface: "eth0".into(),
             address: address.into(),
