@@ -150,19 +150,35 @@ pub fn build(
         .collect()
 }
 
-/// Distinct peers of each listed local address over all its interfaces:
-/// a peer seen on two links counts once (the live page's "peers" column).
-pub fn distinct(list: &[AddressPeers]) -> HashMap<IpAddr, usize> {
-    let mut by_address: HashMap<IpAddr, BTreeSet<Remote>> = HashMap::new();
+/// What the peers feature knows of one local address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerSummary {
+    /// Distinct remote addresses over all its interfaces.
+    pub distinct: usize,
+    /// The newest last-seen of its peers: traffic from before anyone
+    /// watched the live page, as far back as the retention record keeps.
+    pub last_seen: Option<SystemTime>,
+}
+
+/// Each listed local address over all its interfaces: its distinct peers
+/// (a peer seen on two links counts once: the live page's "peers" column)
+/// and when the newest of them was last seen.
+pub fn summary(list: &[AddressPeers]) -> HashMap<IpAddr, PeerSummary> {
+    let mut by_address: HashMap<IpAddr, (BTreeSet<Remote>, Option<Stamp>)> = HashMap::new();
     for a in list {
-        by_address
-            .entry(a.address)
-            .or_default()
-            .extend(a.peers.iter().map(|p| p.peer));
+        let (peers, last) = by_address.entry(a.address).or_default();
+        peers.extend(a.peers.iter().map(|p| p.peer));
+        *last = (*last).max(a.last_traffic);
     }
     by_address
         .into_iter()
-        .map(|(address, peers)| (address, peers.len()))
+        .map(|(address, (peers, last))| {
+            let summary = PeerSummary {
+                distinct: peers.len(),
+                last_seen: last.map(|s| s.0),
+            };
+            (address, summary)
+        })
         .collect()
 }
 
@@ -249,14 +265,27 @@ mod tests {
         };
         let mut quiet = on("eth0", vec![]);
         quiet.address = "10.0.0.6".parse().unwrap();
+        quiet.last_traffic = None;
+        let mut later = on("eth1", vec![peer("192.0.2.2"), peer("192.0.2.0/24")]);
+        let hour_later = now + Duration::from_secs(3600);
+        later.last_traffic = Some(Stamp(hour_later));
         let list = [
             on("eth0", vec![peer("192.0.2.1"), peer("192.0.2.2")]),
-            on("eth1", vec![peer("192.0.2.2"), peer("192.0.2.0/24")]),
+            later,
             quiet,
         ];
-        let counts = distinct(&list);
-        assert_eq!(counts[&"10.0.0.5".parse::<IpAddr>().unwrap()], 3);
-        assert_eq!(counts[&"10.0.0.6".parse::<IpAddr>().unwrap()], 0);
+        let summary = summary(&list);
+        assert_eq!(
+            summary[&"10.0.0.5".parse::<IpAddr>().unwrap()],
+            PeerSummary {
+                distinct: 3,
+                last_seen: Some(hour_later)
+            }
+        );
+        assert_eq!(
+            summary[&"10.0.0.6".parse::<IpAddr>().unwrap()],
+            PeerSummary::default()
+        );
     }
 
     #[test]

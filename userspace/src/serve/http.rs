@@ -277,7 +277,7 @@ async fn handle(
     };
     Ok(match route {
         Route::Page(asset) => page(asset),
-        Route::Rates => rates_response(&app, req.uri().query()),
+        Route::Rates => rates_response(&app, req.uri().query()).await,
         Route::History => history_response(app, req.uri().query()).await,
         Route::Health => health(&app.live),
         Route::Status => json(StatusCode::OK, &api::status(&app.live)),
@@ -432,11 +432,11 @@ async fn history_response(app: Arc<App>, raw: Option<&str>) -> Response<Full<Byt
 }
 
 /// One page of the rate table; a bad parameter is 400 with what to fix.
-fn rates_response(app: &App, raw: Option<&str>) -> Response<Full<Bytes>> {
+async fn rates_response(app: &App, raw: Option<&str>) -> Response<Full<Bytes>> {
     match Query::parse(raw) {
         Ok(query) => json(
             StatusCode::OK,
-            &query.page(&app.rates.table(), app.live.address_capacity()),
+            &query.page(&*app.rates.watch().await, app.live.address_capacity()),
         ),
         Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     }

@@ -1,12 +1,16 @@
 //! The last minutes of every address's rates, kept in the daemon's memory
 //! for the web page's per-row charts and served as `/api/v1/rates`.
 //!
-//! A task reads the joined inventory every [`INTERVAL`] and keeps, per
-//! address, the rates of the last [`DEPTH`] intervals. Rates are taken
-//! between two readings with top's reset-aware arithmetic, so the page and
-//! `aliasstat top` never disagree. Memory is bounded: 16 bytes per point,
-//! [`DEPTH`] points per address (1.4 KiB), 14 MiB at 10k addresses; an
-//! address that leaves the inventory leaves the history with it.
+//! While someone watches (asked for `/api/v1/rates` within the last
+//! [`WATCH`]), a task reads the joined inventory every [`INTERVAL`] and
+//! keeps, per address, the rates of the last [`DEPTH`] intervals. Rates
+//! are taken between two readings with top's reset-aware arithmetic, so
+//! the page and `aliasstat top` never disagree. Nobody watching costs
+//! nothing: no map reads, and the points are dropped. Watching costs one
+//! read of the maps per interval (about 7 ms at 10k addresses) and 16
+//! bytes per point, [`DEPTH`] points per address (1.4 KiB), 14 MiB at 10k
+//! addresses; an address that leaves the inventory leaves the history
+//! with it.
 
 pub mod query;
 
@@ -17,12 +21,13 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use log::warn;
+use log::{info, warn};
+use tokio::sync::Notify;
 
 use crate::{
     daemon::Live,
     inventory::Row,
-    peers::view,
+    peers::view::{self, PeerSummary},
     top::{
         client::Entry,
         state::{Attention, Rates, Sample, lines},
@@ -33,6 +38,13 @@ use crate::{
 pub const INTERVAL: Duration = Duration::from_secs(2);
 /// Points kept per address: three minutes at [`INTERVAL`].
 pub const DEPTH: usize = 90;
+/// Sampling goes on this long after the last request: as long as a chart
+/// spans, so that a page in a background tab, which browsers let poll only
+/// once a minute, keeps its charts.
+pub const WATCH: Duration = Duration::from_secs(INTERVAL.as_secs() * DEPTH as u64);
+/// How long the first request after a quiet spell waits for the first
+/// reading, rather than answer with an empty table.
+const FIRST_READING: Duration = Duration::from_secs(10);
 
 /// One interval's rates of one address, per second. f32 keeps a point at
 /// 16 bytes; its 24-bit mantissa is finer than any rate shown.
@@ -80,8 +92,8 @@ pub enum PeerCounts {
     Off,
     /// The peer maps could not be read (logged).
     Unread,
-    /// Distinct peers per address; an address missing has none.
-    Counted(HashMap<IpAddr, usize>),
+    /// Per address; an address missing has no peers.
+    Counted(HashMap<IpAddr, PeerSummary>),
 }
 
 impl PeerCounts {
@@ -92,7 +104,7 @@ impl PeerCounts {
             return Self::Off;
         };
         match peers.list(&live.host(), &live.config().config) {
-            Ok(list) => Self::Counted(view::distinct(&list)),
+            Ok(list) => Self::Counted(view::summary(&list)),
             Err(e) => {
                 warn!("rate history: peers: {e}");
                 Self::Unread
@@ -100,10 +112,10 @@ impl PeerCounts {
         }
     }
 
-    fn of(&self, address: IpAddr) -> Option<usize> {
+    fn of(&self, address: IpAddr) -> Option<PeerSummary> {
         match self {
             Self::Off | Self::Unread => None,
-            Self::Counted(counts) => Some(counts.get(&address).copied().unwrap_or(0)),
+            Self::Counted(counts) => Some(counts.get(&address).copied().unwrap_or_default()),
         }
     }
 }
@@ -126,18 +138,61 @@ pub struct Table {
 #[derive(Default)]
 pub struct History {
     inner: Mutex<Inner>,
+    /// Wakes the sampler when a request finds it asleep.
+    wake: Notify,
+    /// Tells the requests that woke it that a reading exists.
+    recorded: Notify,
 }
 
 #[derive(Default)]
 struct Inner {
     previous: Option<Sample>,
     table: Arc<Table>,
+    /// The last request's time.
+    asked: Option<Instant>,
 }
 
 impl History {
     /// The newest reading; cheap, so a request never holds the lock.
     pub fn table(&self) -> Arc<Table> {
         self.lock().table.clone()
+    }
+
+    /// The newest reading for a request, which keeps the sampler going for
+    /// another [`WATCH`]. After a quiet spell it wakes the sampler and
+    /// waits (up to [`FIRST_READING`]) for its first reading.
+    pub async fn watch(&self) -> Arc<Table> {
+        let recorded = self.recorded.notified();
+        tokio::pin!(recorded);
+        // Registered before the check, so a reading that lands between the
+        // check and the wait still ends the wait.
+        recorded.as_mut().enable();
+        let table = {
+            let mut inner = self.lock();
+            inner.asked = Some(Instant::now());
+            inner.table.clone()
+        };
+        if table.at.is_some() {
+            return table;
+        }
+        self.wake.notify_one();
+        // On a timeout the table is empty, and says so (no `read_at`).
+        let _ = tokio::time::timeout(FIRST_READING, recorded).await;
+        self.table()
+    }
+
+    fn watched(&self, now: Instant) -> bool {
+        self.lock()
+            .asked
+            .is_some_and(|asked| now.saturating_duration_since(asked) < WATCH)
+    }
+
+    /// Drops the points and the last reading: the next watcher starts
+    /// afresh, and the memory goes back.
+    fn forget(&self) {
+        let mut inner = self.lock();
+        inner.previous = None;
+        inner.table = Arc::default();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -183,10 +238,12 @@ impl History {
                         last_traffic = Some(wall);
                     }
                 }
+                let peers = peers.of(row.address);
+                last_traffic = last_traffic.max(peers.and_then(|p| p.last_seen));
                 Tracked {
                     attention: line.attention(),
                     rates: line.rates,
-                    peers: peers.of(row.address),
+                    peers: peers.map(|p| p.distinct),
                     row,
                     points,
                     last_traffic,
@@ -203,14 +260,28 @@ impl History {
     }
 }
 
-/// Reads the inventory every [`INTERVAL`] into `history`, for as long as
-/// the daemon runs. A failed read is logged and leaves a gap: the next
-/// interval's rates then span both.
+/// Reads the inventory every [`INTERVAL`] into `history` while someone
+/// watches, and sleeps while nobody does. A failed read is logged and
+/// leaves a gap: the next interval's rates then span both.
 pub async fn sample(live: Arc<Live>, history: Arc<History>) {
+    loop {
+        history.wake.notified().await;
+        info!("rate history: someone is watching; reading every {INTERVAL:?}");
+        watched(&live, &history).await;
+        history.forget();
+        info!("rate history: nobody watched for {WATCH:?}; stopped reading");
+    }
+}
+
+/// One spell of watching: returns when the last request is [`WATCH`] old.
+async fn watched(live: &Arc<Live>, history: &History) {
     let mut ticks = tokio::time::interval(INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
+        if !history.watched(Instant::now()) {
+            return;
+        }
         let live = live.clone();
         // The join reads the maps: off the runtime thread.
         let read = tokio::task::spawn_blocking(move || {
@@ -226,6 +297,8 @@ pub async fn sample(live: Arc<Live>, history: Arc<History>) {
             Ok((Err(e), ..)) => warn!("rate history: {e}"),
             Err(e) => warn!("rate history: the read did not finish: {e}"),
         }
+        // Also after a failure: the waiting request answers, empty.
+        history.recorded.notify_waiters();
     }
 }
 
@@ -305,6 +378,51 @@ mod tests {
         assert_eq!(table.rows.len(), 1);
         assert_eq!(table.rows[0].row.address.to_string(), "192.0.2.2");
         assert_eq!(table.rows[0].points.len(), DEPTH);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_request_keeps_the_sampler_going_for_watch_and_forgetting_frees_the_table() {
+        let history = History::default();
+        let rows = || vec![row("192.0.2.1", State::Documented, 0, 0)];
+        assert!(!history.watched(Instant::now()));
+        history.record(
+            rows(),
+            [1, 0],
+            &PeerCounts::Off,
+            Instant::now(),
+            SystemTime::UNIX_EPOCH,
+        );
+        // A reading exists, so the request does not wait for one.
+        let table = history.watch().await;
+        assert_eq!(table.rows.len(), 1);
+        let asked = Instant::now();
+        assert!(history.watched(asked + WATCH - Duration::from_secs(1)));
+        assert!(!history.watched(asked + WATCH));
+        history.forget();
+        assert_eq!(history.table().rows.len(), 0);
+        assert_eq!(history.table().at, None);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_first_request_after_a_quiet_spell_waits_for_the_first_reading() {
+        let history = Arc::new(History::default());
+        let sampler = {
+            let history = history.clone();
+            tokio::spawn(async move {
+                history.wake.notified().await;
+                let rows = vec![row("192.0.2.1", State::Documented, 0, 0)];
+                history.record(
+                    rows,
+                    [1, 0],
+                    &PeerCounts::Off,
+                    Instant::now(),
+                    SystemTime::UNIX_EPOCH,
+                );
+                history.recorded.notify_waiters();
+            })
+        };
+        assert_eq!(history.watch().await.rows.len(), 1);
+        sampler.await.unwrap();
     }
 
     #[test]
