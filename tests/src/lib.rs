@@ -13,6 +13,7 @@
 pub mod aliases;
 pub mod background;
 pub mod bpffs;
+pub mod certs;
 pub mod cgroups;
 pub mod cmd;
 pub mod daemon;

@@ -43,6 +43,9 @@ pub struct Prometheus<'a> {
     web: SocketAddr,
     child: Child,
     log: PathBuf,
+    /// Its API needs TLS and basic auth (`--web.config.file`): the query
+    /// methods here speak plain HTTP, and refuse.
+    behind_tls: bool,
     // Dropped after the process is gone (fields drop in order).
     _dir: Scratch,
 }
@@ -152,14 +155,25 @@ impl<'a> Prometheus<'a> {
         scrape_configs: &str,
         rule_files: &[&Path],
     ) -> Result<Self> {
-        Self::spawn(ns, scrape_configs, rule_files, None)
+        Self::spawn(ns, scrape_configs, rule_files, None, None)
     }
 
     /// Starts Prometheus in `ns`, scraping nothing, on a TSDB backfilled
     /// from the OpenMetrics file `openmetrics` with `promtool tsdb
     /// create-blocks-from openmetrics`.
     pub fn start_backfilled(ns: &'a Netns, openmetrics: &Path) -> Result<Self> {
-        Self::spawn(ns, "  []\n", &[], Some(openmetrics))
+        Self::spawn(ns, "  []\n", &[], Some(openmetrics), None)
+    }
+
+    /// [`Prometheus::start_backfilled`] serving its API with the TLS and
+    /// basic auth of `web_config` (exporter-toolkit's format), for clients
+    /// of a Prometheus that is not open to everyone.
+    pub fn start_backfilled_behind(
+        ns: &'a Netns,
+        openmetrics: &Path,
+        web_config: &Path,
+    ) -> Result<Self> {
+        Self::spawn(ns, "  []\n", &[], Some(openmetrics), Some(web_config))
     }
 
     fn spawn(
@@ -167,6 +181,7 @@ impl<'a> Prometheus<'a> {
         scrape_configs: &str,
         rule_files: &[&Path],
         backfill: Option<&Path>,
+        web_config: Option<&Path>,
     ) -> Result<Self> {
         ensure!(
             Path::new(PROMETHEUS).is_file(),
@@ -213,6 +228,9 @@ impl<'a> Prometheus<'a> {
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file);
+        if let Some(file) = web_config {
+            cmd.arg(format!("--web.config.file={}", file.display()));
+        }
         cmd::die_with_parent(&mut cmd);
         let shown = cmd::show(&cmd);
         let child = cmd
@@ -223,6 +241,7 @@ impl<'a> Prometheus<'a> {
             web,
             child,
             log,
+            behind_tls: web_config.is_some(),
             _dir: dir,
         };
         prometheus.wait_ready()?;
@@ -248,9 +267,7 @@ impl<'a> Prometheus<'a> {
                     self.log()
                 );
             }
-            if let Ok(r) = http::get(self.ns, self.web, "/-/ready")
-                && r.status == 200
-            {
+            if self.ready() {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -263,7 +280,22 @@ impl<'a> Prometheus<'a> {
         }
     }
 
+    /// `/-/ready` answers 200; behind TLS, where this client cannot ask,
+    /// the log says so instead.
+    fn ready(&self) -> bool {
+        if self.behind_tls {
+            return self
+                .log()
+                .contains("Server is ready to receive web requests.");
+        }
+        http::get(self.ns, self.web, "/-/ready").is_ok_and(|r| r.status == 200)
+    }
+
     fn api(&self, path: &str, params: &[(&str, String)]) -> Result<ApiData> {
+        ensure!(
+            !self.behind_tls,
+            "this Prometheus serves its API behind TLS and basic auth; ask it over https"
+        );
         let query: Vec<String> = params
             .iter()
             .map(|(k, v)| format!("{k}={}", http::encode(v)))

@@ -390,6 +390,10 @@ pub struct ReportArgs {
     #[arg(long, value_name = "DURATION", default_value = "5m", requires = "prometheus",
           value_parser = aliasstat::history::parse_interval)]
     pub step: Duration,
+
+    /// With --prometheus: its basic auth and the CA of its certificate.
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 /// An on/off flag.
@@ -492,9 +496,18 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "URL", default_value = aliasstat::top::DEFAULT_URL)]
     pub url: String,
 
-    /// User for the daemon's basic auth (its basic_auth_users). The
-    /// password comes from --password-file or from $ALIASSTAT_PASSWORD,
-    /// never from the command line, where `ps` shows it to everyone.
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// Credentials and trust for an HTTP API behind TLS or basic auth: the
+/// daemon's (its --web.config.file), or the Prometheus `report` asks.
+#[derive(Args)]
+pub struct AccessArgs {
+    /// User for the server's basic auth (the daemon's basic_auth_users,
+    /// or Prometheus's for `report --prometheus`). The password comes from
+    /// --password-file or from $ALIASSTAT_PASSWORD, never from the command
+    /// line, where `ps` shows it to everyone.
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
 
@@ -503,8 +516,8 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "FILE", requires = "user")]
     pub password_file: Option<PathBuf>,
 
-    /// PEM file of the CA certificates that an https:// --url must chain
-    /// to, instead of the system's trusted CAs: for a daemon with a
+    /// PEM file of the CA certificates that an https:// URL must chain
+    /// to, instead of the system's trusted CAs: for a server with a
     /// certificate from a private CA.
     #[arg(long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,

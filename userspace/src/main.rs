@@ -56,12 +56,12 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             print!("{report}");
         }
         cli::Command::Check(args) => return check(args),
-        cli::Command::Report(args) => print!("{}", history_report(&args)?),
+        cli::Command::Report(args) => print!("{}", history_report(args)?),
         cli::Command::Docs { dir } => docs::write(&dir)?,
         cli::Command::Services(args) => services(args)?,
         cli::Command::Top(args) => top::run(&top::Options {
             url: args.daemon.url.clone(),
-            access: access(args.daemon)?,
+            access: access(args.daemon.access)?,
             interval: args.interval,
             once: args.once,
             json: args.json,
@@ -76,7 +76,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             };
             print!(
                 "{}",
-                commands::peers::run(&url, &access(args.daemon)?, &ask)?
+                commands::peers::run(&url, &access(args.daemon.access)?, &ask)?
             );
         }
     }
@@ -126,7 +126,7 @@ fn run_daemon(args: cli::RunArgs) -> anyhow::Result<()> {
 /// `aliasstat services`: the daemon's matrix, selected and printed.
 fn services(args: cli::ServicesArgs) -> anyhow::Result<()> {
     let url = args.daemon.url.clone();
-    let client = top::client::Client::new(&url, &access(args.daemon)?)?;
+    let client = top::client::Client::new(&url, &access(args.daemon.access)?)?;
     let doc = runtime()?.block_on(client.services())?;
     let selection = match (args.target, args.unit) {
         (_, Some(unit)) => services::Selection::Unit(unit),
@@ -150,7 +150,7 @@ fn services(args: cli::ServicesArgs) -> anyhow::Result<()> {
 }
 
 /// `aliasstat report`, from the local history or from Prometheus.
-fn history_report(args: &cli::ReportArgs) -> anyhow::Result<String> {
+fn history_report(args: cli::ReportArgs) -> anyhow::Result<String> {
     use aliasstat::history::{self, period};
     let (from_ms, to_ms) = match (&args.month, &args.from, &args.to) {
         (Some(month), _, _) => period::month(month, args.billing_day)?,
@@ -164,10 +164,15 @@ fn history_report(args: &cli::ReportArgs) -> anyhow::Result<String> {
         percentile: args.percentile,
         rule: args.direction,
     };
+    anyhow::ensure!(
+        args.prometheus.is_some() || (args.access.user.is_none() && args.access.ca_file.is_none()),
+        "--user, --password-file and --ca-file are for a --prometheus behind basic auth or TLS; the local history needs none"
+    );
+    let access = access(args.access)?;
     let made = match &args.prometheus {
         Some(url) => runtime()?.block_on(history::prometheus::report(
             url,
-            &top::client::Access::default(),
+            &access,
             &args.selector,
             query,
             args.step.as_millis() as i64,
@@ -192,7 +197,7 @@ fn check(args: cli::CheckArgs) -> anyhow::Result<ExitCode> {
     let mut service_drift = Vec::new();
     if config.aliases().iter().any(|a| a.service.is_some()) {
         let url = args.daemon.url.clone();
-        let client = top::client::Client::new(&url, &access(args.daemon)?)?;
+        let client = top::client::Client::new(&url, &access(args.daemon.access)?)?;
         match rt.block_on(client.services()) {
             Ok(doc) => service_drift = aliasstat::services::drift::find(&doc, &config),
             Err(e) => {
@@ -210,12 +215,11 @@ fn check(args: cli::CheckArgs) -> anyhow::Result<ExitCode> {
 
 /// `--user` with its password from `--password-file` or the environment,
 /// never from the command line, where `ps` would show it.
-fn access(args: cli::DaemonArgs) -> anyhow::Result<top::client::Access> {
-    let cli::DaemonArgs {
+fn access(args: cli::AccessArgs) -> anyhow::Result<top::client::Access> {
+    let cli::AccessArgs {
         user,
         password_file,
         ca_file,
-        ..
     } = args;
     let password = match (password_file.as_deref(), std::env::var(cli::PASSWORD_ENV)) {
         (Some(file), _) => {

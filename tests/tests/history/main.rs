@@ -22,6 +22,10 @@ const TESTS: &[Case] = &[
     ("local_store_restart_kill_and_reboot", local::run),
     ("bad_input_gives_clear_errors", bad_input::run),
     ("prometheus_backfill_exact", prometheus::backfill),
+    (
+        "prometheus_behind_tls_and_basic_auth",
+        prometheus::behind_tls,
+    ),
     ("both_sources_agree_on_a_live_run", prometheus::live),
     ("api_history_exact_bytes_per_address", api::run),
 ];

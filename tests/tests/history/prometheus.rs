@@ -10,7 +10,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, ensure};
-use lab::{Count, Netns, daemon::binary, prometheus::Prometheus, scratch::Scratch};
+use lab::{Count, Netns, certs::Certs, daemon::binary, prometheus::Prometheus, scratch::Scratch};
 use serde_json::Value;
 
 use super::fixture::{self, InOut, Lab};
@@ -101,34 +101,109 @@ fn by_hand(steps: &[u64], p: usize) -> f64 {
 pub fn backfill() -> Result<Outcome> {
     let ns = Netns::new("prom")?;
     ns.ip(&["link", "set", "lo", "up"])?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
-    let t0 = (now - 3 * 3600) / STEP * STEP;
+    let t0 = start_of_series()?;
     let dir = Scratch::new("backfill")?;
     let file = dir.write("series.om", &openmetrics(t0))?;
     let prom = Prometheus::start_backfilled(&ns, &file)?;
-    let url = format!("http://{}", prom.web());
+    check_reports(&ns, &format!("http://{}", prom.web()), &[], t0)?;
+    Ok(Outcome::Passed)
+}
+
+/// The same series from a Prometheus that serves its API with TLS from a
+/// private CA and basic auth: `--user`, `--password-file` and `--ca-file`
+/// reach it, and without the password or the CA the report fails and says
+/// why.
+pub fn behind_tls() -> Result<Outcome> {
+    const USER: &str = "reports";
+    const PASSWORD: &str = "billing day";
+    let ns = Netns::new("promtls")?;
+    ns.ip(&["link", "set", "lo", "up"])?;
+    let t0 = start_of_series()?;
+    let dir = Scratch::new("backfill-tls")?;
+    let file = dir.write("series.om", &openmetrics(t0))?;
+    let certs = Certs::new()?;
+    let web_config = dir.write(
+        "web.yml",
+        &certs.web_config("", USER, &bcrypt::hash(PASSWORD, 4)?),
+    )?;
+    let password = dir.write("password", &format!("{PASSWORD}\n"))?;
+    let wrong = dir.write("wrong", "not the password\n")?;
+    let prom = Prometheus::start_backfilled_behind(&ns, &file, &web_config)?;
+    let url = format!("https://{}", prom.web());
+    let ca = certs.ca.display().to_string();
+    let (password, wrong) = (password.display().to_string(), wrong.display().to_string());
+    check_reports(
+        &ns,
+        &url,
+        &[
+            "--user",
+            USER,
+            "--password-file",
+            &password,
+            "--ca-file",
+            &ca,
+        ],
+        t0,
+    )?;
+    for (what, args, says) in [
+        (
+            "a wrong password",
+            vec!["--user", USER, "--password-file", &wrong, "--ca-file", &ca],
+            "401",
+        ),
+        (
+            "no --ca-file (the system's CAs do not know the lab's)",
+            vec!["--user", USER, "--password-file", &password],
+            "TLS with",
+        ),
+    ] {
+        let (from, to) = (fmt(t0), fmt(t0 + 3600));
+        let out = ns
+            .exec(binary()?)
+            .args(["report", "--prometheus", &url, "--from", &from, "--to", &to])
+            .args(args)
+            .output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        println!("  {what}: {}", stderr.trim());
+        ensure!(
+            !out.status.success() && stderr.contains(says),
+            "report with {what} should fail saying {says:?}; it exited {} with {stderr:?}",
+            out.status
+        );
+    }
+    Ok(Outcome::Passed)
+}
+
+/// Three hours ago, on a step: the backfilled hour lies wholly in the past.
+fn start_of_series() -> Result<i64> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
+    Ok((now - 3 * 3600) / STEP * STEP)
+}
+
+/// The reports by alias (p95) and by owner (p50) over the hour of
+/// [`openmetrics`] from the Prometheus at `url`, asked with `access`,
+/// against the sums and percentiles worked out here.
+fn check_reports(ns: &Netns, url: &str, access: &[&str], t0: i64) -> Result<()> {
     let (from, to) = (fmt(t0), fmt(t0 + 3600));
     for (p, by, rows) in [
         ("95", "alias", vec![("db", &DB_RX), ("shop", &SHOP_RX)]),
         ("50", "owner", vec![("data", &DB_RX), ("web", &SHOP_RX)]),
     ] {
-        let got = report_in(
-            &ns,
-            &[
-                "--prometheus",
-                &url,
-                "--from",
-                &from,
-                "--to",
-                &to,
-                "--by",
-                by,
-                "--percentile",
-                p,
-                "--direction",
-                "in",
-            ],
-        )?;
+        let args = [
+            "--prometheus",
+            url,
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--by",
+            by,
+            "--percentile",
+            p,
+            "--direction",
+            "in",
+        ];
+        let got = report_in(ns, &[&args[..], access].concat())?;
         println!("  {by} p{p}: {got}");
         check_eq(
             "steps with samples",
@@ -171,7 +246,7 @@ pub fn backfill() -> Result<Outcome> {
             .collect();
         check_eq(&format!("--by {by}: in packets, bytes, p{p}"), &want, &have)?;
     }
-    Ok(Outcome::Passed)
+    Ok(())
 }
 
 /// `2026-11-05T12:30:00Z` of Unix seconds, as `report --from` takes it.

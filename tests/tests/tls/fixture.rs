@@ -10,6 +10,7 @@ use std::{
 use anyhow::{Context, Result, ensure};
 use lab::{
     BpfDir, Count, Daemon, Netns, Veth,
+    certs::Certs,
     daemon::{Config, Launch},
     frames::{UDP_HLEN, ip_header_len},
     http::{self, Response},
@@ -19,8 +20,6 @@ use lab::{
     scratch::Scratch,
     traffic,
 };
-
-use crate::certs::Certs;
 
 pub const USER: &str = "prometheus";
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -90,12 +89,7 @@ impl Lab {
     /// TLS with the lab's server certificate, `extra` under
     /// `tls_server_config`, and basic auth for [`USER`].
     pub fn web_config(&self, extra: &str) -> String {
-        format!(
-            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n{extra}basic_auth_users:\n  {USER}: '{}'\n",
-            self.certs.server_cert.display(),
-            self.certs.server_key.display(),
-            self.hash
-        )
+        self.certs.web_config(extra, USER, &self.hash)
     }
 
     /// Writes `text` as the web config; the same path every time, so a

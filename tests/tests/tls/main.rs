@@ -8,7 +8,6 @@
 //! --test tls -- [FILTER...]` with `ALIASSTAT_BIN` set.
 
 mod bad_configs;
-mod certs;
 mod clients;
 mod fixture;
 mod scrape;

@@ -173,16 +173,26 @@ async fn query_range(
         step_ms / 1000
     );
     let url = client.url();
-    let body = match client.get_within(&path, QUERY_TIMEOUT).await {
-        Ok(body) => body,
-        // Prometheus says what is wrong with a query in a JSON body.
-        Err(ClientError::Status { body, .. }) => bytes::Bytes::from(body),
+    let answer: Answer = match client.get_within(&path, QUERY_TIMEOUT).await {
+        Ok(body) => serde_json::from_slice(&body).map_err(|source| PrometheusError::Json {
+            url: url.clone(),
+            source,
+        })?,
+        // Prometheus says what is wrong with a query in a JSON body; a
+        // proxy or its web config (401, 403) answers in plain text.
+        Err(ClientError::Status { status, body, .. }) => {
+            serde_json::from_str(&body).map_err(|_| PrometheusError::Client {
+                url: url.clone(),
+                // The query's URL, a page of encoded PromQL, says nothing.
+                source: ClientError::Status {
+                    url: url.clone() + "/api/v1/query_range",
+                    status,
+                    body,
+                },
+            })?
+        }
         Err(source) => return Err(PrometheusError::Client { url, source }),
     };
-    let answer: Answer = serde_json::from_slice(&body).map_err(|source| PrometheusError::Json {
-        url: url.clone(),
-        source,
-    })?;
     match (answer.status.as_str(), answer.data) {
         ("success", Some(data)) => Ok(data.result),
         _ => Err(PrometheusError::Query {

@@ -90,11 +90,11 @@ pub enum ClientError {
     #[error("--ca-file: {message}")]
     CaFile { message: String },
     #[error(
-        "no trusted CA certificates found on this system; give the CA of the daemon's certificate with --ca-file"
+        "no trusted CA certificates found on this system; give the CA of the server's certificate with --ca-file"
     )]
     NoSystemRoots,
     #[error(
-        "TLS with {url} failed (is --url https:// for a daemon with TLS? does --ca-file hold the CA of its certificate?)"
+        "TLS with {url} failed (does it serve https:// at that port? does --ca-file hold the CA of its certificate?)"
     )]
     Tls {
         url: String,

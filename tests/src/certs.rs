@@ -1,14 +1,17 @@
-//! A private CA, a server certificate for the daemon's loopback address,
-//! and client certificates, written as PEM files.
+//! A private CA, a server certificate for the loopback address, and
+//! client certificates, written as PEM files; and the web config (the
+//! exporter-toolkit format that the daemon and Prometheus both read) that
+//! serves with them.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
-use lab::scratch::Scratch;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
+
+use crate::scratch::Scratch;
 
 /// PEM files in a scratch directory of their own.
 pub struct Certs {
@@ -79,5 +82,16 @@ impl Certs {
             other_key: dir.write("other-key.pem", &KeyPair::generate()?.serialize_pem())?,
             dir,
         })
+    }
+
+    /// A web config: TLS with the server certificate, `extra` under
+    /// `tls_server_config`, and basic auth for `user`, whose password has
+    /// the bcrypt `hash`.
+    pub fn web_config(&self, extra: &str, user: &str, hash: &str) -> String {
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n{extra}basic_auth_users:\n  {user}: '{hash}'\n",
+            self.server_cert.display(),
+            self.server_key.display(),
+        )
     }
 }
