@@ -112,8 +112,8 @@ pub struct Peer {
 
 impl Peer {
     /// Starts `svcpeer --cgroup <unit> <args…>` in `ns` and waits for its
-    /// first line (`ready`, or the result of a one-shot mode). `bin` is the
-    /// suite's `env!("CARGO_BIN_EXE_svcpeer")`, which only tests can see.
+    /// first line (`ready`, or the result of a one-shot mode). `bin` is
+    /// [`crate::svcpeer!`], which only tests can expand.
     pub fn start(bin: &str, ns: &Netns, unit: &Path, args: &[&str]) -> Result<(Self, String)> {
         let mut cmd = ns.exec(bin);
         cmd.arg("--cgroup").arg(unit).args(args);

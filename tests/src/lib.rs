@@ -36,6 +36,7 @@ pub mod served;
 pub mod snapshot;
 pub mod stress;
 pub mod traffic;
+pub mod units;
 
 pub use bpffs::BpfDir;
 pub use daemon::{Daemon, Hook, dump};

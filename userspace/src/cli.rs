@@ -87,8 +87,9 @@ pub enum Command {
     /// a n sort by rx, tx, total, name; i inverts; / filters; b switches
     /// bits/packets; p pauses; ↑ ↓ highlight a row and Enter opens its
     /// address's peers with live rates, where s switches to the address's
-    /// services (units, processes, exact counts, unserved) and back (Esc
-    /// returns); ? helps; q quits. If the daemon goes away,
+    /// services (units with their rates, exact counts since the daemon
+    /// attached and processes, then unserved) and back (Esc returns); ?
+    /// helps; q quits. If the daemon goes away,
     /// top says so and reconnects by itself.
     ///
     /// When stdout is not a terminal, or with --once or --json, prints two

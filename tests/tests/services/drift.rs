@@ -7,9 +7,12 @@
 use std::{net::SocketAddr, path::Path, thread, time::Duration};
 
 use anyhow::{Result, ensure};
-use lab::{aliases, cgroups::Peer, http, netns::Netns, scratch::Scratch, traffic::udp_socket};
+use lab::{
+    aliases, cgroups::Peer, http, netns::Netns, scratch::Scratch, traffic::udp_socket,
+    units::UnitLab,
+};
 
-use super::fixture::{Lab, PEER};
+use super::fixture::PEER;
 use crate::{Outcome, check_eq};
 
 const WRONG: &str = "[[alias]]\nname = \"primary\"\naddress = \"10.85.0.2\"\n\
@@ -25,7 +28,7 @@ const FIXED: &str = "[[alias]]\nname = \"primary\"\naddress = \"10.85.0.2\"\nser
 const PATIENCE: Duration = Duration::from_secs(10);
 
 pub fn run() -> Result<Outcome> {
-    let mut lab = Lab::new("10.85.0", &[10, 12])?;
+    let mut lab = UnitLab::new("10.85.0", &[10, 12])?;
     let (web, batch) = (lab.unit("web.service")?, lab.unit("batch.service")?);
     let dir = Scratch::new("svcdrift")?;
     let file = dir.write("aliases.toml", WRONG)?;

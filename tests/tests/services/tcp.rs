@@ -6,15 +6,15 @@
 use std::{net::SocketAddr, time::Duration};
 
 use anyhow::{Result, ensure};
-use lab::{cgroups::Peer, ip, procnet::Snmp, traffic};
+use lab::{cgroups::Peer, ip, procnet::Snmp, traffic, units::UnitLab};
 
-use super::fixture::{Lab, PEER, counts, services};
+use super::fixture::{PEER, counts, services};
 use crate::{Outcome, check_eq};
 
 const TOTAL: u64 = 24 << 20;
 
 pub fn run() -> Result<Outcome> {
-    let mut lab = Lab::new("10.85.0", &[10])?;
+    let mut lab = UnitLab::new("10.85.0", &[10])?;
     traffic::fix_headers(&lab.veth)?;
     let web = lab.unit("web.service")?;
     let daemon = lab.daemon()?;

@@ -4,14 +4,14 @@
 use std::net::SocketAddr;
 
 use anyhow::Result;
-use lab::{cgroups::Peer, ip, traffic::udp_socket};
+use lab::{cgroups::Peer, ip, traffic::udp_socket, units::UnitLab};
 
-use super::fixture::{Lab, PEER, services};
+use super::fixture::{PEER, services};
 use crate::{Outcome, check_eq};
 
 pub fn run() -> Result<Outcome> {
-    let mut a = Lab::new("10.83.0", &[10])?;
-    let mut b = Lab::new("10.84.0", &[10])?;
+    let mut a = UnitLab::new("10.83.0", &[10])?;
+    let mut b = UnitLab::new("10.84.0", &[10])?;
     let web = a.unit("web.service")?;
     let mail = b.unit("mail.service")?;
     let daemon_a = a.daemon()?;

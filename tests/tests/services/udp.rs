@@ -6,9 +6,9 @@
 use std::{net::SocketAddr, thread};
 
 use anyhow::Result;
-use lab::{cgroups::Peer, ip, traffic::udp_socket};
+use lab::{cgroups::Peer, ip, traffic::udp_socket, units::UnitLab};
 
-use super::fixture::{Lab, PEER, counts, services, units};
+use super::fixture::{PEER, counts, services, units};
 use crate::{Outcome, check_eq};
 
 /// Datagrams and payload bytes of each flow: all different, so that a
@@ -24,7 +24,7 @@ fn ip_bytes((n, payload): (u64, u64)) -> u64 {
 }
 
 pub fn run() -> Result<Outcome> {
-    let mut lab = Lab::new("10.81.0", &[10, 11, 12])?;
+    let mut lab = UnitLab::new("10.81.0", &[10, 11, 12])?;
     let (web, mail, batch) = (
         lab.unit("web.service")?,
         lab.unit("mail.service")?,

@@ -8,9 +8,9 @@ use std::{
 };
 
 use anyhow::{Result, ensure};
-use lab::{ip, traffic};
+use lab::{ip, traffic, units::UnitLab};
 
-use super::fixture::{Lab, address_of, services};
+use super::fixture::{address_of, services};
 use crate::{Outcome, check_eq};
 
 const DATAGRAMS: u64 = 6;
@@ -20,7 +20,7 @@ const SYNS: u64 = 4;
 const SYN_BYTES: u64 = 60;
 
 pub fn run() -> Result<Outcome> {
-    let lab = Lab::new("10.82.0", &[13])?;
+    let lab = UnitLab::new("10.82.0", &[13])?;
     traffic::fix_headers(&lab.veth)?;
     let daemon = lab.daemon()?;
     let client = traffic::udp_socket(&lab.veth.client.ns, "10.82.0.1:0".parse()?)?;

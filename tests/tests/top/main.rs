@@ -7,10 +7,6 @@
 //! `cargo xtask test -- top`, or `cargo test --release -p lab --test top`
 //! with `ALIASSTAT_BIN` set.
 
-// The services suite's lab: a daemon counting services and units.
-#[allow(dead_code, reason = "the services suite uses the rest")]
-#[path = "../services/fixture.rs"]
-mod fixture;
 mod rates;
 mod screen;
 mod services;

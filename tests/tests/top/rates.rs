@@ -7,11 +7,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, ensure};
 use lab::{
-    Count, cmd,
+    cmd,
     daemon::{Launch, binary},
     harness::Outcome,
-    ip,
-    rated::{Flows, RatedLab},
+    rated::{CLIENT, MAIL, MAIL_PPS, RatedLab, STRAY, WEB, WEB_PPS, bits},
 };
 
 use crate::{
@@ -19,33 +18,8 @@ use crate::{
     tmux::{self, EXITED, Tmux},
 };
 
-const CLIENT: &str = "10.74.0.1";
-const WEB: &str = "10.74.0.2";
-const MAIL: &str = "10.74.0.3";
-const STRAY: &str = "10.74.0.4";
-const PORT: u16 = 5300;
-const PAYLOAD: usize = 1000;
-/// Packets per second to each address; different enough that the order
-/// by rate is unambiguous.
-const WEB_PPS: u32 = 200;
-const MAIL_PPS: u32 = 50;
-const STRAY_PPS: u32 = 10;
 /// Rates are measured over real time by a process the test does not pace.
 const TOLERANCE: f64 = 0.10;
-
-const ALIASES: &str = r#"
-[[alias]]
-name = "web"
-address = "10.74.0.2"
-owner = "team-web"
-interface = "lab-srv"
-
-[[alias]]
-name = "mail"
-address = "10.74.0.3"
-owner = "team-mail"
-interface = "lab-srv"
-"#;
 
 pub fn run() -> Result<Outcome> {
     if let Some(reason) = tmux::missing() {
@@ -76,19 +50,7 @@ struct TopLab {
 
 impl TopLab {
     fn start() -> Result<Self> {
-        let flows = Flows {
-            role: "top",
-            aliases: ALIASES,
-            client: ip(CLIENT),
-            servers: [
-                (ip(WEB), WEB_PPS),
-                (ip(MAIL), MAIL_PPS),
-                (ip(STRAY), STRAY_PPS),
-            ],
-            port: PORT,
-            payload: PAYLOAD,
-        };
-        let rated = RatedLab::start(&flows, &Launch::default())?;
+        let rated = RatedLab::start("top", &Launch::default())?;
         let bin = binary()?;
         let url = format!("http://{}", rated.served.listen());
         let pane = Tmux::start(&[
@@ -282,12 +244,6 @@ impl TopLab {
         );
         Ok(())
     }
-}
-
-/// `pps` datagrams a second in bits a second, counted at the IP layer:
-/// header, UDP header, payload.
-fn bits(pps: u32) -> f64 {
-    f64::from(pps) * Count::datagram(ip(WEB), PAYLOAD).bytes as f64 * 8.0
 }
 
 fn check_row(row: &ScreenRow, address: &str, state: &str, owner: &str) -> Result<()> {

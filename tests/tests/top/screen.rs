@@ -32,6 +32,15 @@ impl Screen {
             .collect()
     }
 
+    /// Every line with its words one space apart, for comparing whole
+    /// lines whatever the column widths.
+    pub fn words(&self) -> Vec<String> {
+        self.text
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+
     pub fn row(&self, name: &str) -> Option<ScreenRow> {
         self.rows().into_iter().find(|r| r.name == name)
     }

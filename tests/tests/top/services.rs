@@ -1,16 +1,15 @@
 //! `s` in the drill-down (issue 15): a daemon counting services, a unit
 //! echoing a known number of datagrams on an alias, datagrams to a closed
-//! port on it, and top showing that unit's and the unserved counts exactly.
+//! port on it, and top showing that unit's and the unserved counts exactly,
+//! with rates that fall to 0 once the traffic stops; then a daemon with
+//! `--services off`, which top names as such.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 
 use anyhow::{Context, Result, ensure};
-use lab::{cgroups::Peer, daemon::binary, harness::Outcome, traffic::udp_socket};
+use lab::{cgroups::Peer, daemon::binary, harness::Outcome, traffic::udp_socket, units::UnitLab};
 
-use crate::{
-    fixture::{Lab, PEER},
-    tmux::{self, Tmux},
-};
+use crate::tmux::{self, Tmux};
 
 const ALIAS: &str = "10.83.0.10";
 /// Echoed datagrams and their payload; the closed port's datagrams and
@@ -23,16 +22,9 @@ fn ip_bytes((n, payload): (u64, u64)) -> u64 {
     n * (20 + 8 + payload)
 }
 
-pub fn run() -> Result<Outcome> {
-    if let Some(reason) = tmux::missing() {
-        return Ok(Outcome::Skipped(reason));
-    }
-    let mut lab = Lab::new("10.83.0", &[10])?;
-    let web = lab.unit("web.service")?;
-    let daemon = lab.daemon()?;
-    let ns = &lab.veth.server.ns;
-    let (_web, _) = Peer::start(PEER, ns, &web, &["udp-echo", &format!("{ALIAS}:7")])?;
-    let client = udp_socket(&lab.veth.client.ns, "10.83.0.1:0".parse()?)?;
+/// `ECHOED` echoes through the unit's server, then `CLOSED` datagrams to
+/// a port nobody listens on; each echo waits for its answer.
+fn send(client: &UdpSocket) -> Result<()> {
     let echo: SocketAddr = format!("{ALIAS}:7").parse()?;
     for _ in 0..ECHOED.0 {
         client.send_to(&[1; ECHOED.1 as usize], echo)?;
@@ -42,6 +34,25 @@ pub fn run() -> Result<Outcome> {
     for _ in 0..CLOSED.0 {
         client.send_to(&[2; CLOSED.1 as usize], closed)?;
     }
+    Ok(())
+}
+
+pub fn run() -> Result<Outcome> {
+    if let Some(reason) = tmux::missing() {
+        return Ok(Outcome::Skipped(reason));
+    }
+    let mut lab = UnitLab::new("10.83.0", &[10])?;
+    let web = lab.unit("web.service")?;
+    let daemon = lab.daemon()?;
+    let ns = &lab.veth.server.ns;
+    let (_web, _) = Peer::start(
+        lab::svcpeer!(),
+        ns,
+        &web,
+        &["udp-echo", &format!("{ALIAS}:7")],
+    )?;
+    let client = udp_socket(&lab.veth.client.ns, "10.83.0.1:0".parse()?)?;
+    send(&client)?;
 
     let bin = binary()?;
     let pane = Tmux::start(&[
@@ -65,35 +76,53 @@ pub fn run() -> Result<Outcome> {
     })?;
     pane.keys(&["s"])?;
     let iface = &lab.veth.server.ifname;
-    let echoed = ip_bytes(ECHOED);
-    let want_web = format!(
-        "web.service {iface} {} {echoed} {} {echoed} svcpeer",
-        ECHOED.0, ECHOED.0
-    );
-    let want_unserved = format!("(unserved) {iface} {} {} - -", CLOSED.0, ip_bytes(CLOSED));
-    let screen = pane.wait_for("the services of the alias", |s| {
-        s.text.contains(&format!("services of {ALIAS} ({ALIAS})"))
-            && s.text
-                .lines()
-                .any(|l| l.trim_start().starts_with("(unserved)"))
+    for batches in [1, 2] {
+        // The totals of every batch sent so far, at a rate of 0 once the
+        // last one is over: whole screens after it, nothing more arrives.
+        let echoed = (batches * ECHOED.0, ECHOED.1);
+        let closed = (batches * CLOSED.0, CLOSED.1);
+        let want = [
+            format!(
+                "web.service {iface} 0 bit/s 0 bit/s {} {} {} {} svcpeer",
+                echoed.0,
+                ip_bytes(echoed),
+                echoed.0,
+                ip_bytes(echoed)
+            ),
+            format!(
+                "(unserved) {iface} 0 bit/s - {} {} - -",
+                closed.0,
+                ip_bytes(closed)
+            ),
+        ];
+        let screen = pane.wait_for("the services of the alias, at rest", |s| {
+            let lines = s.words();
+            s.text.contains(&format!("services of {ALIAS} ({ALIAS})"))
+                && want.iter().all(|w| lines.contains(w))
+        })?;
+        println!("{}", screen.text.trim_end());
+        // With the pane open: the next batch, which the totals then count.
+        if batches == 1 {
+            send(&client)?;
+        }
+    }
+    daemon.stop()?;
+    let off = lab.daemon_services_off()?;
+    let screen = pane.wait_for("the daemon's --services off", |s| {
+        s.text.contains(
+            "no services: per-service counting is off (--services off, or no cgroup2 mount: see the daemon's log)",
+        )
     })?;
     println!("{}", screen.text.trim_end());
-    let lines: Vec<String> = screen
-        .text
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
-    for want in [&want_web, &want_unserved] {
-        ensure!(
-            lines.iter().any(|l| l == want),
-            "no line `{want}` in the services pane"
-        );
-    }
+    ensure!(
+        !screen.text.contains("web.service"),
+        "the services of the daemon before stayed on screen"
+    );
     pane.keys(&["s"])?;
     pane.wait_for("the peers again", |s| {
         s.text.contains(&format!("peers of {ALIAS} ({ALIAS})"))
     })?;
     drop(pane);
-    daemon.stop()?;
+    off.stop()?;
     Ok(Outcome::Passed)
 }

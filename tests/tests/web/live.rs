@@ -8,49 +8,24 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, ensure};
 use lab::{
-    Count, Daemon,
+    Daemon,
     daemon::Launch,
     harness::{Outcome, check_eq},
-    http, ip,
-    rated::{Flows, RatedLab},
+    http,
+    rated::{CLIENT, MAIL, MAIL_PPS, NET, RatedLab, STRAY, WEB, WEB_PPS, bits},
 };
 use serde::Deserialize;
 
 use crate::browser::{self, Chromium};
 
-const CLIENT: &str = "10.75.0.1";
 /// Every flow comes from [`CLIENT`].
 const CLIENTS: usize = 1;
-const WEB: &str = "10.75.0.2";
-const MAIL: &str = "10.75.0.3";
-const STRAY: &str = "10.75.0.4";
-const PORT: u16 = 5300;
 const HISTORY_INTERVAL: &str = "2s";
-const PAYLOAD: usize = 1000;
-/// Different enough that the order by rate is unambiguous.
-const WEB_PPS: u32 = 200;
-const MAIL_PPS: u32 = 50;
-const STRAY_PPS: u32 = 10;
 /// Rates are measured over real time by a sender the test does not pace.
 const TOLERANCE: f64 = 0.10;
 /// A blank or one-colour page has a handful; text, charts and the header
 /// bring hundreds.
 const MIN_COLOURS: usize = 64;
-
-const ALIASES: &str = r#"
-[[alias]]
-name = "web"
-address = "10.75.0.2"
-owner = "team-web"
-purpose = "the shop"
-interface = "lab-srv"
-
-[[alias]]
-name = "mail"
-address = "10.75.0.3"
-owner = "team-mail"
-interface = "lab-srv"
-"#;
 
 /// One table row as the page shows it.
 #[derive(Debug, Deserialize)]
@@ -116,19 +91,7 @@ impl WebLab {
     /// The three flows, and a history short enough for the detail's
     /// long-range chart.
     fn start() -> Result<Self> {
-        let flows = Flows {
-            role: "web",
-            aliases: ALIASES,
-            client: ip(CLIENT),
-            servers: [
-                (ip(WEB), WEB_PPS),
-                (ip(MAIL), MAIL_PPS),
-                (ip(STRAY), STRAY_PPS),
-            ],
-            port: PORT,
-            payload: PAYLOAD,
-        };
-        let rated = RatedLab::start(&flows, &launch(&[]))?;
+        let rated = RatedLab::start("web", &launch(&[]))?;
         let url = format!("http://{}/", rated.served.listen());
         Ok(Self { rated, url })
     }
@@ -258,7 +221,7 @@ fn filter(page: &Chromium) -> Result<()> {
     page.wait("only mail", ROWS, |rows: &Vec<Shown>| {
         addresses(rows) == [MAIL]
     })?;
-    page.eval::<bool>(r#"(() => { const f = document.getElementById("filter"); f.value = "10.75.0."; f.dispatchEvent(new Event("input")); return true; })()"#)?;
+    page.eval::<bool>(&format!(r#"(() => {{ const f = document.getElementById("filter"); f.value = "{NET}"; f.dispatchEvent(new Event("input")); return true; }})()"#))?;
     page.wait("the three lab addresses", ROWS, |rows: &Vec<Shown>| {
         addresses(rows) == [WEB, MAIL, STRAY]
     })?;
@@ -351,11 +314,6 @@ fn detail(page: &Chromium) -> Result<()> {
     );
     page.click(r#"button[data-range="1h"]"#)?;
     Ok(())
-}
-
-/// `pps` datagrams a second in bits a second at the IP layer.
-fn bits(pps: u32) -> f64 {
-    f64::from(pps) * Count::datagram(ip(WEB), PAYLOAD).bytes as f64 * 8.0
 }
 
 /// "1.64 Mbit/s" or "200 pkt/s" as a number.

@@ -13,6 +13,12 @@ use crate::{
     daemon::Live,
 };
 
+/// The header of a 404 whose path the daemon serves but whose feature it
+/// runs without (`--services off`, `--peers off`, `--no-history`), naming
+/// the feature: a client tells it from a path that this daemon does not
+/// serve at all, such as a daemon older than the feature.
+pub const OFF_HEADER: &str = "aliasstat-off";
+
 /// `/api/v1/status`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {

@@ -152,6 +152,15 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     resp
 }
 
+/// 404 for a path served with its feature turned off, told apart from an
+/// unknown path by [`api::OFF_HEADER`].
+fn off(feature: &'static str, body: &'static str) -> Response<Full<Bytes>> {
+    let mut resp = text(StatusCode::NOT_FOUND, body);
+    resp.headers_mut()
+        .insert(api::OFF_HEADER, HeaderValue::from_static(feature));
+    resp
+}
+
 fn with_type(mut resp: Response<Full<Bytes>>, content_type: &'static str) -> Response<Full<Bytes>> {
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -355,8 +364,8 @@ async fn peers_response(app: Arc<App>, wanted: Option<String>) -> Response<Full<
     .await;
     match list {
         Ok(Some(Ok(list))) => json(StatusCode::OK, &list),
-        Ok(None) => text(
-            StatusCode::NOT_FOUND,
+        Ok(None) => off(
+            "peers",
             "peer tracking is off (aliasstat run --peers off)\n",
         ),
         Ok(Some(Err(e))) => {
@@ -373,9 +382,9 @@ async fn peers_response(app: Arc<App>, wanted: Option<String>) -> Response<Full<
 async fn services_response(app: Arc<App>) -> Response<Full<Bytes>> {
     match tokio::task::spawn_blocking(move || app.live.services()).await {
         Ok(Ok(Some(doc))) => json(StatusCode::OK, &doc),
-        Ok(Ok(None)) => text(
-            StatusCode::NOT_FOUND,
-            "per-service counting is off (--services off)\n",
+        Ok(Ok(None)) => off(
+            "services",
+            "per-service counting is off (--services off, or no cgroup2 mount: see the daemon's log)\n",
         ),
         Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
@@ -418,8 +427,8 @@ async fn history_response(app: Arc<App>, raw: Option<&str>) -> Response<Full<Byt
     .await;
     match read {
         Ok(Some(Ok(chart))) => json(StatusCode::OK, &chart),
-        Ok(None) => text(
-            StatusCode::NOT_FOUND,
+        Ok(None) => off(
+            "history",
             "the daemon keeps no history (aliasstat run --no-history)\n",
         ),
         Ok(Some(Err(e))) => {

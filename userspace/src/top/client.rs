@@ -27,7 +27,10 @@ pub use crate::serve::api::Attached;
 use crate::{
     inventory::State,
     peers::view::AddressPeers,
-    serve::{api::Status, tls},
+    serve::{
+        api::{OFF_HEADER, Status},
+        tls,
+    },
 };
 
 /// How long one request may take, connecting included. Longer than any
@@ -115,6 +118,10 @@ pub enum ClientError {
         #[source]
         source: hyper::Error,
     },
+    /// A path the daemon serves, with the feature behind it turned off
+    /// (see [`crate::serve::api::OFF_HEADER`]).
+    #[error("{url} answered 404 Not Found: {body}")]
+    Off { url: String, body: String },
     #[error("{url} answered {status}: {body}")]
     Status {
         url: String,
@@ -337,6 +344,7 @@ impl Client {
             }
         };
         let status = response.status();
+        let off = status == StatusCode::NOT_FOUND && response.headers().contains_key(OFF_HEADER);
         let body = Limited::new(response.into_body(), MAX_BODY)
             .collect()
             .await
@@ -348,16 +356,18 @@ impl Client {
         if status != StatusCode::OK {
             // The daemon's error bodies are one short line of text.
             let text = String::from_utf8_lossy(&body);
-            return Err(ClientError::Status {
-                url: url.to_owned(),
-                status,
-                body: text
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .chars()
-                    .take(200)
-                    .collect(),
+            let body = text
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect();
+            let url = url.to_owned();
+            return Err(if off {
+                ClientError::Off { url, body }
+            } else {
+                ClientError::Status { url, status, body }
             });
         }
         Ok(body)
@@ -501,6 +511,17 @@ mod tests {
             let e = client.aliases().await.unwrap_err().to_string();
             assert!(
                 e.ends_with("answered 404 Not Found: not found; see /"),
+                "{e}"
+            );
+
+            // The same status for a feature turned off is told apart by
+            // the daemon's header.
+            let client = serve_once(format!(
+                "HTTP/1.1 404 Not Found\r\n{OFF_HEADER}: services\r\ncontent-length: 21\r\n\r\nper-service counting\n"
+            ));
+            let e = client.services().await.unwrap_err();
+            assert!(
+                matches!(&e, ClientError::Off { body, .. } if body == "per-service counting"),
                 "{e}"
             );
 

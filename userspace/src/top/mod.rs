@@ -342,7 +342,8 @@ async fn drill_down(client: &Client, (address, pane): (IpAddr, Pane)) -> Event {
             Event::Peers(address, peers)
         }
         Pane::Services => {
-            Event::Services(address, ServicesRead::of(address, client.services().await))
+            let answer = client.services().await;
+            Event::Services(address, ServicesRead::of(address, Instant::now(), answer))
         }
     }
 }

@@ -3,17 +3,13 @@
 //! to its services (see [`super::services`]) and back; Esc returns.
 //! Like `state`, nothing here draws, sleeps or reads a clock.
 
-use std::{
-    collections::HashMap,
-    net::IpAddr,
-    time::{Duration, Instant},
-};
+use std::{net::IpAddr, time::Instant};
 
 use common::Counters;
 
 use super::{
-    services::ServicesRead,
-    state::{Rates, rate},
+    services::ServicesPane,
+    state::{Baseline, Rates},
 };
 use crate::peers::{
     Remote,
@@ -39,9 +35,6 @@ pub struct PeerLine {
     pub rates: Option<Rates>,
 }
 
-/// rx and tx counts of each (interface, peer) in a reading.
-type ByPeer = HashMap<(String, Remote), (Counters, Counters)>;
-
 /// What the drill-down shows of its address, and so what the sampler reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pane {
@@ -56,9 +49,9 @@ pub struct Drill {
     /// The alias or address, as the row showed it.
     pub name: String,
     pub pane: Pane,
-    /// The latest reading of the address's services, kept while the peers
-    /// are shown.
-    pub services: ServicesRead,
+    /// The address's services with their rates, kept while the peers are
+    /// shown.
+    pub services: ServicesPane,
     /// Whether every list read is complete (the table was never full).
     pub complete: bool,
     pub lines: Vec<PeerLine>,
@@ -80,7 +73,7 @@ impl Drill {
             address,
             name,
             pane: Pane::Peers,
-            services: ServicesRead::default(),
+            services: ServicesPane::default(),
             complete: true,
             lines: Vec::new(),
             error: None,
@@ -107,17 +100,13 @@ impl Drill {
                 return;
             }
         };
-        let before: Option<(ByPeer, Duration)> = self.last.as_ref().map(|b| {
-            let by_peer = b
-                .list
-                .iter()
-                .flat_map(|a| {
-                    a.peers
-                        .iter()
-                        .map(|p| ((a.interface.clone(), p.peer), counts(p)))
-                })
-                .collect();
-            (by_peer, sample.at.saturating_duration_since(b.at))
+        let before = self.last.as_ref().map(|b| {
+            let by_peer = b.list.iter().flat_map(|a| {
+                a.peers
+                    .iter()
+                    .map(|p| ((a.interface.clone(), p.peer), counts(p)))
+            });
+            Baseline::new(b.at, by_peer)
         });
         let mut lines: Vec<PeerLine> = sample
             .list
@@ -125,16 +114,9 @@ impl Drill {
             .flat_map(|a| a.peers.iter().map(move |p| (a, p)))
             .map(|(a, p)| {
                 let (rx, tx) = counts(p);
-                let rates = before.as_ref().map(|(by_peer, elapsed)| {
-                    let (rx0, tx0) = by_peer
-                        .get(&(a.interface.clone(), p.peer))
-                        .copied()
-                        .unwrap_or_default();
-                    Rates {
-                        rx: rate(rx0, rx, *elapsed),
-                        tx: rate(tx0, tx, *elapsed),
-                    }
-                });
+                let rates = before
+                    .as_ref()
+                    .map(|b| b.rates(sample.at, &(a.interface.clone(), p.peer), (rx, tx)));
                 PeerLine {
                     interface: a.interface.clone(),
                     peer: p.peer,
@@ -162,6 +144,8 @@ impl Drill {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::{inventory::State, peers::time::parse_rfc3339};
 

@@ -89,7 +89,7 @@ pub fn draw(frame: &mut Frame<'_>, top: &Top) {
     match &top.drill {
         Some(drill) if top.mode == Mode::Peers => match drill.pane {
             Pane::Peers => draw_peers(frame, drill, top.view.unit, table),
-            Pane::Services => services::draw(frame, drill, table),
+            Pane::Services => services::draw(frame, drill, top.view.unit, table),
         },
         _ => draw_table(frame, top, table),
     }
@@ -530,7 +530,7 @@ const HELP: &[(&str, &str)] = &[
     ),
     (
         "s",
-        "in the peers: switch to the address's services (units, processes, counts) and back",
+        "in the peers: switch to the address's services (units, rates, counts, processes) and back",
     ),
     ("p", "pause the display (sampling goes on); p again resumes"),
     ("q", "quit (Ctrl-C too)"),
@@ -715,7 +715,9 @@ mod tests {
     }
 
     /// `s` in the drill-down: the services of the same address, with their
-    /// exact counts and the unserved line; `s` again goes back.
+    /// rates over two readings, exact counts and the unserved line; a
+    /// daemon that counts none, and one without the route; `s` again goes
+    /// back.
     #[test]
     fn services_of_the_highlighted_row() {
         let mut top = fixture();
@@ -723,13 +725,19 @@ mod tests {
         press(&mut top, "s");
         assert_snapshot!("services_pending", screen(&top));
         let api = "192.0.2.10".parse().unwrap();
-        top.on_services(ServicesRead::of(
-            api,
-            Ok(crate::top::services::tests::doc()),
-        ));
+        let t0 = Instant::now();
+        for k in [1, 3] {
+            let at = t0 + Duration::from_secs(k);
+            let doc = crate::top::services::tests::doc(k);
+            top.on_services(ServicesRead::of(api, at, Ok(doc)));
+        }
         assert_snapshot!(screen(&top));
-        top.on_services(ServicesRead::Off);
+        top.on_services(ServicesRead::Off(
+            "per-service counting is off (--services off, or no cgroup2 mount: see the daemon's log)".into(),
+        ));
         assert_snapshot!("services_off", screen(&top));
+        top.on_services(ServicesRead::NotServed);
+        assert_snapshot!("services_not_served", screen(&top));
         press(&mut top, "s");
         assert_eq!(top.watching(), Some((api, Pane::Peers)));
     }

@@ -5,6 +5,7 @@
 use std::{
     cmp::Ordering,
     collections::HashMap,
+    hash::Hash,
     net::IpAddr,
     time::{Duration, Instant},
 };
@@ -60,6 +61,34 @@ pub(crate) fn rate(before: Counters, now: Counters, elapsed: Duration) -> Rate {
     Rate {
         bits: per_second(before.bytes, now.bytes, elapsed) * 8.0,
         packets: per_second(before.packets, now.packets, elapsed),
+    }
+}
+
+/// The rx and tx counts of one reading of a list (the drill-down's peers
+/// or services), by key: what the next reading's rates are taken against.
+#[derive(Clone, Debug)]
+pub(crate) struct Baseline<K> {
+    at: Instant,
+    counts: HashMap<K, (Counters, Counters)>,
+}
+
+impl<K: Eq + Hash> Baseline<K> {
+    pub fn new(at: Instant, counts: impl IntoIterator<Item = (K, (Counters, Counters))>) -> Self {
+        Self {
+            at,
+            counts: counts.into_iter().collect(),
+        }
+    }
+
+    /// The rates of `key`, read as `(rx, tx)` at `at`. A key this reading
+    /// lacks starts from zero, as an address does in [`rates`].
+    pub fn rates(&self, at: Instant, key: &K, (rx, tx): (Counters, Counters)) -> Rates {
+        let elapsed = at.saturating_duration_since(self.at);
+        let (rx0, tx0) = self.counts.get(key).copied().unwrap_or_default();
+        Rates {
+            rx: rate(rx0, rx, elapsed),
+            tx: rate(tx0, tx, elapsed),
+        }
     }
 }
 
@@ -348,7 +377,7 @@ impl Top {
     /// A reading of the drilled-down address's services.
     pub fn on_services(&mut self, read: ServicesRead) {
         if let Some(drill) = self.drill.as_mut() {
-            drill.services = read;
+            drill.services.on_read(read);
         }
     }
 

@@ -1,5 +1,6 @@
 //! The drill-down's services pane: each service of the address with its
-//! processes and exact counts, then what arrived that none took.
+//! rates, its exact counts and its processes, then what arrived that none
+//! took.
 
 use ratatui::{
     Frame,
@@ -8,16 +9,21 @@ use ratatui::{
     text::{Line as Text, Span},
 };
 
-use super::List;
+use super::{List, rate};
 use crate::{
     commands::table::escape,
-    services::AddressServices,
-    top::{peers::Drill, services::ServicesRead},
+    top::{
+        peers::Drill,
+        services::{Reading, ServiceLine, Taker},
+        state::Unit,
+    },
 };
 
-const TITLES: [&str; 7] = [
+const TITLES: [&str; 9] = [
     "UNIT",
     "INTERFACE",
+    "RX",
+    "TX",
     "RX PACKETS",
     "RX BYTES",
     "TX PACKETS",
@@ -25,80 +31,79 @@ const TITLES: [&str; 7] = [
     "PROCESSES",
 ];
 
-/// One row per service on each interface, then its `(unserved)` row:
-/// unserved is received traffic only.
-fn rows(list: &[AddressServices]) -> Vec<[String; 7]> {
-    let mut rows = Vec::new();
-    for a in list {
-        let interface = escape(&a.interface).into_owned();
-        rows.extend(a.services.iter().map(|s| {
-            [
-                escape(s.label()).into_owned(),
-                interface.clone(),
-                s.rx_packets.to_string(),
-                s.rx_bytes.to_string(),
-                s.tx_packets.to_string(),
-                s.tx_bytes.to_string(),
-                escape(&s.processes.join(",")).into_owned(),
-            ]
-        }));
-        rows.push([
+/// One row per line; the unserved line is received traffic only, so its
+/// transmit cells are `-`.
+fn row(l: &ServiceLine, unit: Unit) -> [String; 9] {
+    let rx = rate(l.rates.map(|r| r.rx), unit);
+    let interface = escape(&l.interface).into_owned();
+    match &l.taker {
+        Taker::Service { label, processes } => [
+            escape(label).into_owned(),
+            interface,
+            rx,
+            rate(l.rates.map(|r| r.tx), unit),
+            l.rx.packets.to_string(),
+            l.rx.bytes.to_string(),
+            l.tx.packets.to_string(),
+            l.tx.bytes.to_string(),
+            escape(&processes.join(",")).into_owned(),
+        ],
+        Taker::Unserved => [
             "(unserved)".to_owned(),
             interface,
-            a.unserved.rx_packets.to_string(),
-            a.unserved.rx_bytes.to_string(),
+            rx,
+            "-".to_owned(),
+            l.rx.packets.to_string(),
+            l.rx.bytes.to_string(),
             "-".to_owned(),
             "-".to_owned(),
             String::new(),
-        ]);
+        ],
     }
-    rows
 }
 
-pub(super) fn draw(frame: &mut Frame<'_>, drill: &Drill, area: Rect) {
-    let (rows, note) = match &drill.services {
-        ServicesRead::Read(list) => {
-            let rows = rows(list);
-            let note = rows.is_empty().then(|| {
-                " no traffic to or from this address since the daemon attached".to_owned()
-            });
-            (rows, note)
+/// What the pane says on its first row, if anything.
+fn note(reading: &Reading, empty: bool) -> Option<String> {
+    match reading {
+        Reading::Read if empty => {
+            Some(" no traffic to or from this address since the daemon attached".to_owned())
         }
-        ServicesRead::Pending => (
-            Vec::new(),
-            Some(" no services read (yet): they follow with the next sample".to_owned()),
+        Reading::Read => None,
+        Reading::Pending => {
+            Some(" no services read (yet): they follow with the next sample".to_owned())
+        }
+        Reading::Off(why) => Some(format!(" no services: {}", escape(why))),
+        Reading::NotServed => Some(
+            " the daemon has no /api/v1/services: it predates per-service counting (upgrade it), or a proxy hides the path"
+                .to_owned(),
         ),
-        ServicesRead::Off => (
-            Vec::new(),
-            Some(
-                " the daemon counts no services: it runs with --services off (see `aliasstat run --help`)"
-                    .to_owned(),
-            ),
-        ),
-        ServicesRead::Failed(e) => (
-            Vec::new(),
-            Some(format!(" reading the services failed: {}", escape(e))),
-        ),
-    };
-    let services: usize = match &drill.services {
-        ServicesRead::Read(list) => list.iter().map(|a| a.services.len()).sum(),
-        _ => 0,
-    };
+        Reading::Failed(e) => Some(format!(" reading the services failed: {}", escape(e))),
+    }
+}
+
+pub(super) fn draw(frame: &mut Frame<'_>, drill: &Drill, unit: Unit, area: Rect) {
+    let pane = &drill.services;
+    let rows: Vec<[String; 9]> = pane.lines.iter().map(|l| row(l, unit)).collect();
+    let services = pane
+        .lines
+        .iter()
+        .filter(|l| l.taker != Taker::Unserved)
+        .count();
     let title = Text::from(vec![
         Span::styled(
             format!("services of {} ({})", escape(&drill.name), drill.address),
             Style::new().add_modifier(Modifier::BOLD),
         ),
         Span::raw(format!(
-            " · {services} listed · packets and bytes since the daemon attached"
+            " · {services} listed · rates per second, packets and bytes since the daemon attached"
         )),
     ]);
     let list = List {
         title,
         titles: TITLES,
+        note: note(&pane.reading, rows.is_empty()),
         rows,
-        right: 2..6,
-        note,
+        right: 2..8,
     };
     list.draw(frame, area);
 }
