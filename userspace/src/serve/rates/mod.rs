@@ -22,7 +22,6 @@ use log::warn;
 use crate::{
     daemon::Live,
     inventory::Row,
-    peers::view,
     top::{
         client::Entry,
         state::{Attention, Rates, Sample, lines},
@@ -85,14 +84,14 @@ pub enum PeerCounts {
 }
 
 impl PeerCounts {
-    /// Read through the peers feature's own view, as `/api/v1/peers` and
-    /// the metrics read it.
+    /// Counted from the same maps and record `/api/v1/peers` lists, without
+    /// building that list (BENCHMARKS.md, "Peers at a full table").
     pub fn read(live: &Live) -> Self {
         let Some(peers) = live.peers() else {
             return Self::Off;
         };
-        match peers.list(&live.host(), &live.config().config) {
-            Ok(list) => Self::Counted(view::distinct(&list)),
+        match peers.distinct() {
+            Ok(counts) => Self::Counted(counts),
             Err(e) => {
                 warn!("rate history: peers: {e}");
                 Self::Unread
