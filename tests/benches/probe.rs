@@ -22,6 +22,13 @@
 //!                                        write for N addresses, bytes per
 //!                                        address per day over D days, and
 //!                                        a report over them
+//! probe peer-record --dir DIR --pairs N --addresses A --changed C --trials T
+//!                                        the peer record's save after a
+//!                                        sweep that changed C of N pairs,
+//!                                        against a full rewrite
+//! probe peer-rates --dir DIR --pairs N --addresses A --trials T
+//!                                        the rate task's read with N pairs
+//!                                        in the peer table
 //! ```
 
 use std::{
@@ -60,6 +67,9 @@ use lab::{
 };
 use serde_json::{Value, json};
 
+#[path = "probe/peers.rs"]
+mod peers;
+
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let Some(command) = args.next() else {
@@ -86,6 +96,19 @@ fn main() -> Result<()> {
             flags.get("dir")?,
             flags.num("addresses")?,
             flags.num("days")?,
+            flags.num("trials")?,
+        )?,
+        "peer-record" => peers::record(
+            flags.get("dir")?.as_ref(),
+            flags.num("pairs")?,
+            flags.num("addresses")?,
+            flags.num("changed")?,
+            flags.num("trials")?,
+        )?,
+        "peer-rates" => peers::rates(
+            flags.get("dir")?.as_ref(),
+            flags.num("pairs")?,
+            flags.num("addresses")?,
             flags.num("trials")?,
         )?,
         // `cargo bench` runs bench targets with `--bench`: say where to go.

@@ -185,25 +185,38 @@ impl Live {
 
     /// The address × service matrix; `None` with `--services off`.
     pub fn services(&self) -> Result<Option<ServicesDoc>, ServicesError> {
+        if self.services.is_none() {
+            return Ok(None);
+        }
+        // The address counters first: see `Services::report`.
+        self.services_against(&self.counters.snapshot()?)
+    }
+
+    /// The matrix against address counters `counted` just read.
+    fn services_against(&self, counted: &Snapshot) -> Result<Option<ServicesDoc>, ServicesError> {
         let Some(services) = &self.services else {
             return Ok(None);
         };
-        // The address counters first: see `Services::report`.
-        let counted = self.counters.snapshot()?;
         let ifindexes = self
             .attachments()
             .iter()
             .filter_map(|a| a.ifindex)
             .collect();
         services
-            .report(&counted, &self.host(), &self.config().config, &ifindexes)
+            .report(counted, &self.host(), &self.config().config, &ifindexes)
             .map(Some)
     }
 
     /// The exporter's per-service series, bounded, and the matrix they
-    /// came from; `None` with `--services off`.
-    pub fn service_series(&self) -> Result<Option<(Vec<Series>, ServicesDoc)>, ServicesError> {
-        let (Some(services), Some(doc)) = (&self.services, self.services()?) else {
+    /// came from, against the scrape's own read of the address counters
+    /// (`counted`, read just before): one read of those maps per scrape,
+    /// and unserved taken from the same counts as the address families.
+    /// `None` with `--services off`.
+    pub fn service_series(
+        &self,
+        counted: &Snapshot,
+    ) -> Result<Option<(Vec<Series>, ServicesDoc)>, ServicesError> {
+        let (Some(services), Some(doc)) = (&self.services, self.services_against(counted)?) else {
             return Ok(None);
         };
         Ok(Some((services.series(&doc), doc)))

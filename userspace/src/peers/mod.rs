@@ -20,6 +20,7 @@ pub mod time;
 pub mod view;
 
 use std::{
+    collections::HashMap,
     fmt,
     net::IpAddr,
     path::{Path, PathBuf},
@@ -177,14 +178,22 @@ impl Totals {
 /// The pair a kernel key stands for, named as the host names its
 /// interface; `None` for a family byte the program never writes.
 pub fn pair_of(key: &PeerKey, host: &HostTable) -> Option<PairKey> {
+    let (address, peer) = ends_of(key)?;
     Some(PairKey {
         interface: host.link_name(key.ifindex),
-        address: key.local_ip()?,
-        peer: Remote {
-            addr: key.remote_ip()?,
-            prefix: key.prefix,
-        },
+        address,
+        peer,
     })
+}
+
+/// The local address and the peer of a kernel key, without naming its
+/// interface; `None` as for [`pair_of`].
+pub fn ends_of(key: &PeerKey) -> Option<(IpAddr, Remote)> {
+    let peer = Remote {
+        addr: key.remote_ip()?,
+        prefix: key.prefix,
+    };
+    Some((key.local_ip()?, peer))
 }
 
 /// `--peer-idle`, `--peer-retention` and `--state-dir`.
@@ -317,6 +326,13 @@ impl Peers {
         config: &Config,
     ) -> Result<Vec<view::AddressPeers>, PeersError> {
         self.with_all(|t| view::build(&t, host, config, &Clock::now()))
+    }
+
+    /// Distinct peers per local address, counted from the kernel's pairs
+    /// and the record without building [`Peers::list`] (the live page's
+    /// column, every two seconds).
+    pub fn distinct(&self) -> Result<HashMap<IpAddr, usize>, PeersError> {
+        self.with_all(|t| view::distinct(&t))
     }
 
     /// Runs `f` on the kernel's pairs, its not-recorded counters and the

@@ -1,15 +1,17 @@
 //! The daemon's own record of peers: those whose kernel entry was freed
 //! after `--peer-idle`, kept for `--peer-retention` after their last
 //! packet. A table of the state directory's database
-//! ([`crate::history::store`], `history.db`), rewritten in one transaction
-//! after every change, so that a crash leaves either the old record or the
-//! new one.
+//! ([`crate::history::store`], `history.db`). A save writes, in one
+//! transaction, only the peers changed since the last one (upserted) and
+//! those dropped (deleted), so that a crash leaves either the old record
+//! or the new one, and a sweep that moved a few pairs writes a few rows,
+//! not the whole record (BENCHMARKS.md, "Peers at a full table").
 //!
 //! The record is behind this small interface (load, add, expire, save,
 //! entries) so that its callers do not know where it is kept.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet, btree_map::Entry},
     fs, io,
     path::{Path, PathBuf},
     time::SystemTime,
@@ -70,9 +72,26 @@ pub struct Record {
     /// Whether the table's peers are in `peers` already, so that a
     /// database opened again is written, not added in a second time.
     loaded: bool,
-    /// Changed since the last successful save.
-    unsaved: bool,
+    /// What the next save writes.
+    unsaved: Unsaved,
     peers: BTreeMap<PairKey, Totals>,
+}
+
+/// What changed since the last successful save.
+#[derive(Debug, Default)]
+struct Unsaved {
+    /// Peers added to or dropped: each is upserted if it is in the record
+    /// and deleted if not.
+    keys: BTreeSet<PairKey>,
+    /// The whole table is rewritten: the database was opened again after a
+    /// failure, and may be a new one that lacks the peers not changed.
+    all: bool,
+}
+
+impl Unsaved {
+    fn is_empty(&self) -> bool {
+        !self.all && self.keys.is_empty()
+    }
 }
 
 impl Record {
@@ -83,7 +102,7 @@ impl Record {
             state_dir: state_dir.to_owned(),
             store: None,
             loaded: false,
-            unsaved: false,
+            unsaved: Unsaved::default(),
             peers: BTreeMap::new(),
         };
         record.attach()?;
@@ -104,7 +123,7 @@ impl Record {
                 state_dir: state_dir.to_owned(),
                 store: None,
                 loaded: false,
-                unsaved: false,
+                unsaved: Unsaved::default(),
                 peers: BTreeMap::new(),
             }
         })
@@ -114,9 +133,21 @@ impl Record {
     /// `peers.json`, and keeps the database for the saves.
     fn attach(&mut self) -> Result<(), RecordError> {
         let mut store = Store::open(&self.state_dir)?;
-        if !self.loaded {
+        if self.loaded {
+            self.unsaved.all = true;
+        } else {
             for (key, totals) in read_table(&mut store)? {
-                self.add(key, totals);
+                // A row already on disk needs no write unless the record
+                // kept in memory meanwhile has the same peer.
+                match self.peers.entry(key) {
+                    Entry::Vacant(row) => {
+                        row.insert(totals);
+                    }
+                    Entry::Occupied(mut kept) => {
+                        kept.get_mut().merge(&totals);
+                        self.unsaved.keys.insert(kept.key().clone());
+                    }
+                }
             }
             self.loaded = true;
         }
@@ -125,8 +156,8 @@ impl Record {
             for (key, totals) in imported {
                 self.add(key, totals);
             }
-            write_table(&mut store, &self.peers)?;
-            self.unsaved = false;
+            write_table(&mut store, &self.peers, &self.unsaved)?;
+            self.unsaved = Unsaved::default();
             // After the commit: a crash just before this rename imports the
             // file again at the next start, the one case that counts twice.
             let done = old.with_extension("json.imported");
@@ -151,20 +182,25 @@ impl Record {
     /// Adds the totals of a freed kernel entry to the peer's.
     pub fn add(&mut self, key: PairKey, totals: Totals) {
         self.peers
-            .entry(key)
+            .entry(key.clone())
             .or_insert(Totals::EMPTY)
             .merge(&totals);
-        self.unsaved = true;
+        self.unsaved.keys.insert(key);
     }
 
     /// Drops the peers last seen before `before`; returns how many.
     pub fn expire(&mut self, before: SystemTime) -> usize {
         let cut = time::unix_ms(before);
         let was = self.peers.len();
-        self.peers.retain(|_, t| t.last_seen_ms >= cut);
-        let dropped = was - self.peers.len();
-        self.unsaved |= dropped > 0;
-        dropped
+        let unsaved = &mut self.unsaved.keys;
+        self.peers.retain(|key, t| {
+            let keep = t.last_seen_ms >= cut;
+            if !keep {
+                unsaved.insert(key.clone());
+            }
+            keep
+        });
+        was - self.peers.len()
     }
 
     pub fn entries(&self) -> impl Iterator<Item = (&PairKey, &Totals)> {
@@ -175,7 +211,7 @@ impl Record {
     /// database first if it could not be before. On failure the record
     /// stays in memory and the next save tries again.
     pub fn save(&mut self) -> Result<(), RecordError> {
-        if !self.unsaved {
+        if self.unsaved.is_empty() {
             return Ok(());
         }
         if self.store.is_none() {
@@ -186,12 +222,12 @@ impl Record {
             );
         }
         if let Some(store) = &mut self.store {
-            if let Err(e) = write_table(store, &self.peers) {
+            if let Err(e) = write_table(store, &self.peers, &self.unsaved) {
                 // Opened afresh next time, as the history does.
                 self.store = None;
                 return Err(e.into());
             }
-            self.unsaved = false;
+            self.unsaved = Unsaved::default();
         }
         Ok(())
     }
@@ -280,34 +316,62 @@ fn read_table(store: &mut Store) -> Result<Vec<(PairKey, Totals)>, StoreError> {
     rows.collect::<Result<_, _>>().map_err(err)
 }
 
-/// Replaces the table with `peers` in one transaction. The record is
-/// bounded by `--peer-retention` and rewritten only when a sweep changed
-/// it, as the JSON file was.
-fn write_table(store: &mut Store, peers: &BTreeMap<PairKey, Totals>) -> Result<(), StoreError> {
+/// Writes what `unsaved` names of `peers` in one transaction: the whole
+/// table when it says so, else an upsert of each changed peer still in the
+/// record and a delete of each dropped one.
+fn write_table(
+    store: &mut Store,
+    peers: &BTreeMap<PairKey, Totals>,
+    unsaved: &Unsaved,
+) -> Result<(), StoreError> {
     let (db, path) = store.db();
     let err = |e| classify(path, "write the peers to", e);
     let tx = db.transaction().map_err(err)?;
-    tx.execute("DELETE FROM peers", []).map_err(err)?;
-    insert_all(&tx, peers).map_err(err)?;
+    let keys: Box<dyn Iterator<Item = &PairKey>> = if unsaved.all {
+        tx.execute("DELETE FROM peers", []).map_err(err)?;
+        Box::new(peers.keys())
+    } else {
+        Box::new(unsaved.keys.iter())
+    };
+    write_rows(&tx, peers, keys).map_err(err)?;
     tx.commit().map_err(err)
 }
 
-fn insert_all(db: &Connection, peers: &BTreeMap<PairKey, Totals>) -> rusqlite::Result<()> {
-    let mut insert =
-        db.prepare_cached("INSERT INTO peers VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?;
-    for (key, t) in peers {
-        // SQLite integers are i64: the u64 is kept bit for bit.
-        insert.execute(params![
-            key.interface,
+/// Each of `keys` as it is in `peers`: its row upserted, or deleted when
+/// the record no longer has it.
+fn write_rows<'a>(
+    db: &Connection,
+    peers: &BTreeMap<PairKey, Totals>,
+    keys: impl Iterator<Item = &'a PairKey>,
+) -> rusqlite::Result<()> {
+    // The primary key is (interface, address, peer): a row of the same
+    // pair is replaced, any other left alone.
+    let mut upsert = db.prepare_cached(
+        "INSERT OR REPLACE INTO peers VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    let mut delete =
+        db.prepare_cached("DELETE FROM peers WHERE interface = ?1 AND address = ?2 AND peer = ?3")?;
+    for key in keys {
+        let (interface, address, peer) = (
+            &key.interface,
             key.address.to_string(),
             key.peer.to_string(),
-            t.rx_packets as i64,
-            t.rx_bytes as i64,
-            t.tx_packets as i64,
-            t.tx_bytes as i64,
-            t.first_seen_ms as i64,
-            t.last_seen_ms as i64,
-        ])?;
+        );
+        match peers.get(key) {
+            // SQLite integers are i64: the u64 is kept bit for bit.
+            Some(t) => upsert.execute(params![
+                interface,
+                address,
+                peer,
+                t.rx_packets as i64,
+                t.rx_bytes as i64,
+                t.tx_packets as i64,
+                t.tx_bytes as i64,
+                t.first_seen_ms as i64,
+                t.last_seen_ms as i64,
+            ])?,
+            None => delete.execute(params![interface, address, peer])?,
+        };
     }
     Ok(())
 }
@@ -424,6 +488,86 @@ mod tests {
         assert_eq!(
             entries(&Record::load(&dir).unwrap()),
             [(key("203.0.113.7"), totals(3, 1_000, 5_000))]
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+    /// The peers' rows as they are on disk.
+    fn on_disk(dir: &Path) -> Vec<(String, i64)> {
+        let db = Connection::open(dir.join(store::FILE)).unwrap();
+        let mut stmt = db
+            .prepare("SELECT peer, rx_packets FROM peers ORDER BY peer")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_save_writes_only_the_peers_that_changed() {
+        let dir = tempdir("peers-changed");
+        let mut record = Record::load(&dir).unwrap();
+        for (peer, last) in [
+            ("203.0.113.1", 5_000),
+            ("203.0.113.2", 8_000),
+            ("203.0.113.3", 5_000),
+        ] {
+            record.add(key(peer), totals(1, 1_000, last));
+        }
+        record.save().unwrap();
+        // A row the record does not touch again is left as it is on disk.
+        Connection::open(dir.join(store::FILE))
+            .unwrap()
+            .execute(
+                "UPDATE peers SET rx_packets = 77 WHERE peer = '203.0.113.2'",
+                [],
+            )
+            .unwrap();
+        record.add(key("203.0.113.1"), totals(2, 6_000, 9_000));
+        record.add(key("203.0.113.3"), totals(1, 1_000, 2_000));
+        assert_eq!(record.expire(time::from_unix_ms(5_500)), 1);
+        record.save().unwrap();
+        assert_eq!(
+            on_disk(&dir),
+            [
+                ("203.0.113.1".to_owned(), 3),
+                ("203.0.113.2".to_owned(), 77)
+            ]
+        );
+        // Nothing changed: nothing is written.
+        Connection::open(dir.join(store::FILE))
+            .unwrap()
+            .execute("DELETE FROM peers WHERE peer = '203.0.113.1'", [])
+            .unwrap();
+        record.save().unwrap();
+        assert_eq!(on_disk(&dir), [("203.0.113.2".to_owned(), 77)]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_database_opened_again_after_a_failure_gets_the_whole_record() {
+        let dir = tempdir("peers-reopen");
+        let mut record = Record::load(&dir).unwrap();
+        record.add(key("203.0.113.1"), totals(1, 1_000, 5_000));
+        record.save().unwrap();
+        let holder = Connection::open(dir.join(store::FILE)).unwrap();
+        holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        record.add(key("203.0.113.2"), totals(2, 1_000, 5_000));
+        assert!(matches!(
+            record.save(),
+            Err(RecordError::Store(StoreError::Locked { .. }))
+        ));
+        drop(holder);
+        // Moved aside while it was locked, as the corrupt-database error
+        // tells a user to: the new database has every peer, not only the
+        // changed one.
+        for file in ["history.db", "history.db-wal", "history.db-shm"] {
+            let _ = fs::remove_file(dir.join(file));
+        }
+        record.save().unwrap();
+        assert_eq!(
+            on_disk(&dir),
+            [("203.0.113.1".to_owned(), 1), ("203.0.113.2".to_owned(), 2)]
         );
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -3,7 +3,7 @@
 //! merged, joined with the inventory, one object per (address, interface).
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     net::IpAddr,
     time::{Duration, SystemTime},
 };
@@ -14,7 +14,7 @@ use common::{
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{Clock, PairKey, Record, Remote, Totals, pair_of, time};
+use super::{Clock, PairKey, Record, Remote, Totals, ends_of, pair_of, time};
 use crate::{
     bpf::counters::Snapshot,
     inventory::{self, Config, HostTable, State},
@@ -150,36 +150,19 @@ pub fn build(
         .collect()
 }
 
-/// What the peers feature knows of one local address.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PeerSummary {
-    /// Distinct remote addresses over all its interfaces.
-    pub distinct: usize,
-    /// The newest last-seen of its peers: traffic from before anyone
-    /// watched the live page, as far back as the retention record keeps.
-    pub last_seen: Option<SystemTime>,
-}
-
-/// Each listed local address over all its interfaces: its distinct peers
-/// (a peer seen on two links counts once: the live page's "peers" column)
-/// and when the newest of them was last seen.
-pub fn summary(list: &[AddressPeers]) -> HashMap<IpAddr, PeerSummary> {
-    let mut by_address: HashMap<IpAddr, (BTreeSet<Remote>, Option<Stamp>)> = HashMap::new();
-    for a in list {
-        let (peers, last) = by_address.entry(a.address).or_default();
-        peers.extend(a.peers.iter().map(|p| p.peer));
-        *last = (*last).max(a.last_traffic);
+/// Distinct peers of each local address over all its interfaces, as
+/// [`build`] lists them (a peer seen on two links counts once), counted
+/// in one pass over the pairs without naming interfaces or merging
+/// totals. An address with no peer is absent.
+pub fn distinct(tables: &Tables<'_>) -> HashMap<IpAddr, usize> {
+    let kernel = tables.kernel.iter().filter_map(|(k, _)| ends_of(k));
+    let record = tables.record.entries().map(|(k, _)| (k.address, k.peer));
+    let pairs: HashSet<(IpAddr, Remote)> = kernel.chain(record).collect();
+    let mut counts = HashMap::new();
+    for (address, _) in pairs {
+        *counts.entry(address).or_default() += 1;
     }
-    by_address
-        .into_iter()
-        .map(|(address, (peers, last))| {
-            let summary = PeerSummary {
-                distinct: peers.len(),
-                last_seen: last.map(|s| s.0),
-            };
-            (address, summary)
-        })
-        .collect()
+    counts
 }
 
 /// The addresses named by `wanted` (an address or an alias name); all of
@@ -244,48 +227,50 @@ mod tests {
 
     #[test]
     fn a_peer_on_two_interfaces_counts_once() {
-        let now = time::parse_rfc3339("2026-12-08T00:00:00Z").unwrap();
-        let peer = |addr: &str| PeerRow {
-            peer: addr.parse().unwrap(),
-            rx_packets: 1,
-            rx_bytes: 1,
-            tx_packets: 0,
-            tx_bytes: 0,
-            first_seen: Stamp(now),
-            last_seen: Stamp(now),
+        let dir = crate::history::store::tests::tempdir("peers-distinct");
+        let mut record = Record::load(&dir).unwrap();
+        let five: IpAddr = "10.0.0.5".parse().unwrap();
+        let six: IpAddr = "10.0.0.6".parse().unwrap();
+        let remote = |text: &str| text.parse::<Remote>().unwrap();
+        for (interface, peer) in [("eth1", "192.0.2.0/24"), ("eth0", "192.0.2.1")] {
+            let key = PairKey {
+                interface: interface.into(),
+                address: five,
+                peer: remote(peer),
+            };
+            record.add(key, Totals::EMPTY);
+        }
+        let pair = |ifindex, last: u8| {
+            let key = PeerKey::ipv4(ifindex, [10, 0, 0, 5], [192, 0, 2, last], 32);
+            let counts = PeerCounts::first(common::Direction::Rx, Counters::new(1, 1), 0);
+            (key, counts)
         };
-        let on = |interface: &str, peers| AddressPeers {
-            address: "10.0.0.5".parse().unwrap(),
-            interface: interface.into(),
-            alias: None,
-            state: State::Documented,
-            complete: true,
-            last_traffic: Some(Stamp(now)),
-            peers,
+        let kernel = [pair(1, 1), pair(1, 2), pair(2, 2)];
+        let quiet = PeerKey::ipv4(1, [10, 0, 0, 6], [192, 0, 2, 9], 32).missed();
+        let tables = Tables {
+            kernel: &kernel,
+            missed: &[(quiet, Counters::new(1, 1))],
+            record: &record,
         };
-        let mut quiet = on("eth0", vec![]);
-        quiet.address = "10.0.0.6".parse().unwrap();
-        quiet.last_traffic = None;
-        let mut later = on("eth1", vec![peer("192.0.2.2"), peer("192.0.2.0/24")]);
-        let hour_later = now + Duration::from_secs(3600);
-        later.last_traffic = Some(Stamp(hour_later));
-        let list = [
-            on("eth0", vec![peer("192.0.2.1"), peer("192.0.2.2")]),
-            later,
-            quiet,
-        ];
-        let summary = summary(&list);
-        assert_eq!(
-            summary[&"10.0.0.5".parse::<IpAddr>().unwrap()],
-            PeerSummary {
-                distinct: 3,
-                last_seen: Some(hour_later)
-            }
+        let counts = distinct(&tables);
+        assert_eq!(counts[&five], 3);
+        // No peer: absent, which the page shows as 0.
+        assert_eq!(counts.get(&six).copied().unwrap_or(0), 0);
+        // What `build` lists, over every interface of the address.
+        let list = build(
+            &tables,
+            &HostTable::default(),
+            &Config::default(),
+            &Clock::now(),
         );
-        assert_eq!(
-            summary[&"10.0.0.6".parse::<IpAddr>().unwrap()],
-            PeerSummary::default()
-        );
+        let listed: BTreeSet<Remote> = list
+            .iter()
+            .filter(|a| a.address == five)
+            .flat_map(|a| a.peers.iter().map(|p| p.peer))
+            .collect();
+        assert_eq!(listed.len(), counts[&five]);
+        assert!(list.iter().any(|a| a.address == six && a.peers.is_empty()));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //!    large capacity, next to the formula here and on a 128-CPU host.
 //! 6. [`history`]: the history store's write per interval, bytes per
 //!    address per day, and a monthly report.
+//! 7. [`peers`]: at a full peer table, the retention record's save after a
+//!    sweep, and the rate task's distinct-peer count.
 //!
 //! Prints the tables and writes them into BENCHMARKS.md between its
 //! markers; `--quick` runs everything at a tiny size for the test suite and
@@ -26,6 +28,7 @@ mod history;
 mod live;
 mod memory;
 mod packet;
+mod peers;
 mod scrape;
 mod stats;
 mod tools;
@@ -64,6 +67,7 @@ pub enum Part {
     Aliases,
     Memory,
     History,
+    Peers,
 }
 
 /// Sizes and repetitions of one run.
@@ -292,6 +296,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
         println!("{}", history.table());
         verdicts.extend(history.verdicts());
         sections.push(("6. History store", history.table()));
+    }
+    if runs(Part::Peers) {
+        println!("bench: peers at a full table (record save, rate task)");
+        let peers = peers::run(&tools, &plan)?;
+        println!("{}", peers.table());
+        sections.push(("7. Peers at a full table", peers.table()));
     }
     let report = report(&machine, &sections, &verdicts, args.quick);
     println!("{report}");

@@ -166,6 +166,12 @@ impl Renderer {
         let status = live.config();
         self.labels.follow(&host, &status.config);
         let read = live.split().map_err(|e| warn!("scrape: {e}")).ok();
+        // Right after the address counters, before the peers are read: the
+        // service maps are read as close to them as the two reads allow.
+        let services = read.as_ref().and_then(|(snap, _)| {
+            let listed = live.service_series(snap);
+            listed.map_err(|e| warn!("scrape: {e}")).ok().flatten()
+        });
         let (series, buckets, entries) = match &read {
             Some((snap, split)) => (
                 addresses::series(&split.listed, &mut self.labels),
@@ -177,11 +183,6 @@ impl Renderer {
         };
         drop(read);
         let peers = peers::PeerSeries::read(live, &host, &status.config);
-        let services = live
-            .service_series()
-            .map_err(|e| warn!("scrape: {e}"))
-            .ok()
-            .flatten();
         self.labels.prune(series.len());
         let fill = Fill {
             foreign_series: live.foreign_series(),

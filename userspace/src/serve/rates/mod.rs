@@ -27,7 +27,6 @@ use tokio::sync::Notify;
 use crate::{
     daemon::Live,
     inventory::Row,
-    peers::view::{self, PeerSummary},
     top::{
         client::Entry,
         state::{Attention, Rates, Sample, lines},
@@ -92,19 +91,19 @@ pub enum PeerCounts {
     Off,
     /// The peer maps could not be read (logged).
     Unread,
-    /// Per address; an address missing has no peers.
-    Counted(HashMap<IpAddr, PeerSummary>),
+    /// Distinct peers per address; an address missing has none.
+    Counted(HashMap<IpAddr, usize>),
 }
 
 impl PeerCounts {
-    /// Read through the peers feature's own view, as `/api/v1/peers` and
-    /// the metrics read it.
+    /// Counted from the same maps and record `/api/v1/peers` lists, without
+    /// building that list (BENCHMARKS.md, "Peers at a full table").
     pub fn read(live: &Live) -> Self {
         let Some(peers) = live.peers() else {
             return Self::Off;
         };
-        match peers.list(&live.host(), &live.config().config) {
-            Ok(list) => Self::Counted(view::summary(&list)),
+        match peers.distinct() {
+            Ok(counts) => Self::Counted(counts),
             Err(e) => {
                 warn!("rate history: peers: {e}");
                 Self::Unread
@@ -112,10 +111,10 @@ impl PeerCounts {
         }
     }
 
-    fn of(&self, address: IpAddr) -> Option<PeerSummary> {
+    fn of(&self, address: IpAddr) -> Option<usize> {
         match self {
             Self::Off | Self::Unread => None,
-            Self::Counted(counts) => Some(counts.get(&address).copied().unwrap_or_default()),
+            Self::Counted(counts) => Some(counts.get(&address).copied().unwrap_or(0)),
         }
     }
 }
@@ -238,12 +237,10 @@ impl History {
                         last_traffic = Some(wall);
                     }
                 }
-                let peers = peers.of(row.address);
-                last_traffic = last_traffic.max(peers.and_then(|p| p.last_seen));
                 Tracked {
                     attention: line.attention(),
                     rates: line.rates,
-                    peers: peers.map(|p| p.distinct),
+                    peers: peers.of(row.address),
                     row,
                     points,
                     last_traffic,
