@@ -14,4 +14,6 @@ pub use key::{
     Addr4Key, Addr6Key, AddrKey, Counters, DIRECTION_BIT, Direction, Family, OtherKey, OtherKind,
     if_dir,
 };
-pub use service::ServiceKey;
+#[cfg(feature = "user")]
+pub use service::ServiceCell;
+pub use service::{Service4Key, Service6Key};

@@ -33,14 +33,19 @@ pub const PEER_V6_MASK: &str = "PEER_V6_MASK";
 /// every [`crate::peer::PeerKey`].
 pub const PEER_V4_PREFIX: &str = "PEER_V4_PREFIX";
 pub const PEER_V6_PREFIX: &str = "PEER_V6_PREFIX";
-/// Per-CPU hash of [`crate::ServiceKey`] to [`crate::Counters`]: what the
-/// sockets of each cgroup received and sent, per local address.
-pub const SERVICES: &str = "SERVICES";
-/// One-entry array holding the network namespace cookie whose traffic the
-/// service programs count (cgroup programs see every namespace).
+/// Per-CPU hashes of [`crate::Service4Key`] and [`crate::Service6Key`] to
+/// [`crate::Counters`]: what the sockets of each cgroup received and sent,
+/// per local IPv4 and IPv6 address.
+pub const SERVICES_V4: &str = "SERVICES_V4";
+pub const SERVICES_V6: &str = "SERVICES_V6";
+/// Load-time global (`u64`): the cookie of the network namespace whose
+/// traffic the service programs count (cgroup programs see every
+/// namespace); 0, which no namespace has, counts none.
 pub const SERVICE_NETNS: &str = "SERVICE_NETNS";
-/// Entries in [`SERVICES`]: (cgroup, interface, direction, address).
-pub const SERVICE_CAPACITY: u32 = 16_384;
+/// Entries in each of [`SERVICES_V4`] and [`SERVICES_V6`]: (cgroup,
+/// interface, direction, address). 24,576 in all, where the one map of
+/// both families had 16,384, as the address maps grew when they split.
+pub const SERVICE_CAPACITY: u32 = 12_288;
 
 /// cgroup_skb program counting what a socket of a cgroup receives, by
 /// destination address.

@@ -1,50 +1,62 @@
-//! The per-service map: packets delivered to, and sent from, the sockets of
-//! one cgroup v2, per local address.
+//! The per-service maps: packets delivered to, and sent from, the sockets
+//! of one cgroup v2, per local address. One map per family, as for the
+//! address counters, so that an IPv4 key is 16 bytes: the kernel hashes
+//! and compares the whole key on every packet.
 
 #[cfg(feature = "user")]
 mod user;
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::{Direction, Family};
+#[cfg(feature = "user")]
+pub use self::user::ServiceCell;
+use crate::{Addr4Key, Addr6Key, Direction};
 
-/// Key of [`crate::names::SERVICES`].
+/// Key of [`crate::names::SERVICES_V4`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Pod, Zeroable)]
-pub struct ServiceKey {
+pub struct Service4Key {
     /// The cgroup v2 id of the socket's cgroup (the inode number of its
     /// directory on the cgroup2 mount), host byte order.
     pub cgroup: u64,
-    /// Interface the packet arrived on (ingress) or leaves by (egress),
-    /// host byte order.
-    pub ifindex: u32,
-    /// A [`Direction`] discriminant: `Rx` is delivered to a socket of the
-    /// cgroup (keyed by destination), `Tx` sent from one (keyed by source).
-    pub direction: u8,
-    /// A [`Family`] discriminant.
-    pub family: u8,
-    pub _pad: [u8; 2],
-    /// Network byte order, as on the wire. IPv4 uses the first four bytes.
-    pub addr: [u8; 16],
+    /// The interface the packet arrived on (ingress) or leaves by (egress),
+    /// and the local address: destination for `Rx` (delivered to a socket
+    /// of the cgroup), source for `Tx` (sent from one).
+    pub addr: Addr4Key,
 }
 
-const _: () = assert!(size_of::<ServiceKey>() == 32);
+/// Key of [`crate::names::SERVICES_V6`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct Service6Key {
+    /// As [`Service4Key::cgroup`].
+    pub cgroup: u64,
+    /// As [`Service4Key::addr`].
+    pub addr: Addr6Key,
+    /// Up to the `u64` alignment of `cgroup`; always zero.
+    pub _pad: [u8; 4],
+}
 
-impl ServiceKey {
-    pub const fn new(
-        cgroup: u64,
-        ifindex: u32,
-        direction: Direction,
-        family: Family,
-        addr: [u8; 16],
-    ) -> Self {
+const _: () = assert!(size_of::<Service4Key>() == 16);
+const _: () = assert!(size_of::<Service6Key>() == 32);
+
+impl Service4Key {
+    #[inline(always)]
+    pub const fn new(cgroup: u64, ifindex: u32, direction: Direction, addr: [u8; 4]) -> Self {
         Self {
             cgroup,
-            ifindex,
-            direction: direction as u8,
-            family: family as u8,
-            _pad: [0; 2],
+            addr: Addr4Key::new(ifindex, direction, addr),
+        }
+    }
+}
+
+impl Service6Key {
+    #[inline(always)]
+    pub const fn new(cgroup: u64, addr: Addr6Key) -> Self {
+        Self {
+            cgroup,
             addr,
+            _pad: [0; 4],
         }
     }
 }

@@ -9,35 +9,44 @@
 //! segment.
 //!
 //! A cgroup program runs for every network namespace; only the packets of
-//! the namespace whose cookie user space wrote into [`SERVICE_NETNS`] are
-//! counted. Every program returns 1 (allow): it never changes a packet's
-//! fate.
+//! the namespace whose cookie user space set in [`SERVICE_NETNS`] before
+//! loading are counted. Every program returns 1 (allow): it never changes
+//! a packet's fate.
 
 use aya_ebpf::{
     EbpfContext,
     helpers::{bpf_get_netns_cookie, bpf_skb_cgroup_id},
     macros::{cgroup_skb, map},
-    maps::{Array, PerCpuHashMap},
+    maps::PerCpuHashMap,
     programs::{SkBuffContext, sk_buff::SkBuff},
 };
-use common::{Counters, Direction, Family, ServiceKey, names::SERVICE_CAPACITY};
+use common::{Addr6Key, Counters, Direction, Service4Key, Service6Key, names::SERVICE_CAPACITY};
 
 use crate::{
     count::add,
-    frame::{SkbHook, ipv6_bytes},
+    frame::SkbHook,
     parse::{Seen, classify_ip},
 };
 
 /// cgroup_skb's verdict that lets the packet through.
 const ALLOW: i32 = 1;
 
-// Static names match `common::names::{SERVICES, SERVICE_NETNS}`.
+// Static names match `common::names::{SERVICES_V4, SERVICES_V6}`. One map
+// per family, so that an IPv4 key is 16 bytes.
 #[map]
-static SERVICES: PerCpuHashMap<ServiceKey, Counters> =
+static SERVICES_V4: PerCpuHashMap<Service4Key, Counters> =
     PerCpuHashMap::with_max_entries(SERVICE_CAPACITY, 0);
 
 #[map]
-static SERVICE_NETNS: Array<u64> = Array::with_max_entries(1, 0);
+static SERVICES_V6: PerCpuHashMap<Service6Key, Counters> =
+    PerCpuHashMap::with_max_entries(SERVICE_CAPACITY, 0);
+
+// Load-time global (`common::names::SERVICE_NETNS`), in the frozen .rodata
+// map: the compare is against a value the verifier knows, not a map
+// lookup. 0 until user space sets it: no namespace has that cookie, so
+// nothing is counted.
+#[unsafe(no_mangle)]
+static SERVICE_NETNS: u64 = 0;
 
 // The function names are the program names user space looks up
 // (`common::names::{CGROUP_INGRESS, CGROUP_EGRESS}`).
@@ -57,30 +66,34 @@ pub fn aliasstat_cgroup_egress(ctx: SkBuffContext) -> i32 {
 /// Counts one packet for its socket's cgroup, if it is in our namespace.
 #[inline(always)]
 pub fn count(ctx: &SkBuffContext, dir: Direction) {
-    // SAFETY: the helpers take the program's own context.
-    let (netns, cgroup) = unsafe {
-        (
-            bpf_get_netns_cookie(ctx.as_ptr()),
-            bpf_skb_cgroup_id(ctx.skb.skb),
-        )
-    };
-    // Zero until user space has written it: count nothing until then.
-    if SERVICE_NETNS.get(0).is_none_or(|ours| *ours != netns) {
+    // SAFETY: the helper takes the program's own context. The global is
+    // read volatile so that the compiler does not fold in its default.
+    let ours =
+        unsafe { bpf_get_netns_cookie(ctx.as_ptr()) == core::ptr::read_volatile(&SERVICE_NETNS) };
+    if !ours {
         return;
     }
-    let (family, addr, wire) = match classify_ip(ctx, dir) {
-        Seen::V4(local, _, wire) => {
-            let mut addr = [0; 16];
-            addr[..4].copy_from_slice(&local.to_ne_bytes());
-            (Family::Ipv4, addr, wire)
-        }
-        Seen::V6(local, _, wire) => (Family::Ipv6, ipv6_bytes(local), wire),
-        Seen::NonIp => return,
-    };
-    let key = ServiceKey::new(cgroup, device(ctx, dir), dir, family, addr);
     // A full map loses the count: the cgroup keys are few (local addresses
     // times cgroups with traffic), and user space reports the fill.
-    let _ = add(&SERVICES, &key, wire);
+    match classify_ip(ctx, dir) {
+        Seen::V4(local, _, wire) => {
+            let key = Service4Key::new(cgroup(ctx), device(ctx, dir), dir, local.to_ne_bytes());
+            let _ = add(&SERVICES_V4, &key, wire);
+        }
+        Seen::V6(local, _, wire) => {
+            let addr = Addr6Key::from_words(device(ctx, dir), dir, local);
+            let _ = add(&SERVICES_V6, &Service6Key::new(cgroup(ctx), addr), wire);
+        }
+        // Asked for only once the packet is one to count.
+        Seen::NonIp => {}
+    }
+}
+
+/// The cgroup v2 id of the packet's socket.
+#[inline(always)]
+fn cgroup(ctx: &SkBuffContext) -> u64 {
+    // SAFETY: the helper takes the program's own context.
+    unsafe { bpf_skb_cgroup_id(ctx.skb.skb) }
 }
 
 /// The interface the address counters see the packet on: where it came in

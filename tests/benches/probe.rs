@@ -49,16 +49,16 @@ use aliasstat::bpf::{
 use anyhow::{Context as _, Result, bail, ensure};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, MapData, PerCpuHashMap},
+    maps::{MapData, PerCpuHashMap},
     programs::{CgroupSkb, Program, SchedClassifier, TestRun as _, TestRunOptions, Xdp, XdpMode},
 };
 use common::{
-    Addr4Key, Addr6Key, Counters, Direction, ServiceKey,
+    Addr4Key, Addr6Key, Counters, Direction, Service4Key, Service6Key,
     names::{
         ADDRESSES_V4, ADDRESSES_V6, BENCH_EMPTY_CGROUP, BENCH_EMPTY_TC, BENCH_EMPTY_XDP,
         BENCH_KEYED_TC, BENCH_KEYED_XDP, BENCH_REKEY_TC, BENCH_REKEY_XDP, CGROUP_INGRESS,
-        DEFAULT_ADDRESS_CAPACITY, PEERS, PEERS_ON, SERVICE_NETNS, SERVICES, TC_INGRESS,
-        XDP_INGRESS,
+        DEFAULT_ADDRESS_CAPACITY, PEERS, PEERS_ON, SERVICE_NETNS, SERVICES_V4, SERVICES_V6,
+        TC_INGRESS, XDP_INGRESS,
     },
 };
 use lab::{
@@ -395,19 +395,16 @@ fn testrun(repeat: u32, trials: usize) -> Result<Value> {
 
 /// The cgroup_skb ingress program that counts per service, against the
 /// empty one, on one hot (cgroup, address) key per family. The test run's
-/// socket lives in this namespace, whose cookie is written as the daemon
-/// writes it, so the program counts every run as a delivered packet.
+/// socket lives in this namespace, whose cookie is set at load as the
+/// daemon sets it, so the program counts every run as a delivered packet.
 fn testrun_services(repeat: u32, trials: usize) -> Result<Value> {
     let (_pins, maps) = testrun_setup(repeat, trials, "bench-svc")?;
+    let cookie = aliasstat::services::kernel::netns_cookie()?;
     let mut ebpf = EbpfLoader::new()
         .default_map_pin_directory(&maps)
+        .override_global(SERVICE_NETNS, &cookie, true)
         .load(load::OBJECT)
         .context("failed to load the eBPF object")?;
-    let cookie = aliasstat::services::kernel::netns_cookie()?;
-    let netns = ebpf
-        .map_mut(SERVICE_NETNS)
-        .context("no map SERVICE_NETNS")?;
-    Array::<_, u64>::try_from(netns)?.set(0, cookie, 0)?;
     for name in [BENCH_EMPTY_CGROUP, CGROUP_INGRESS] {
         let program: &mut CgroupSkb = ebpf
             .program_mut(name)
@@ -440,12 +437,13 @@ fn testrun_services(repeat: u32, trials: usize) -> Result<Value> {
             "ns": { "empty": empty, "service": service },
         }));
     }
-    let map = ebpf.map(SERVICES).context("no map SERVICES")?;
-    let map: PerCpuHashMap<&MapData, ServiceKey, Counters> = PerCpuHashMap::try_from(map)?;
-    let counted = map.keys().filter(Result::is_ok).count();
+    let counted = [
+        entries::<Service4Key>(&ebpf, SERVICES_V4)?,
+        entries::<Service6Key>(&ebpf, SERVICES_V6)?,
+    ];
     ensure!(
-        counted == 2,
-        "the service program counted {counted} keys, not one per family: it did not take the test runs for this namespace's"
+        counted == [1, 1],
+        "the service program counted {counted:?} keys (IPv4, IPv6), not one per family: it did not take the test runs for this namespace's"
     );
     Ok(json!({ "repeat": repeat, "trials": trials, "rows": rows }))
 }
@@ -471,12 +469,14 @@ fn run(ebpf: &Ebpf, name: &str, frame: &[u8], repeat: u32) -> Result<u64> {
 /// Entries in the object's address maps: a check that the keyed runs
 /// really spread over their key sets.
 fn ebpf_entries(ebpf: &Ebpf) -> Result<usize> {
-    fn entries<K: aya::Pod>(ebpf: &Ebpf, name: &str) -> Result<usize> {
-        let map = ebpf.map(name).with_context(|| format!("no map {name}"))?;
-        let map: PerCpuHashMap<&MapData, K, Counters> = PerCpuHashMap::try_from(map)?;
-        Ok(map.keys().filter(Result::is_ok).count())
-    }
     Ok(entries::<Addr4Key>(ebpf, ADDRESSES_V4)? + entries::<Addr6Key>(ebpf, ADDRESSES_V6)?)
+}
+
+/// Entries in the object's per-CPU hash `name`.
+fn entries<K: aya::Pod>(ebpf: &Ebpf, name: &str) -> Result<usize> {
+    let map = ebpf.map(name).with_context(|| format!("no map {name}"))?;
+    let map: PerCpuHashMap<&MapData, K, Counters> = PerCpuHashMap::try_from(map)?;
+    Ok(map.keys().filter(Result::is_ok).count())
 }
 
 // ---------------------------------------------------------------------------

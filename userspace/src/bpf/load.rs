@@ -19,7 +19,7 @@ use common::{
     names::{
         ADDRESSES_V4, ADDRESSES_V6, DEFAULT_PEER_CAPACITY, DEFAULT_PEER_V4_PREFIX,
         DEFAULT_PEER_V6_PREFIX, OTHER, PEER_V4_MASK, PEER_V4_PREFIX, PEER_V6_MASK, PEER_V6_PREFIX,
-        PEERS, PEERS_MISSED, PEERS_ON,
+        PEERS, PEERS_MISSED, PEERS_ON, SERVICE_NETNS,
     },
     peer::prefix_mask,
 };
@@ -110,15 +110,22 @@ impl PeerTracking {
     };
 }
 
-/// [`load_with`] the default peer tracking.
+/// [`load_with`] the default peer tracking, and service programs that
+/// count no namespace.
 pub fn load(bpffs: &Path, map_capacity: u32) -> Result<Ebpf, LoadError> {
-    load_with(bpffs, map_capacity, PeerTracking::DEFAULT)
+    load_with(bpffs, map_capacity, PeerTracking::DEFAULT, 0)
 }
 
 /// Loads the object with its maps pinned under `bpffs`, reusing maps of
 /// this layout that are already pinned there so that counts survive a
-/// restart.
-pub fn load_with(bpffs: &Path, map_capacity: u32, peers: PeerTracking) -> Result<Ebpf, LoadError> {
+/// restart. The service programs count the namespace whose cookie is
+/// `service_netns` (`services::kernel::netns_cookie`); 0 counts none.
+pub fn load_with(
+    bpffs: &Path,
+    map_capacity: u32,
+    peers: PeerTracking,
+    service_netns: u64,
+) -> Result<Ebpf, LoadError> {
     std::fs::create_dir_all(bpffs).map_err(|source| LoadError::PinDir {
         path: bpffs.to_owned(),
         source,
@@ -161,6 +168,7 @@ pub fn load_with(bpffs: &Path, map_capacity: u32, peers: PeerTracking) -> Result
         .override_global(PEER_V6_MASK, &v6_mask, true)
         .override_global(PEER_V4_PREFIX, &peers.v4_prefix.min(32), true)
         .override_global(PEER_V6_PREFIX, &peers.v6_prefix.min(128), true)
+        .override_global(SERVICE_NETNS, &service_netns, true)
         .load(OBJECT)
         .map_err(LoadError::Object)
 }

@@ -24,7 +24,7 @@ use crate::{
         http,
         web_config::{self, WebConfig},
     },
-    services::{Services, ServicesError, cgroups::CgroupError},
+    services::{Services, ServicesError, cgroups::CgroupError, kernel::netns_cookie},
 };
 
 /// How long `ready` waits for rtnetlink's first address dump (a few
@@ -91,7 +91,13 @@ pub(super) struct Kernel {
 /// Loads the programs with their maps pinned and attaches them to every
 /// interface that exists now.
 pub(super) fn kernel(opts: &Options, interfaces: &[String]) -> Result<Kernel, DaemonError> {
-    let mut ebpf = load::load_with(&opts.bpffs, opts.map_capacity, opts.peer_tracking)?;
+    // The service programs are loaded for this namespace: its cookie is a
+    // load-time constant of theirs.
+    let netns = match opts.services {
+        Some(_) => netns_cookie().map_err(ServicesError::from)?,
+        None => 0,
+    };
+    let mut ebpf = load::load_with(&opts.bpffs, opts.map_capacity, opts.peer_tracking, netns)?;
     // Before aya-log takes its ring buffer out of the object.
     let memory = MapMemory::of(&ebpf)?;
     logs::forward_kernel_logs(&mut ebpf);

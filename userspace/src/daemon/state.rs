@@ -224,7 +224,7 @@ impl Live {
 
     /// Entries of the service map at the last read of the matrix; `None`
     /// with `--services off`.
-    pub fn service_entries(&self) -> Option<usize> {
+    pub fn service_entries(&self) -> Option<[usize; 2]> {
         self.services.as_ref().map(Services::entries)
     }
 

@@ -1,19 +1,24 @@
-//! The service programs in the kernel: told which namespace to count,
-//! attached to the cgroup root, and their map read back.
+//! The service programs in the kernel: which namespace they count (set at
+//! load, see [`crate::bpf::load::load_with`]), attached to the cgroup root,
+//! and their maps read back.
 
 use std::{fs::File, io, os::fd::AsRawFd as _, path::Path};
 
 use aya::{
     Ebpf,
-    maps::{Array, MapData, MapError, PerCpuHashMap},
+    maps::{MapData, MapError, PerCpuHashMap},
     programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, ProgramError},
 };
 use common::{
-    Counters, ServiceKey,
-    names::{CGROUP_EGRESS, CGROUP_INGRESS, SERVICE_NETNS, SERVICES},
+    Counters, Service4Key, Service6Key, ServiceCell,
+    names::{CGROUP_EGRESS, CGROUP_INGRESS, SERVICES_V4, SERVICES_V6},
 };
 
 use crate::bpf::load::{self, LoadError};
+
+/// The service maps, IPv4 then IPv6, as [`ServiceMaps::read`] counts
+/// their entries.
+pub const SERVICE_MAPS: [&str; 2] = [SERVICES_V4, SERVICES_V6];
 
 /// `SO_NETNS_COOKIE` from the uapi (Linux 5.14+); libc does not have it.
 const SO_NETNS_COOKIE: libc::c_int = 71;
@@ -47,7 +52,8 @@ pub enum KernelError {
     },
 }
 
-/// The cookie of the calling thread's network namespace.
+/// The cookie of the calling thread's network namespace: what the service
+/// programs are loaded to count.
 pub fn netns_cookie() -> Result<u64, KernelError> {
     let socket = std::net::UdpSocket::bind("0.0.0.0:0")
         .or_else(|_| std::net::UdpSocket::bind("[::]:0"))
@@ -70,22 +76,12 @@ pub fn netns_cookie() -> Result<u64, KernelError> {
     Ok(cookie)
 }
 
-/// Tells the programs to count this namespace, attaches both to `root`
-/// (beside any other program there: systemd's IPAccounting, another
-/// aliasstat in another namespace), and hands back their map. The links
-/// live in `ebpf`: they are dropped, and the programs detached, with it.
-pub fn attach(
-    ebpf: &mut Ebpf,
-    root: &Path,
-) -> Result<PerCpuHashMap<MapData, ServiceKey, Counters>, KernelError> {
-    let map_err = |name| move |source| KernelError::Map { name, source };
-    let cookie = netns_cookie()?;
-    let netns = ebpf.map_mut(SERVICE_NETNS).ok_or(LoadError::MissingMap {
-        name: SERVICE_NETNS,
-    })?;
-    Array::<_, u64>::try_from(netns)
-        .and_then(|mut a| a.set(0, cookie, 0))
-        .map_err(map_err(SERVICE_NETNS))?;
+/// Attaches both programs to `root` (beside any other program there:
+/// systemd's IPAccounting, another aliasstat in another namespace), and
+/// hands back their maps. The links live in `ebpf`: they are dropped, and
+/// the programs detached, with it, so a restarted daemon always attaches
+/// programs loaded with its own namespace's cookie.
+pub fn attach(ebpf: &mut Ebpf, root: &Path) -> Result<ServiceMaps, KernelError> {
     let dir = File::open(root).map_err(|source| KernelError::Root {
         path: root.to_owned(),
         source,
@@ -104,24 +100,47 @@ pub fn attach(
                 source,
             })?;
     }
-    let map = ebpf
-        .take_map(SERVICES)
-        .ok_or(LoadError::MissingMap { name: SERVICES })?;
-    PerCpuHashMap::try_from(map).map_err(map_err(SERVICES))
+    Ok(ServiceMaps {
+        v4: take(ebpf, SERVICE_MAPS[0])?,
+        v6: take(ebpf, SERVICE_MAPS[1])?,
+    })
 }
 
-/// Every entry of the map, summed over CPUs.
-pub fn read(
-    map: &PerCpuHashMap<MapData, ServiceKey, Counters>,
-) -> Result<Vec<(ServiceKey, Counters)>, KernelError> {
+fn take<K: aya::Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+) -> Result<PerCpuHashMap<MapData, K, Counters>, KernelError> {
+    let map = ebpf.take_map(name).ok_or(LoadError::MissingMap { name })?;
+    PerCpuHashMap::try_from(map).map_err(|source| KernelError::Map { name, source })
+}
+
+/// The service maps, one per family.
+pub struct ServiceMaps {
+    v4: PerCpuHashMap<MapData, Service4Key, Counters>,
+    v6: PerCpuHashMap<MapData, Service6Key, Counters>,
+}
+
+impl ServiceMaps {
+    /// Every entry of both maps, summed over CPUs, and the entries of
+    /// each, IPv4 then IPv6.
+    pub fn read(&self) -> Result<(Vec<(ServiceCell, Counters)>, [usize; 2]), KernelError> {
+        let mut cells = entries(&self.v4, SERVICE_MAPS[0])?;
+        let v4 = cells.len();
+        cells.extend(entries(&self.v6, SERVICE_MAPS[1])?);
+        let v6 = cells.len() - v4;
+        Ok((cells, [v4, v6]))
+    }
+}
+
+fn entries<K: aya::Pod + Into<ServiceCell>>(
+    map: &PerCpuHashMap<MapData, K, Counters>,
+    name: &'static str,
+) -> Result<Vec<(ServiceCell, Counters)>, KernelError> {
     map.iter()
         .map(|entry| {
             entry
-                .map(|(key, per_cpu)| (key, per_cpu.iter().copied().sum()))
-                .map_err(|source| KernelError::Map {
-                    name: SERVICES,
-                    source,
-                })
+                .map(|(key, per_cpu)| (key.into(), per_cpu.iter().copied().sum()))
+                .map_err(|source| KernelError::Map { name, source })
         })
         .collect()
 }

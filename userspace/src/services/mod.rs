@@ -24,14 +24,13 @@ use std::{
     },
 };
 
-use aya::maps::{MapData, PerCpuHashMap};
-use common::{Counters, Direction, ServiceKey};
+use common::{Counters, Direction};
 use log::info;
 
 pub use self::report::{AddressServices, Service, ServicesDoc, Unserved};
 use self::{
     cgroups::{CgroupError, Names},
-    kernel::KernelError,
+    kernel::{KernelError, ServiceMaps},
     report::Inputs,
 };
 use crate::{
@@ -51,12 +50,13 @@ pub enum ServicesError {
 
 /// Per-service counting, attached and running.
 pub struct Services {
-    map: PerCpuHashMap<MapData, ServiceKey, Counters>,
+    maps: ServiceMaps,
     names: Mutex<Names>,
     baseline: HashMap<(u32, IpAddr), Counters>,
     series: Mutex<series::Budget>,
-    /// Entries of the map at the last [`Services::report`], for its fill.
-    entries: AtomicUsize,
+    /// Entries of each map at the last [`Services::report`], for their
+    /// fill.
+    entries: [AtomicUsize; 2],
 }
 
 impl Services {
@@ -73,7 +73,7 @@ impl Services {
             Some(root) => root,
             None => cgroups::find_mount()?,
         };
-        let map = kernel::attach(ebpf, &root)?;
+        let maps = kernel::attach(ebpf, &root)?;
         info!("services: counting per cgroup under {}", root.display());
         let baseline = before
             .addresses
@@ -82,11 +82,11 @@ impl Services {
             .map(|c| ((c.ifindex, c.address), c.counters))
             .collect();
         Ok(Self {
-            map,
+            maps,
             names: Mutex::new(Names::new(root)),
             baseline,
             series: Mutex::new(series::Budget::new(max_series)),
-            entries: AtomicUsize::new(0),
+            entries: [AtomicUsize::new(0), AtomicUsize::new(0)],
         })
     }
 
@@ -99,9 +99,11 @@ impl Services {
         config: &Config,
         ifindexes: &BTreeSet<u32>,
     ) -> Result<ServicesDoc, ServicesError> {
-        let entries = kernel::read(&self.map)?;
-        self.entries.store(entries.len(), Ordering::Relaxed);
-        let ids = entries.iter().map(|(k, _)| k.cgroup).collect();
+        let (entries, filled) = self.maps.read()?;
+        for (slot, n) in self.entries.iter().zip(filled) {
+            slot.store(n, Ordering::Relaxed);
+        }
+        let ids = entries.iter().map(|(cell, _)| cell.cgroup).collect();
         let names = self
             .names
             .lock()
@@ -126,9 +128,10 @@ impl Services {
             .split(doc)
     }
 
-    /// Entries of the map when [`Services::report`] last read it.
-    pub fn entries(&self) -> usize {
-        self.entries.load(Ordering::Relaxed)
+    /// Entries of each map ([`kernel::SERVICE_MAPS`]) when
+    /// [`Services::report`] last read them.
+    pub fn entries(&self) -> [usize; 2] {
+        self.entries.each_ref().map(|n| n.load(Ordering::Relaxed))
     }
 
     pub fn series_limit(&self) -> usize {

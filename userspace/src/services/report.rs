@@ -19,7 +19,7 @@ use std::{
     net::IpAddr,
 };
 
-use common::{Counters, Direction, ServiceKey};
+use common::{Counters, Direction, ServiceCell};
 use serde::{Deserialize, Serialize};
 
 use super::cgroups::Cgroup;
@@ -73,8 +73,8 @@ pub struct Unserved {
 
 /// Everything one report is made of.
 pub struct Inputs<'a> {
-    /// The service map, summed over CPUs.
-    pub entries: &'a [(ServiceKey, Counters)],
+    /// The service maps, summed over CPUs.
+    pub entries: &'a [(ServiceCell, Counters)],
     pub names: &'a HashMap<u64, Cgroup>,
     /// The address counters, read before `entries`.
     pub counted: &'a [AddressCount],
@@ -90,9 +90,7 @@ pub struct Inputs<'a> {
 pub fn build(inputs: &Inputs<'_>) -> ServicesDoc {
     let mut by_address: BTreeMap<(IpAddr, u32), BTreeMap<String, Service>> = BTreeMap::new();
     for (key, counters) in inputs.entries {
-        let (Some(address), Some(dir)) = (key.ip(), key.dir()) else {
-            continue;
-        };
+        let address = key.address;
         if !inputs.ifindexes.contains(&key.ifindex) || !inputs.host.holds(address) {
             continue;
         }
@@ -111,7 +109,7 @@ pub fn build(inputs: &Inputs<'_>) -> ServicesDoc {
                 tx_packets: 0,
                 tx_bytes: 0,
             });
-        let (packets, bytes) = match dir {
+        let (packets, bytes) = match key.direction {
             Direction::Rx => (&mut service.rx_packets, &mut service.rx_bytes),
             Direction::Tx => (&mut service.tx_packets, &mut service.tx_bytes),
         };
@@ -204,20 +202,17 @@ mod tests {
     #[test]
     fn the_document_has_the_issue_shape() {
         let ip: IpAddr = "10.0.0.5".parse().unwrap();
+        let cell = |ifindex, direction| ServiceCell {
+            cgroup: 40,
+            ifindex,
+            direction,
+            address: ip,
+        };
         let entries = [
-            (
-                ServiceKey::of(40, 2, Direction::Rx, ip),
-                Counters::new(10, 1400),
-            ),
-            (
-                ServiceKey::of(40, 2, Direction::Tx, ip),
-                Counters::new(10, 5200),
-            ),
+            (cell(2, Direction::Rx), Counters::new(10, 1400)),
+            (cell(2, Direction::Tx), Counters::new(10, 5200)),
             // On an interface the daemon does not count on.
-            (
-                ServiceKey::of(40, 1, Direction::Rx, ip),
-                Counters::new(99, 99),
-            ),
+            (cell(1, Direction::Rx), Counters::new(99, 99)),
         ];
         let names = HashMap::from([(
             40,

@@ -12,6 +12,7 @@ use super::{
 use crate::{
     bpf::{attach::Attachment, load::ADDRESS_MAPS, memory::MapBytes},
     daemon::ConfigStatus,
+    services::kernel::SERVICE_MAPS,
 };
 
 pub static FOREIGN_SERIES: Family<0> = Family {
@@ -117,8 +118,8 @@ pub struct Fill {
     pub peers: Option<PeerFill>,
     /// Failed history writes; `None` without a history.
     pub history_write_errors: Option<u64>,
-    /// Entries of the service map; `None` with `--services off` or unread.
-    pub services: Option<usize>,
+    /// Entries of each service map; `None` with `--services off` or unread.
+    pub services: Option<[usize; 2]>,
 }
 
 pub fn write_fill(out: &mut BytesMut, fill: &Fill) {
@@ -138,8 +139,11 @@ pub fn write_fill(out: &mut BytesMut, fill: &Fill) {
         section.sample(["peers"], u64::from(p.peers_capacity));
         section.sample(["peers_missed"], u64::from(p.missed_capacity));
     }
+    let service_labels = SERVICE_MAPS.map(str::to_ascii_lowercase);
     if fill.services.is_some() {
-        section.sample(["services"], u64::from(common::names::SERVICE_CAPACITY));
+        for label in &service_labels {
+            section.sample([label.as_str()], u64::from(common::names::SERVICE_CAPACITY));
+        }
     }
     let mut section = MAP_ENTRIES.open(out);
     if let Some((addresses, other)) = fill.entries {
@@ -152,8 +156,10 @@ pub fn write_fill(out: &mut BytesMut, fill: &Fill) {
         section.sample(["peers"], p.peers as u64);
         section.sample(["peers_missed"], p.missed as u64);
     }
-    if let Some(entries) = fill.services {
-        section.sample(["services"], entries as u64);
+    if let Some(filled) = fill.services {
+        for (label, entries) in service_labels.iter().zip(filled) {
+            section.sample([label.as_str()], entries as u64);
+        }
     }
     let mut section = MAP_MEMORY.open(out);
     for map in &fill.memory {
@@ -223,7 +229,7 @@ mod tests {
             entries: Some(([1, 0], 0)),
             peers: None,
             history_write_errors: None,
-            services: Some(8),
+            services: Some([8, 3]),
             memory: vec![],
         };
         let mut out = BytesMut::new();
@@ -231,15 +237,15 @@ mod tests {
         let text = String::from_utf8(out.to_vec()).unwrap();
         let services: Vec<&str> = text
             .lines()
-            .filter(|l| {
-                l.ends_with(r#"{map="services"} 16384"#) || l.contains(r#"{map="services"} 8"#)
-            })
+            .filter(|l| l.contains(r#"{map="services_v"#))
             .collect();
         assert_eq!(
             services,
             [
-                r#"aliasstat_map_capacity{map="services"} 16384"#,
-                r#"aliasstat_map_entries{map="services"} 8"#,
+                r#"aliasstat_map_capacity{map="services_v4"} 12288"#,
+                r#"aliasstat_map_capacity{map="services_v6"} 12288"#,
+                r#"aliasstat_map_entries{map="services_v4"} 8"#,
+                r#"aliasstat_map_entries{map="services_v6"} 3"#,
             ]
         );
     }
