@@ -274,6 +274,9 @@ mod tests {
             // The peer table at its default capacity, and its
             // not-recorded counters at the address map's.
             (shape(MapType::Hash, 40, 48, 131_072), 19_924_192),
+            // The IPv4 and IPv6 peer tables at their default capacity.
+            (shape(MapType::Hash, 16, 48, 98_304), 13_108_400),
+            (shape(MapType::Hash, 40, 48, 98_304), 15_467_744),
             (shape(MapType::Hash, 24, 16, 16_384), 1_705_088),
             (shape(MapType::Hash, 24, 16, 100_000), 10_898_304),
             (shape(MapType::Array, 4, 111, 1), 424),
