@@ -16,8 +16,13 @@ pub const ADDRESSES: &str = "ADDRESSES";
 pub const OTHER: &str = "OTHER";
 
 /// Hash of [`crate::peer::PeerKey`] to [`crate::peer::PeerCounts`]: who
-/// each local address talks with. Not per-CPU: updated with atomic adds.
+/// each local IPv6 address talks with. Not per-CPU: updated with atomic
+/// adds. Before [`PEERS_V4`] it held both families, so on a host upgraded
+/// in place it may still hold IPv4 pairs, which no program adds to.
 pub const PEERS: &str = "PEERS";
+/// Hash of [`crate::peer::Peer4Key`] to [`crate::peer::PeerCounts`]: who
+/// each local IPv4 address talks with.
+pub const PEERS_V4: &str = "PEERS_V4";
 /// Hash of [`crate::peer::PeerMissKey`] to [`crate::Counters`]: packets of
 /// each local address whose pair found [`PEERS`] full.
 pub const PEERS_MISSED: &str = "PEERS_MISSED";
@@ -72,9 +77,10 @@ pub const DEFAULT_ADDRESS_CAPACITY: u32 = 12_288;
 /// it attaches to, so the kernel side never has to insert into a full map.
 pub const OTHER_CAPACITY: u32 = 4096;
 
-/// Default entries of [`PEERS`] (`--peer-capacity`): 131,072 pairs take
-/// about 20 MiB of kernel memory whatever the CPU count.
-pub const DEFAULT_PEER_CAPACITY: u32 = 131_072;
+/// Default entries of each of [`PEERS_V4`] and [`PEERS`]
+/// (`--peer-capacity`): 98,304 pairs per family take about 27 MiB of
+/// kernel memory in all, whatever the CPU count (see `bpf/memory.rs`).
+pub const DEFAULT_PEER_CAPACITY: u32 = 98_304;
 /// Default remote prefix lengths (`--peer-prefix-v4`, `--peer-prefix-v6`):
 /// an IPv4 client is one address, an IPv6 client its /64, which groups the
 /// privacy addresses (RFC 8981) a client rotates through every day.

@@ -1,11 +1,15 @@
-//! The peer table: who each local address talks with, and when it last did.
+//! The peer tables: who each local address talks with, and when it last did.
 //!
 //! One plain hash entry per (interface, local address, remote address or
 //! prefix), updated with atomic adds: its memory does not grow with the
-//! CPU count, and a hot pair costs a lookup and two atomic adds. The clock
-//! is `bpf_ktime_get_coarse_ns`, a tick-granular read of CLOCK_MONOTONIC
-//! that costs no clock-source access, so it keeps working while no daemon
-//! runs. A pair that finds the table full is counted per local address in
+//! CPU count, and a hot pair costs a lookup and two atomic adds. There is a
+//! table per family, as for the addresses, so that an IPv4 pair hashes and
+//! compares a 16-byte key rather than a 40-byte one. The clock is
+//! `bpf_ktime_get_coarse_ns`, a tick-granular read of CLOCK_MONOTONIC that
+//! costs no clock-source access, so it keeps working while no daemon runs;
+//! the last-seen time is stored only once it has moved by
+//! `LAST_SEEN_STEP_NS`, so a busy pair does not write it on every packet.
+//! A pair that finds its table full is counted per local address in
 //! `PEERS_MISSED` instead, so every list knows whether it is complete.
 
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
@@ -16,12 +20,15 @@ use aya_ebpf::{
 use common::{
     Counters, Direction,
     names::{DEFAULT_ADDRESS_CAPACITY, DEFAULT_PEER_CAPACITY},
-    peer::{PeerCounts, PeerKey, PeerMissKey},
+    peer::{LAST_SEEN_STEP_NS, Peer4Key, PeerCounts, PeerKey, PeerMissKey},
 };
 
-use crate::frame::ipv6_bytes;
+// Static names match `common::names::{PEERS_V4, PEERS, PEERS_MISSED}`.
+#[map]
+static PEERS_V4: HashMap<Peer4Key, PeerCounts> = HashMap::pinned(DEFAULT_PEER_CAPACITY, 0);
 
-// Static names match `common::names::{PEERS, PEERS_MISSED}`.
+/// The IPv6 pairs. It keeps the name (and the pin) it had when it held
+/// both families, so that an upgraded daemon goes on with its entries.
 #[map]
 static PEERS: HashMap<PeerKey, PeerCounts> = HashMap::pinned(DEFAULT_PEER_CAPACITY, 0);
 
@@ -30,15 +37,15 @@ static PEERS_MISSED: HashMap<PeerMissKey, Counters> = HashMap::pinned(DEFAULT_AD
 
 // Load-time globals (`common::names::PEER*`), set by user space before the
 // programs are verified. They live in a frozen .rodata map, so the verifier
-// knows their values and prunes the whole table when `PEERS_ON` is 0.
+// knows their values and prunes the whole table when `PEERS_ON` is 0. The
+// masks are the bytes of `common::peer::prefix_mask`, held as words so
+// that they apply to the words the parser loads.
 #[unsafe(no_mangle)]
 static PEERS_ON: u8 = 1;
 #[unsafe(no_mangle)]
-static PEER_V4_MASK: [u8; 16] = [0xff; 16];
+static PEER_V4_MASK: [u32; 4] = [u32::MAX; 4];
 #[unsafe(no_mangle)]
-static PEER_V6_MASK: [u8; 16] = [
-    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0,
-];
+static PEER_V6_MASK: [u32; 4] = [u32::MAX, u32::MAX, 0, 0];
 #[unsafe(no_mangle)]
 static PEER_V4_PREFIX: u8 = 32;
 #[unsafe(no_mangle)]
@@ -60,12 +67,14 @@ pub fn ipv4(ifindex: u32, dir: Direction, local: u32, remote: u32, wire: Counter
     if global(&PEERS_ON) == 0 {
         return;
     }
-    let cut = masked(remote.to_ne_bytes(), global(&PEER_V4_MASK));
-    record(
-        dir,
-        &PeerKey::ipv4(ifindex, local.to_ne_bytes(), cut, global(&PEER_V4_PREFIX)),
-        wire,
-    );
+    let key = Peer4Key {
+        ifindex,
+        local: local.to_ne_bytes(),
+        remote: (remote & global(&PEER_V4_MASK[0])).to_ne_bytes(),
+        prefix: global(&PEER_V4_PREFIX),
+        _pad: [0; 3],
+    };
+    record(&PEERS_V4, dir, &key, wire, || key.missed());
 }
 
 /// Counts one IPv6 packet for its (local, remote) pair.
@@ -74,31 +83,31 @@ pub fn ipv6(ifindex: u32, dir: Direction, local: [u32; 4], remote: [u32; 4], wir
     if global(&PEERS_ON) == 0 {
         return;
     }
-    let cut = masked(ipv6_bytes(remote), global(&PEER_V6_MASK));
-    record(
-        dir,
-        &PeerKey::ipv6(ifindex, ipv6_bytes(local), cut, global(&PEER_V6_PREFIX)),
-        wire,
-    );
-}
-
-/// `addr` with the bits of `mask` kept (its first `N` bytes).
-#[inline(always)]
-fn masked<const N: usize>(mut addr: [u8; N], mask: [u8; 16]) -> [u8; N] {
-    for (byte, m) in addr.iter_mut().zip(mask) {
-        *byte &= m;
-    }
-    addr
+    let mask = global(&PEER_V6_MASK);
+    let cut = [
+        remote[0] & mask[0],
+        remote[1] & mask[1],
+        remote[2] & mask[2],
+        remote[3] & mask[3],
+    ];
+    let key = PeerKey::ipv6_words(ifindex, local, cut, global(&PEER_V6_PREFIX));
+    record(&PEERS, dir, &key, wire, || key.missed());
 }
 
 #[inline(always)]
-fn record(dir: Direction, key: &PeerKey, wire: Counters) {
+fn record<K>(
+    map: &HashMap<K, PeerCounts>,
+    dir: Direction,
+    key: &K,
+    wire: Counters,
+    missed: impl FnOnce() -> PeerMissKey,
+) {
     // SAFETY: a helper without arguments, callable from any program.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
-    let first = PeerCounts::first(dir, wire, now);
-    let counted = upsert(&PEERS, key, &first, |slot| {
-        // SAFETY: `slot` points into a live element of PEERS; the adds are
-        // atomic because every CPU writes the same value.
+    let first = || PeerCounts::first(dir, wire, now);
+    let counted = upsert(map, key, first, |slot| {
+        // SAFETY: `slot` points into a live element of the table; the adds
+        // are atomic because every CPU writes the same value.
         unsafe {
             let (packets, bytes) = match dir {
                 Direction::Rx => (&raw mut (*slot).rx_packets, &raw mut (*slot).rx_bytes),
@@ -106,16 +115,21 @@ fn record(dir: Direction, key: &PeerKey, wire: Counters) {
             };
             add(packets, wire.packets);
             add(bytes, wire.bytes);
-            // An aligned 8-byte store is never torn, and racing CPUs
-            // write nearly the same time; the BPF backend cannot select
-            // an atomic store at this CPU level, so a volatile one it is.
-            (&raw mut (*slot).last_seen_ns).write_volatile(now);
+            // An aligned 8-byte load or store is never torn, and racing
+            // CPUs write nearly the same time; the BPF backend cannot
+            // select an atomic store at this CPU level, so volatile it is.
+            // A time another CPU just moved past `now` is kept.
+            let last = &raw mut (*slot).last_seen_ns;
+            if now.saturating_sub(last.read_volatile()) >= LAST_SEEN_STEP_NS {
+                last.write_volatile(now);
+            }
         }
     });
     if counted.is_err() {
         // The table is full (or out of memory): the address totals still
         // have the packet; say that this address's list lacks it.
-        let _ = upsert(&PEERS_MISSED, &key.missed(), &wire, |slot| {
+        let wire_first = || wire;
+        let _ = upsert(&PEERS_MISSED, &missed(), wire_first, |slot| {
             // SAFETY: as above, for an element of PEERS_MISSED.
             unsafe {
                 add(&raw mut (*slot).packets, wire.packets);
@@ -135,14 +149,19 @@ unsafe fn add(counter: *mut u64, n: u64) {
 }
 
 /// Adds to the entry at `key` in place with `add`, or creates it as
-/// `first` on a miss.
+/// `first()` on a miss (built only then, off the hot path).
 #[inline(always)]
-fn upsert<K, V>(map: &HashMap<K, V>, key: &K, first: &V, add: impl Fn(*mut V)) -> Result<(), i32> {
+fn upsert<K, V>(
+    map: &HashMap<K, V>,
+    key: &K,
+    first: impl FnOnce() -> V,
+    add: impl Fn(*mut V),
+) -> Result<(), i32> {
     if let Some(slot) = map.get_ptr_mut(key) {
         add(slot);
         return Ok(());
     }
-    match map.insert(key, first, u64::from(BPF_NOEXIST)) {
+    match map.insert(key, &first(), u64::from(BPF_NOEXIST)) {
         Ok(()) => Ok(()),
         // Another CPU created the entry between our lookup and insert.
         Err(e) if e == -EEXIST => match map.get_ptr_mut(key) {

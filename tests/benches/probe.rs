@@ -49,7 +49,7 @@ use aliasstat::bpf::{
 use anyhow::{Context as _, Result, bail, ensure};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuHashMap},
+    maps::{HashMap as BpfHash, MapData, PerCpuHashMap},
     programs::{CgroupSkb, Program, SchedClassifier, TestRun as _, TestRunOptions, Xdp, XdpMode},
 };
 use common::{
@@ -57,9 +57,11 @@ use common::{
     names::{
         ADDRESSES_V4, ADDRESSES_V6, BENCH_EMPTY_CGROUP, BENCH_EMPTY_TC, BENCH_EMPTY_XDP,
         BENCH_KEYED_TC, BENCH_KEYED_XDP, BENCH_REKEY_TC, BENCH_REKEY_XDP, CGROUP_INGRESS,
-        DEFAULT_ADDRESS_CAPACITY, PEERS, PEERS_ON, SERVICE_NETNS, SERVICES_V4, SERVICES_V6,
+        DEFAULT_ADDRESS_CAPACITY, PEERS, PEERS_MISSED, PEERS_ON, PEERS_V4, SERVICE_NETNS,
+        SERVICES_V4, SERVICES_V6,
         TC_INGRESS, XDP_INGRESS,
     },
+    peer::{Peer4Key, PeerCounts, PeerKey, PeerMissKey},
 };
 use lab::{
     BpfDir,
@@ -308,7 +310,9 @@ fn testrun(repeat: u32, trials: usize) -> Result<Value> {
         .default_map_pin_directory(&maps)
         .map_max_entries(ADDRESSES_V4, TESTRUN_CAPACITY)
         .map_max_entries(ADDRESSES_V6, TESTRUN_CAPACITY)
-        // Every keyed case's pairs fit too, so no run takes the full path.
+        // Every keyed case's pairs fit too, so no run takes the full path
+        // (`peer_entries` shows it: nothing in PEERS_MISSED).
+        .map_max_entries(PEERS_V4, TESTRUN_CAPACITY)
         .map_max_entries(PEERS, TESTRUN_CAPACITY)
         .load(load::OBJECT)
         .context("failed to load the eBPF object")?;
@@ -373,6 +377,7 @@ fn testrun(repeat: u32, trials: usize) -> Result<Value> {
         }
     }
     let filled = ebpf_entries(&ebpf)?;
+    let insns = translated(&ebpf, &off)?;
     let rows: Vec<Value> = cases
         .iter()
         .map(|c| {
@@ -390,7 +395,14 @@ fn testrun(repeat: u32, trials: usize) -> Result<Value> {
             })
         })
         .collect();
-    Ok(json!({ "repeat": repeat, "trials": trials, "map_entries": filled, "rows": rows }))
+    Ok(json!({
+        "repeat": repeat,
+        "trials": trials,
+        "map_entries": filled,
+        "peer_entries": peer_entries(&ebpf)?,
+        "insns": insns,
+        "rows": rows,
+    }))
 }
 
 /// The cgroup_skb ingress program that counts per service, against the
@@ -477,6 +489,50 @@ fn entries<K: aya::Pod>(ebpf: &Ebpf, name: &str) -> Result<usize> {
     let map = ebpf.map(name).with_context(|| format!("no map {name}"))?;
     let map: PerCpuHashMap<&MapData, K, Counters> = PerCpuHashMap::try_from(map)?;
     Ok(map.keys().filter(Result::is_ok).count())
+}
+
+/// Entries in the peer tables and the not-recorded map: a check that no
+/// keyed run found its table full.
+fn peer_entries(ebpf: &Ebpf) -> Result<Value> {
+    fn entries<K: aya::Pod, V: aya::Pod>(ebpf: &Ebpf, name: &str) -> Result<usize> {
+        let map = ebpf.map(name).with_context(|| format!("no map {name}"))?;
+        let map: BpfHash<&MapData, K, V> = BpfHash::try_from(map)?;
+        Ok(map.keys().filter(Result::is_ok).count())
+    }
+    let counts = [
+        (PEERS_V4, entries::<Peer4Key, PeerCounts>(ebpf, PEERS_V4)?),
+        (PEERS, entries::<PeerKey, PeerCounts>(ebpf, PEERS)?),
+        (
+            PEERS_MISSED,
+            entries::<PeerMissKey, Counters>(ebpf, PEERS_MISSED)?,
+        ),
+    ];
+    Ok(counts
+        .into_iter()
+        .map(|(name, n)| (name.to_owned(), json!(n)))
+        .collect::<serde_json::Map<_, _>>()
+        .into())
+}
+
+/// The instructions of each real program as the verifier left them
+/// (xlated), with the peer table on and off.
+fn translated(on: &Ebpf, off: &Ebpf) -> Result<Value> {
+    let mut out = serde_json::Map::new();
+    for hook in [Hook::Tc, Hook::Xdp] {
+        let real = hook.programs()[1];
+        for name in [real, hook.peers_off()] {
+            let (object, program) = Hook::resolve(name, on, off);
+            let info = match object.program(program) {
+                Some(Program::SchedClassifier(p)) => p.info(),
+                Some(Program::Xdp(p)) => p.info(),
+                _ => bail!("no TC or XDP program {program}"),
+            }
+            .with_context(|| format!("the kernel's description of {name}"))?;
+            let insns = info.size_translated().map(|bytes| bytes / 8);
+            out.insert(name.to_owned(), json!(insns));
+        }
+    }
+    Ok(out.into())
 }
 
 // ---------------------------------------------------------------------------

@@ -1,7 +1,9 @@
-//! The first release of aliasstat (map layout v1), built from git for the
-//! upgrade test: the binary an upgrade really starts from.
+//! Older builds of aliasstat, built from git for the upgrade tests: the
+//! binaries an upgrade really starts from. [`FIRST`] is the first release
+//! (map layout v1); [`SHARED_PEERS`] the last commit whose programs keep
+//! both families' peers in one table.
 //!
-//! It is built once in a temporary git worktree under
+//! Each is built once in a temporary git worktree under
 //! `target/first-release/`, with a target directory of its own there, and
 //! the binary is kept as `target/first-release/aliasstat-<commit>`, so that
 //! later runs build nothing. A debug build: it only has to count, and it
@@ -17,21 +19,38 @@ use anyhow::{Context, Result, ensure};
 
 use crate::cmd;
 
-/// The first release's commit.
-pub const COMMIT: &str = "d04eda6";
+/// An older build: its commit, and the variable that can name a binary
+/// of it instead.
+pub struct Old {
+    pub commit: &'static str,
+    env: &'static str,
+}
 
-/// The first release's binary: `$ALIASSTAT_FIRST_RELEASE_BIN` if set, else
-/// the cached build, else built now (minutes, the first time). `Ok(Err)`
-/// says why it cannot be built here, e.g. a shallow clone without the
-/// commit.
-pub fn binary() -> Result<Result<PathBuf, String>> {
-    if let Some(path) = std::env::var_os("ALIASSTAT_FIRST_RELEASE_BIN") {
+/// The first release.
+pub const FIRST: Old = Old {
+    commit: "d04eda6",
+    env: "ALIASSTAT_FIRST_RELEASE_BIN",
+};
+
+/// The last commit with one peer table (`PEERS`) for both families.
+pub const SHARED_PEERS: Old = Old {
+    commit: "93cbd90",
+    env: "ALIASSTAT_SHARED_PEERS_BIN",
+};
+
+impl Old {
+    /// Its binary: `$<env>` if set, else the cached build, else built now
+    /// (minutes, the first time). `Ok(Err)` says why it cannot be built
+    /// here, e.g. a shallow clone without the commit.
+    pub fn binary(&self) -> Result<Result<PathBuf, String>> {
+        binary(self.commit, self.env)
+    }
+}
+
+fn binary(commit: &str, env: &str) -> Result<Result<PathBuf, String>> {
+    if let Some(path) = std::env::var_os(env) {
         let path = PathBuf::from(path);
-        ensure!(
-            path.is_file(),
-            "ALIASSTAT_FIRST_RELEASE_BIN={} is not a file",
-            path.display()
-        );
+        ensure!(path.is_file(), "{env}={} is not a file", path.display());
         return Ok(Ok(path));
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -39,19 +58,19 @@ pub fn binary() -> Result<Result<PathBuf, String>> {
         .context("the lab crate lives in the workspace")?
         .to_owned();
     let cache = root.join("target/first-release");
-    let binary = cache.join(format!("aliasstat-{COMMIT}"));
+    let binary = cache.join(format!("aliasstat-{commit}"));
     if binary.is_file() {
         return Ok(Ok(binary));
     }
     let has_commit = Command::new("git")
         .arg("-C")
         .arg(&root)
-        .args(["cat-file", "-e", &format!("{COMMIT}^{{commit}}")])
+        .args(["cat-file", "-e", &format!("{commit}^{{commit}}")])
         .status()
         .is_ok_and(|s| s.success());
     if !has_commit {
         return Ok(Err(format!(
-            "commit {COMMIT} (the first release) is not in this clone; `git fetch --unshallow` brings it"
+            "commit {commit} is not in this clone; `git fetch --unshallow` brings it"
         )));
     }
     let linker = root.join("target/tools/bin/bpf-linker");
@@ -60,7 +79,7 @@ pub fn binary() -> Result<Result<PathBuf, String>> {
         "no bpf-linker at {}: run `cargo xtask setup`",
         linker.display()
     );
-    let tree = Worktree::add(&root, &cache.join("src"))?;
+    let tree = Worktree::add(&root, &cache.join("src"), commit)?;
     let mut build = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     build
         .current_dir(&tree.dir)
@@ -69,7 +88,7 @@ pub fn binary() -> Result<Result<PathBuf, String>> {
         // The old tree names the linker relative to itself, where there is
         // none: point it at this workspace's.
         .env("CARGO_TARGET_BPFEL_UNKNOWN_NONE_LINKER", &linker);
-    cmd::run(&mut build).with_context(|| format!("building aliasstat at {COMMIT}"))?;
+    cmd::run(&mut build).with_context(|| format!("building aliasstat at {commit}"))?;
     let built = cache.join("target/debug/aliasstat");
     let partial = binary.with_extension("partial");
     fs::copy(&built, &partial).with_context(|| format!("copying {}", built.display()))?;
@@ -77,7 +96,7 @@ pub fn binary() -> Result<Result<PathBuf, String>> {
     Ok(Ok(binary))
 }
 
-/// A detached git worktree at [`COMMIT`], removed on drop, also when the
+/// A detached git worktree at a commit, removed on drop, also when the
 /// build fails or panics.
 struct Worktree {
     root: PathBuf,
@@ -85,7 +104,7 @@ struct Worktree {
 }
 
 impl Worktree {
-    fn add(root: &Path, dir: &Path) -> Result<Self> {
+    fn add(root: &Path, dir: &Path, commit: &str) -> Result<Self> {
         let tree = Self {
             root: root.to_owned(),
             dir: dir.to_owned(),
@@ -98,7 +117,7 @@ impl Worktree {
                 .arg(root)
                 .args(["worktree", "add", "--force", "--detach"])
                 .arg(dir)
-                .arg(COMMIT),
+                .arg(commit),
         )?;
         Ok(tree)
     }

@@ -270,10 +270,11 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Switch::On)]
     pub peers: Switch,
 
-    /// Maximum (interface, local address, peer) pairs in the kernel's peer
-    /// table (136 bytes each, whatever the CPU count). A packet whose pair
-    /// finds it full is still counted for its address, and marks that
-    /// address's peer list incomplete. Applies only when the table is
+    /// Maximum (interface, local address, peer) pairs in each of the
+    /// kernel's two peer tables, one per family (112 bytes a pair for IPv4,
+    /// 136 for IPv6, whatever the CPU count). A packet whose pair finds its
+    /// table full is still counted for its address, and marks that
+    /// address's peer list incomplete. Applies only when a table is
     /// created: an already pinned one keeps its size.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_PEER_CAPACITY,
           value_parser = clap::value_parser!(u32).range(1..))]

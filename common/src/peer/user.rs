@@ -4,12 +4,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::{
     Family,
-    peer::{PeerCounts, PeerKey, PeerMissKey},
+    peer::{Peer4Key, PeerCounts, PeerKey, PeerMissKey},
 };
 
 // SAFETY: each is `repr(C)`, fully initialised and `bytemuck::Pod`, which
 // checks that it has no padding or invalid values.
 unsafe impl aya::Pod for PeerKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Peer4Key {}
 // SAFETY: as above.
 unsafe impl aya::Pod for PeerCounts {}
 // SAFETY: as above.
@@ -35,6 +37,19 @@ impl PeerKey {
 
     pub fn remote_ip(&self) -> Option<IpAddr> {
         ip(self.family, self.remote)
+    }
+
+    /// This key as [`crate::names::PEERS_V4`] holds it; `None` for IPv6.
+    pub fn narrow(&self) -> Option<Peer4Key> {
+        let [l0, l1, l2, l3, ..] = self.local;
+        let [r0, r1, r2, r3, ..] = self.remote;
+        (self.family == Family::Ipv4 as u8).then_some(Peer4Key {
+            ifindex: self.ifindex,
+            local: [l0, l1, l2, l3],
+            remote: [r0, r1, r2, r3],
+            prefix: self.prefix,
+            _pad: [0; 3],
+        })
     }
 }
 
@@ -92,5 +107,15 @@ mod tests {
         let mut bad = key;
         bad.family = 9;
         assert_eq!(bad.remote_ip(), None);
+    }
+
+    #[test]
+    fn ipv4_keys_narrow_and_widen_back() {
+        let key = PeerKey::ipv4(2, [10, 0, 0, 5], [203, 0, 113, 0], 24);
+        let narrow = key.narrow().unwrap();
+        assert_eq!(narrow.widen(), key);
+        assert_eq!(narrow.missed(), key.missed());
+        let v6 = PeerKey::ipv6(2, [1; 16], [2; 16], 64);
+        assert_eq!(v6.narrow(), None);
     }
 }

@@ -76,6 +76,12 @@ impl Lab {
     /// `aliasstat run` on the aliases' side, its record in a directory of
     /// its own, with `extra` flags.
     pub fn start(&self, extra: &[&str]) -> Result<Daemon> {
+        self.start_binary(None, extra)
+    }
+
+    /// [`Lab::start`] with another build of aliasstat (`None`: the one
+    /// under test).
+    pub fn start_binary(&self, binary: Option<PathBuf>, extra: &[&str]) -> Result<Daemon> {
         let state_dir = self.state.path().join("state");
         let mut args: Vec<OsString> = vec!["--state-dir".into(), state_dir.into()];
         args.extend(extra.iter().map(OsString::from));
@@ -87,6 +93,7 @@ impl Lab {
             },
             &Launch {
                 args,
+                binary,
                 ..Launch::default()
             },
         )

@@ -46,12 +46,12 @@ pub fn run() -> Result<Outcome> {
     check_eq(
         "peer table entries",
         &Some(2),
-        &sample(&metrics, "aliasstat_map_entries", r#"map="peers""#),
+        &sample(&metrics, "aliasstat_map_entries", r#"map="peers_v4""#),
     )?;
     check_eq(
         "peer table capacity",
         &Some(2),
-        &sample(&metrics, "aliasstat_map_capacity", r#"map="peers""#),
+        &sample(&metrics, "aliasstat_map_capacity", r#"map="peers_v4""#),
     )?;
     let iface = lab.veth.server.ifname.as_str();
     for (dir, want) in [

@@ -11,6 +11,7 @@ mod full;
 mod idle;
 mod listed;
 mod retention;
+mod upgrade;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,7 @@ const CASES: &[Case] = &[
     ("a_full_table_says_incomplete", full::run),
     ("idle_peers_move_into_the_record_and_expire", retention::run),
     ("idle_lists_exactly_the_silent_addresses", idle::run),
+    ("an_upgrade_keeps_the_shared_tables_pairs", upgrade::run),
 ];
 
 fn main() -> ExitCode {

@@ -27,16 +27,18 @@ pub fn run() -> Result<Outcome> {
     lab.exchange(&mut sent, 0, 0, &[100, 200, 300], 80)?;
     lab.exchange(&mut sent, 1, 1, &[5], 5)?;
 
+    // Both families' tables: the pairs here are IPv4, in peers_v4.
     let entries = || {
         let text = lab.metrics()?;
-        Ok(sample(&text, "aliasstat_map_entries", r#"map="peers""#))
+        let table = |map| sample(&text, "aliasstat_map_entries", map);
+        Ok(table(r#"map="peers_v4""#).zip(table(r#"map="peers""#)))
     };
     poll::until(
-        "the kernel's peer table empty",
+        "the kernel's peer tables empty",
         WITHIN,
         STEP.0,
         entries,
-        |n| *n == Some(0),
+        |n| *n == Some((0, 0)),
     )?;
     let moved = lab.api()?;
     check_eq(

@@ -6,7 +6,7 @@
 //!
 //! Needs root. Run with `cargo test --release -p lab --test robustness --
 //! [FILTER...]` with `ALIASSTAT_BIN` set (and optionally
-//! `ALIASSTAT_FIRST_RELEASE_BIN`, see `lab::first_release::binary`). Tests run
+//! `ALIASSTAT_FIRST_RELEASE_BIN`, see `lab::first_release::Old::binary`). Tests run
 //! one at a time; one whose kernel feature is missing is skipped with a
 //! reason.
 

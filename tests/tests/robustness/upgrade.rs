@@ -32,13 +32,13 @@ use crate::{Outcome, check_eq};
 pub fn run() -> Result<Outcome> {
     // Built first: the first build takes minutes, and should not happen
     // with namespaces and a daemon waiting.
-    let old_binary = match first_release::binary()? {
+    let old_binary = match first_release::FIRST.binary()? {
         Ok(path) => path,
         Err(why) => return Ok(Outcome::Skipped(why)),
     };
     println!(
         "  first release ({}): {}",
-        first_release::COMMIT,
+        first_release::FIRST.commit,
         old_binary.display()
     );
     let old = Launch {

@@ -19,7 +19,7 @@ use common::{
     names::{
         ADDRESSES_V4, ADDRESSES_V6, DEFAULT_PEER_CAPACITY, DEFAULT_PEER_V4_PREFIX,
         DEFAULT_PEER_V6_PREFIX, OTHER, PEER_V4_MASK, PEER_V4_PREFIX, PEER_V6_MASK, PEER_V6_PREFIX,
-        PEERS, PEERS_MISSED, PEERS_ON, SERVICE_NETNS,
+        PEERS, PEERS_MISSED, PEERS_ON, PEERS_V4, SERVICE_NETNS,
     },
     peer::prefix_mask,
 };
@@ -151,7 +151,9 @@ pub fn load_with(
     for name in ADDRESS_MAPS {
         warn_on_capacity_mismatch(&maps, name, map_capacity, "--map-capacity");
     }
-    warn_on_capacity_mismatch(&maps, PEERS, peers.capacity, "--peer-capacity");
+    for name in [PEERS_V4, PEERS] {
+        warn_on_capacity_mismatch(&maps, name, peers.capacity, "--peer-capacity");
+    }
     let v4_mask = prefix_mask(peers.v4_prefix, 32);
     let v6_mask = prefix_mask(peers.v6_prefix, 128);
     let mut loader = EbpfLoader::new();
@@ -160,6 +162,7 @@ pub fn load_with(
         loader.map_max_entries(name, map_capacity);
     }
     loader
+        .map_max_entries(PEERS_V4, peers.capacity)
         .map_max_entries(PEERS, peers.capacity)
         // One not-recorded counter per local address at most.
         .map_max_entries(PEERS_MISSED, map_capacity)

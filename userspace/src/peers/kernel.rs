@@ -1,6 +1,8 @@
-//! The kernel's peer table and its not-recorded counters, opened from their
-//! pins: read whole (in batches where the kernel has them), and one entry
-//! taken out atomically when the daemon moves it into its record.
+//! The kernel's peer tables (one per family) and their not-recorded
+//! counters, opened from their pins: read whole (in batches where the
+//! kernel has them), and one entry taken out atomically when the daemon
+//! moves it into its record. Both tables' pairs are listed under one
+//! [`PeerKey`], whatever table holds them.
 
 use std::{
     os::fd::AsFd as _,
@@ -11,8 +13,8 @@ use std::{
 use aya::maps::{HashMap, IterableMap as _, Map, MapData, MapError};
 use common::{
     Counters,
-    names::{PEERS, PEERS_MISSED},
-    peer::{PeerCounts, PeerKey, PeerMissKey},
+    names::{PEERS, PEERS_MISSED, PEERS_V4},
+    peer::{Peer4Key, PeerCounts, PeerKey, PeerMissKey},
 };
 use log::info;
 
@@ -24,9 +26,12 @@ use crate::bpf::{
 };
 
 pub struct KernelPeers {
+    v4: HashMap<MapData, Peer4Key, PeerCounts>,
+    /// The IPv6 pairs, and on a host upgraded in place the IPv4 pairs an
+    /// older daemon's programs wrote before `PEERS_V4` existed.
     peers: HashMap<MapData, PeerKey, PeerCounts>,
     missed: HashMap<MapData, PeerMissKey, Counters>,
-    capacity: u32,
+    capacity: Capacity,
     missed_capacity: u32,
     /// Cleared for good once the kernel says it has no batch operations.
     batch_works: AtomicBool,
@@ -36,19 +41,24 @@ impl KernelPeers {
     /// The current layout's peer maps under `bpffs`.
     pub fn open(bpffs: &Path) -> Result<Self, PeersError> {
         let dir = pins::maps_dir(bpffs, pins::LAYOUT_VERSION);
+        let v4 = open(&dir.join(PEERS_V4))?;
         let peers = open(&dir.join(PEERS))?;
         let missed = open(&dir.join(PEERS_MISSED))?;
         Ok(Self {
-            capacity: capacity(peers.map(), PEERS)?,
+            capacity: Capacity {
+                v4: capacity(v4.map(), PEERS_V4)?,
+                v6: capacity(peers.map(), PEERS)?,
+            },
             missed_capacity: capacity(missed.map(), PEERS_MISSED)?,
+            v4,
             peers,
             missed,
             batch_works: AtomicBool::new(true),
         })
     }
 
-    /// The table's capacity, as created (`--peer-capacity`).
-    pub fn capacity(&self) -> u32 {
+    /// Each table's capacity, as created (`--peer-capacity`).
+    pub fn capacity(&self) -> Capacity {
         self.capacity
     }
 
@@ -57,9 +67,14 @@ impl KernelPeers {
         self.missed_capacity
     }
 
-    /// Every pair in the table.
-    pub fn peers(&self) -> Result<Vec<(PeerKey, PeerCounts)>, PeersError> {
-        self.read(&self.peers, PEERS)
+    /// Every pair in both tables, the IPv4 table's first.
+    pub fn peers(&self) -> Result<Pairs, PeersError> {
+        let mut all: Vec<(PeerKey, PeerCounts)> = (self.read(&self.v4, PEERS_V4)?.into_iter())
+            .map(|(k, c)| (k.widen(), c))
+            .collect();
+        let in_v4 = all.len();
+        all.extend(self.read(&self.peers, PEERS)?);
+        Ok(Pairs { all, in_v4 })
     }
 
     /// Every local address with packets whose pair found the table full.
@@ -67,19 +82,19 @@ impl KernelPeers {
         self.read(&self.missed, PEERS_MISSED)
     }
 
-    /// Takes the pair at `key` out of the table, with its counts, in one
+    /// Takes the pair at `key` out of its table, with its counts, in one
     /// `BPF_MAP_LOOKUP_AND_DELETE_ELEM`. `None` when it was not there.
+    ///
+    /// An IPv4 pair is looked for in `PEERS` first: an entry an older
+    /// daemon left there no longer changes, so when a sweep finds it idle
+    /// it is that entry, not the live one of the same pair in `PEERS_V4`,
+    /// that the sweep means.
     pub fn take(&self, key: &PeerKey) -> Result<Option<PeerCounts>, PeersError> {
-        let mut value = PeerCounts::default();
-        let found = sys::lookup_and_delete(
-            self.peers.map().fd().as_fd(),
-            size_of::<PeerKey>(),
-            size_of::<PeerCounts>(),
-            bytemuck::bytes_of(key),
-            bytemuck::bytes_of_mut(&mut value),
-        )
-        .map_err(|source| PeersError::Take { source })?;
-        Ok(found.then_some(value))
+        let found = take(self.peers.map(), key)?;
+        match key.narrow() {
+            Some(v4) if found.is_none() => take(self.v4.map(), &v4),
+            _ => Ok(found),
+        }
     }
 
     fn read<K: aya::Pod + bytemuck::Pod, V: aya::Pod + bytemuck::Pod>(
@@ -105,6 +120,34 @@ impl KernelPeers {
         }
         Ok(out)
     }
+}
+
+/// Both tables' pairs, as [`KernelPeers::peers`] read them.
+pub struct Pairs {
+    pub all: Vec<(PeerKey, PeerCounts)>,
+    /// How many of `all` (the first ones) `PEERS_V4` holds.
+    pub in_v4: usize,
+}
+
+/// The capacity of each family's table.
+#[derive(Clone, Copy, Debug)]
+pub struct Capacity {
+    pub v4: u32,
+    /// `PEERS`'.
+    pub v6: u32,
+}
+
+fn take<K: bytemuck::Pod>(map: &MapData, key: &K) -> Result<Option<PeerCounts>, PeersError> {
+    let mut value = PeerCounts::default();
+    let found = sys::lookup_and_delete(
+        map.fd().as_fd(),
+        size_of::<K>(),
+        size_of::<PeerCounts>(),
+        bytemuck::bytes_of(key),
+        bytemuck::bytes_of_mut(&mut value),
+    )
+    .map_err(|source| PeersError::Take { source })?;
+    Ok(found.then_some(value))
 }
 
 fn open<K: aya::Pod, V: aya::Pod>(path: &Path) -> Result<HashMap<MapData, K, V>, PeersError> {

@@ -34,7 +34,11 @@ use common::peer::{PeerCounts, PeerKey};
 use log::{error, info, warn};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use self::{kernel::KernelPeers, record::Record, time::Clock};
+pub use self::{
+    kernel::{Capacity, KernelPeers},
+    record::Record,
+    time::Clock,
+};
 use crate::{
     bpf::{counters::MapReadError, sys::SysError},
     history::store,
@@ -257,7 +261,7 @@ impl Peers {
         let mut record = self.record();
         let idle_ns = u64::try_from(self.retention.idle.as_nanos()).unwrap_or(u64::MAX);
         let mut swept = Swept::default();
-        for (key, counts) in self.kernel.peers()? {
+        for (key, counts) in self.kernel.peers()?.all {
             if clock.monotonic_ns.saturating_sub(counts.last_seen_ns) < idle_ns {
                 continue;
             }
@@ -342,7 +346,8 @@ impl Peers {
         let peers = self.kernel.peers()?;
         let missed = self.kernel.missed()?;
         Ok(f(view::Tables {
-            kernel: &peers,
+            kernel: &peers.all,
+            kernel_v4: peers.in_v4,
             missed: &missed,
             record: &record,
         }))

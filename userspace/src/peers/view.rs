@@ -22,7 +22,10 @@ use crate::{
 
 /// What [`super::Peers::with_all`] reads together.
 pub struct Tables<'a> {
+    /// Both kernel tables' pairs, `PEERS_V4`'s first.
     pub kernel: &'a [(PeerKey, PeerCounts)],
+    /// How many of `kernel` `PEERS_V4` holds.
+    pub kernel_v4: usize,
     pub missed: &'a [(PeerMissKey, Counters)],
     pub record: &'a Record,
 }

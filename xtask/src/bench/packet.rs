@@ -29,6 +29,10 @@ pub struct PacketCost {
     pub repeat: u64,
     pub trials: u64,
     pub map_entries: u64,
+    /// Entries of each peer map after the runs, by map name.
+    pub peer_entries: Vec<(String, u64)>,
+    /// Instructions of each real program after verification (xlated).
+    pub insns: Vec<(String, u64)>,
     /// The cgroup_skb service program per delivered packet, per family.
     pub services: Vec<ServiceRow>,
 }
@@ -139,8 +143,25 @@ fn parse(out: &Value) -> Result<PacketCost> {
         repeat: out["repeat"].as_u64().unwrap_or(0),
         trials: out["trials"].as_u64().unwrap_or(0),
         map_entries: out["map_entries"].as_u64().unwrap_or(0),
+        peer_entries: numbers(&out["peer_entries"]),
+        insns: numbers(&out["insns"]),
         services: Vec::new(),
     })
+}
+
+/// The numeric members of a JSON object, by name.
+fn numbers(object: &Value) -> Vec<(String, u64)> {
+    object.as_object().map_or_else(Vec::new, |o| {
+        o.iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+            .collect()
+    })
+}
+
+/// `name n, name n` for a table's footnote.
+fn listed(items: &[(String, u64)]) -> String {
+    let each: Vec<String> = items.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    each.join(", ")
 }
 
 impl PacketCost {
@@ -191,6 +212,20 @@ impl PacketCost {
             self.trials,
             super::stats::count(self.map_entries as f64)
         );
+        if !self.peer_entries.is_empty() {
+            let _ = writeln!(
+                t,
+                "\nPeer maps after the runs: {}.",
+                listed(&self.peer_entries)
+            );
+        }
+        if !self.insns.is_empty() {
+            let _ = writeln!(
+                t,
+                "\nInstructions after verification (xlated): {}.",
+                listed(&self.insns)
+            );
+        }
         t
     }
 

@@ -34,8 +34,10 @@ pub static NOT_RECORDED: Family<2> = Family::counter(
 /// The kernel's peer maps' fill, for the map gauges.
 #[derive(Clone, Copy, Debug)]
 pub struct PeerFill {
+    /// Entries of `PEERS_V4` and `PEERS` (IPv6).
+    pub peers_v4: usize,
     pub peers: usize,
-    pub peers_capacity: u32,
+    pub capacity: crate::peers::Capacity,
     pub missed: usize,
     pub missed_capacity: u32,
 }
@@ -77,8 +79,9 @@ impl PeerSeries {
                 addresses,
                 missed,
                 fill: PeerFill {
-                    peers: tables.kernel.len(),
-                    peers_capacity: peers.kernel().capacity(),
+                    peers_v4: tables.kernel_v4,
+                    peers: tables.kernel.len() - tables.kernel_v4,
+                    capacity: peers.kernel().capacity(),
                     missed: tables.missed.len(),
                     missed_capacity: peers.kernel().missed_capacity(),
                 },

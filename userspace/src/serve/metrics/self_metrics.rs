@@ -45,14 +45,14 @@ pub static HISTORY_WRITE_ERRORS: Family<0> = Family {
 
 pub static MAP_ENTRIES: Family<1> = Family {
     name: "aliasstat_map_entries",
-    help: "Entries in the BPF map: addresses_v4 and addresses_v6 hold one per (interface, direction, address) of their family, other the non_ip, overflow and evicted buckets, peers one per (interface, address, peer), peers_missed one per address with not-recorded packets, services one per (cgroup, interface, direction, local address) with traffic (as of the scrape's read of the service matrix).",
+    help: "Entries in the BPF map: addresses_v4 and addresses_v6 hold one per (interface, direction, address) of their family, other the non_ip, overflow and evicted buckets, peers_v4 one per (interface, IPv4 address, peer), peers the same for IPv6, peers_missed one per address with not-recorded packets, services one per (cgroup, interface, direction, local address) with traffic (as of the scrape's read of the service matrix).",
     kind: Kind::Gauge,
     labels: Labels(["map"]),
 };
 
 pub static MAP_CAPACITY: Family<1> = Family {
     name: "aliasstat_map_capacity",
-    help: "Maximum entries of the BPF map (--map-capacity for each of addresses_v4 and addresses_v6, and for peers_missed; --peer-capacity for peers; fixed for other and services).",
+    help: "Maximum entries of the BPF map (--map-capacity for each of addresses_v4 and addresses_v6, and for peers_missed; --peer-capacity for each of peers_v4 and peers; fixed for other and services).",
     kind: Kind::Gauge,
     labels: Labels(["map"]),
 };
@@ -136,7 +136,8 @@ pub fn write_fill(out: &mut BytesMut, fill: &Fill) {
     }
     section.sample(["other"], u64::from(common::names::OTHER_CAPACITY));
     if let Some(p) = fill.peers {
-        section.sample(["peers"], u64::from(p.peers_capacity));
+        section.sample(["peers_v4"], u64::from(p.capacity.v4));
+        section.sample(["peers"], u64::from(p.capacity.v6));
         section.sample(["peers_missed"], u64::from(p.missed_capacity));
     }
     let service_labels = SERVICE_MAPS.map(str::to_ascii_lowercase);
@@ -153,6 +154,7 @@ pub fn write_fill(out: &mut BytesMut, fill: &Fill) {
         section.sample(["other"], other as u64);
     }
     if let Some(p) = fill.peers {
+        section.sample(["peers_v4"], p.peers_v4 as u64);
         section.sample(["peers"], p.peers as u64);
         section.sample(["peers_missed"], p.missed as u64);
     }
