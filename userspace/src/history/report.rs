@@ -219,7 +219,7 @@ impl Builder {
                 at: (slot, step_ms),
                 covered_ms: 0,
             });
-            if next % TILE == 0 {
+            if next.is_multiple_of(TILE) {
                 // Room for every row so far: most come back in each slot.
                 self.tiles
                     .push(Vec::with_capacity(self.groups.len() * TILE));
