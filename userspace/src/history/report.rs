@@ -9,7 +9,7 @@
 //! together still cover it). An interval that spans several slots (the
 //! daemon was down, the kernel still counting) adds to the totals only.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::mpsc, thread};
 
 use common::Counters;
 use serde::Serialize;
@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::{
     codec::Traffic,
     percentile::{Percentile, Rule},
-    store::{SeriesKey, Store, StoreError},
+    store::{Interval, SeriesKey, Store, StoreError},
 };
 
 /// What rows a report has (`--by`).
@@ -89,10 +89,17 @@ struct Group {
     owner: usize,
     rx: Counters,
     tx: Counters,
-    /// Bytes in and out per slot, by the slot's index in
-    /// `Builder::slots`; shorter when the latest slots had no traffic.
-    slots: Vec<(u64, u64)>,
 }
+
+/// A slot (start, step) that an interval lay inside.
+struct Slot {
+    at: (i64, i64),
+    /// The milliseconds of it that such intervals cover.
+    covered_ms: i64,
+}
+
+/// Slots per [`Builder::tiles`] entry.
+const TILE: usize = 64;
 
 /// What traffic adds to: a row (a group) and the owner it had then.
 #[derive(Clone, Copy, Debug)]
@@ -107,19 +114,26 @@ pub struct Member {
 /// entry is two vector indexings: a month of 5-minute intervals over 1k
 /// aliases is millions of entries, and grouping them through maps keyed
 /// by name and slot took seconds.
+///
+/// The bytes per row and slot are kept in tiles of [`TILE`] slots, row by
+/// row within a tile: an interval's entries then write into one tile, a
+/// few hundred kB that stays in cache over its slots, and a row's
+/// percentile reads its slots a tile's row at a time. A vector per row
+/// (or per slot) had every entry of the add (or of the percentile's
+/// gather) miss the cache: a month over 1k aliases is 138 MB of these
+/// bytes, and the misses were a fifth of the report's time.
 pub struct Builder {
     query: Query,
     groups: Vec<Group>,
     by_name: HashMap<String, usize>,
     owners: Vec<String>,
     by_owner: HashMap<String, usize>,
-    /// Every slot (start, step) that an interval lay inside, with the
-    /// milliseconds of it that such intervals cover.
-    slots: Vec<((i64, i64), i64)>,
+    slots: Vec<Slot>,
     slot_ids: HashMap<(i64, i64), usize>,
+    /// Bytes in and out of row g in slot i at `tiles[i / TILE][g * TILE +
+    /// i % TILE]`; a tile is shorter when its latest rows had no traffic.
+    tiles: Vec<Vec<(u64, u64)>>,
     step_ms: Option<i64>,
-    /// The period's slots at the latest step.
-    expected: usize,
 }
 
 impl Builder {
@@ -132,8 +146,8 @@ impl Builder {
             by_owner: HashMap::new(),
             slots: Vec::new(),
             slot_ids: HashMap::new(),
+            tiles: Vec::new(),
             step_ms: None,
-            expected: 0,
         }
     }
 
@@ -156,7 +170,6 @@ impl Builder {
                     owner,
                     rx: Counters::default(),
                     tx: Counters::default(),
-                    slots: Vec::new(),
                 });
                 self.by_name.insert(name.to_owned(), self.groups.len() - 1);
                 self.groups.len() - 1
@@ -194,11 +207,7 @@ impl Builder {
     /// The index of the slot an interval lies inside, counting its
     /// coverage; `None` for an interval spanning slots.
     fn slot(&mut self, (start_ms, end_ms, step_ms): (i64, i64, i64)) -> Option<usize> {
-        if self.step_ms != Some(step_ms) {
-            self.step_ms = Some(step_ms);
-            let span = self.query.to_ms - self.query.from_ms;
-            self.expected = usize::try_from(span / step_ms).unwrap_or(0);
-        }
+        self.step_ms = Some(step_ms);
         let slot = start_ms.div_euclid(step_ms) * step_ms;
         if end_ms > slot + step_ms {
             return None;
@@ -206,9 +215,17 @@ impl Builder {
         let next = self.slots.len();
         let i = *self.slot_ids.entry((slot, step_ms)).or_insert(next);
         if i == next {
-            self.slots.push(((slot, step_ms), 0));
+            self.slots.push(Slot {
+                at: (slot, step_ms),
+                covered_ms: 0,
+            });
+            if next.is_multiple_of(TILE) {
+                // Room for every row so far: most come back in each slot.
+                self.tiles
+                    .push(Vec::with_capacity(self.groups.len() * TILE));
+            }
         }
-        self.slots[i].1 += end_ms - start_ms;
+        self.slots[i].covered_ms += end_ms - start_ms;
         Some(i)
     }
 
@@ -218,43 +235,49 @@ impl Builder {
         group.rx += t.rx;
         group.tx += t.tx;
         if let Some(i) = slot {
-            if group.slots.len() <= i {
-                // Room for the period's slots at once: growing a month of
-                // them by doubling copied each row's several times.
-                group
-                    .slots
-                    .reserve(self.expected.saturating_sub(group.slots.len()));
-                group.slots.resize(i + 1, (0, 0));
+            let tile = &mut self.tiles[i / TILE];
+            let at = member.group * TILE + i % TILE;
+            if tile.len() <= at {
+                tile.resize((member.group + 1) * TILE, (0, 0));
             }
-            group.slots[i].0 += t.rx.bytes;
-            group.slots[i].1 += t.tx.bytes;
+            tile[at].0 += t.rx.bytes;
+            tile[at].1 += t.tx.bytes;
         }
     }
 
+    /// Row `group`'s percentile over the `sampled` slots (their indexes,
+    /// in time order), with `rates` to work in.
+    fn percentile(
+        &self,
+        group: usize,
+        sampled: &[usize],
+        rates: &mut Vec<(f64, f64)>,
+    ) -> Option<f64> {
+        rates.clear();
+        rates.extend(sampled.iter().map(|&i| {
+            let at = group * TILE + i % TILE;
+            let (rx, tx) = self.tiles[i / TILE].get(at).copied().unwrap_or_default();
+            let per_second = 8000.0 / self.slots[i].at.1 as f64;
+            (rx as f64 * per_second, tx as f64 * per_second)
+        }));
+        self.query.rule.apply(self.query.percentile, rates)
+    }
+
     pub fn finish(self) -> Report {
-        // (slot, index) of the slots intervals cover, in time order.
-        let mut sampled: Vec<((i64, i64), usize)> = (self.slots.iter().enumerate())
-            .filter(|&(_, &((_, step), ms))| ms >= step)
-            .map(|(i, &(slot, _))| (slot, i))
+        // The slots intervals cover, in time order.
+        let mut sampled: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].covered_ms >= self.slots[i].at.1)
             .collect();
-        sampled.sort_unstable();
+        sampled.sort_unstable_by_key(|&i| self.slots[i].at);
         let q = self.query;
         let mut rates = Vec::with_capacity(sampled.len());
-        let mut rows: Vec<Row> = (self.groups.into_iter())
-            .map(|g| {
-                rates.clear();
-                rates.extend(sampled.iter().map(|&((_, step), i)| {
-                    let (rx, tx) = g.slots.get(i).copied().unwrap_or_default();
-                    let per_second = 8000.0 / step as f64;
-                    (rx as f64 * per_second, tx as f64 * per_second)
-                }));
-                Row {
-                    name: g.name,
-                    owner: self.owners[g.owner].clone(),
-                    rx: g.rx,
-                    tx: g.tx,
-                    percentile_bps: q.rule.apply(q.percentile, &rates),
-                }
+        let mut rows: Vec<Row> = (self.groups.iter().enumerate())
+            .map(|(i, g)| Row {
+                name: g.name.clone(),
+                owner: self.owners[g.owner].clone(),
+                rx: g.rx,
+                tx: g.tx,
+                percentile_bps: self.percentile(i, &sampled, &mut rates),
             })
             .collect();
         rows.sort_unstable_by(|a, b| a.name.cmp(&b.name));
@@ -272,16 +295,43 @@ impl Builder {
 }
 
 /// The report from the local store.
+///
+/// Reading and inflating the blobs (on this thread) and adding them up (on
+/// a second one) each take about half of a month's report, so the two run
+/// side by side.
 pub fn local(store: &Store, query: Query) -> Result<Report, StoreError> {
     let series = store.series()?;
+    // A few intervals in flight: enough that neither thread waits on the
+    // other's every blob, few enough that memory stays a few blobs'.
+    let (send, receive) = mpsc::sync_channel(16);
+    thread::scope(|scope| {
+        let adder = scope.spawn(|| add_up(query, &series, receive));
+        // A send fails only when the adder panicked, which its join
+        // passes on.
+        let read = store.intervals(query.from_ms, query.to_ms, |i| {
+            let _ = send.send(i);
+        });
+        drop(send);
+        let report = adder
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        read.map(|()| report)
+    })
+}
+
+/// The report of `intervals` of the store whose series are `series`.
+fn add_up(
+    query: Query,
+    series: &HashMap<u64, SeriesKey>,
+    intervals: mpsc::Receiver<Interval>,
+) -> Report {
     let mut builder = Builder::new(query);
     // Each series's row, resolved at its first entry (a row only exists
     // once it has traffic in the period), then by id.
     let ids = series.keys().max().map_or(0, |&m| m as usize + 1);
     let mut members: Vec<Option<Member>> = vec![None; ids];
     let mut resolved = Vec::new();
-    store.intervals(query.from_ms, query.to_ms, |i| {
-        resolved.clear();
+    for i in intervals {
         for &(id, t) in &i.counts {
             let Some(member) = members.get_mut(id as usize) else {
                 continue;
@@ -296,8 +346,8 @@ pub fn local(store: &Store, query: Query) -> Result<Report, StoreError> {
             resolved.push((m, t));
         }
         builder.interval_of((i.start_ms, i.end_ms, i.step_ms), resolved.drain(..));
-    })?;
-    Ok(builder.finish())
+    }
+    builder.finish()
 }
 
 #[cfg(test)]
@@ -374,6 +424,28 @@ mod tests {
         // Slot rates in: 2400 and 3408 bit/s; N < 20, so the largest.
         assert_eq!(r.rows[0].percentile_bps, Some(3408.0));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn rows_keep_their_slots_across_tiles_and_late_rows_rate_zero_before() {
+        let mut b = Builder::new(Query {
+            to_ms: 150_000,
+            percentile: "80".parse().unwrap(),
+            ..query(Rule::In)
+        });
+        // More slots than a tile holds; b only from slot 100 on.
+        for k in 0..150 {
+            let late = (k >= 100).then_some(("b", "", t(1000, 0)));
+            let traffic = [("a", "", t(k as u64, 0))].into_iter().chain(late);
+            b.interval((k * 1000, (k + 1) * 1000, 1000), traffic);
+        }
+        let r = b.finish();
+        assert_eq!((r.sampled, r.total), (150, 150));
+        // Rank ⌈0.8 · 150⌉ = 120: a's 120th smallest is slot 119's 119 B
+        // a second; b's 100 zeros and 50 times 1000 B put 1000 B there.
+        assert_eq!(r.rows[0].percentile_bps, Some(952.0));
+        assert_eq!(r.rows[1].percentile_bps, Some(8000.0));
+        assert_eq!(r.rows[1].rx, Counters::new(50, 50_000));
     }
 
     #[test]
