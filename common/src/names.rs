@@ -48,9 +48,11 @@ pub const SERVICES_V6: &str = "SERVICES_V6";
 /// namespace); 0, which no namespace has, counts none.
 pub const SERVICE_NETNS: &str = "SERVICE_NETNS";
 /// Entries in each of [`SERVICES_V4`] and [`SERVICES_V6`]: (cgroup,
-/// interface, direction, address). 24,576 in all, where the one map of
-/// both families had 16,384, as the address maps grew when they split.
-pub const SERVICE_CAPACITY: u32 = 12_288;
+/// interface, direction, address). 16,384 in all, as the one map of both
+/// families had: the values are per CPU, so every entry costs 16 bytes
+/// times the CPUs (16 MiB a family on 128 CPUs), and a host has far fewer
+/// (cgroup, address) pairs with traffic than addresses.
+pub const SERVICE_CAPACITY: u32 = 8_192;
 
 /// cgroup_skb program counting what a socket of a cgroup receives, by
 /// destination address.

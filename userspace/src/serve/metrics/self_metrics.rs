@@ -244,8 +244,8 @@ mod tests {
         assert_eq!(
             services,
             [
-                r#"aliasstat_map_capacity{map="services_v4"} 12288"#,
-                r#"aliasstat_map_capacity{map="services_v6"} 12288"#,
+                r#"aliasstat_map_capacity{map="services_v4"} 8192"#,
+                r#"aliasstat_map_capacity{map="services_v6"} 8192"#,
                 r#"aliasstat_map_entries{map="services_v4"} 8"#,
                 r#"aliasstat_map_entries{map="services_v6"} 3"#,
             ]
