@@ -314,10 +314,12 @@ impl Client {
             url: url.to_owned(),
             source,
         };
+        // Connecting and the handshake are about the server, not the
+        // path, which for a Prometheus query is a page of encoded PromQL.
         let stream = TcpStream::connect(&self.target.authority)
             .await
             .map_err(|source| ClientError::Connect {
-                url: url.to_owned(),
+                url: self.url(),
                 source,
             })?;
         let mut request = Request::get(format!("{}{path}", self.target.prefix))
@@ -337,7 +339,7 @@ impl Client {
                     .connect(name.clone(), stream)
                     .await
                     .map_err(|source| ClientError::Tls {
-                        url: url.to_owned(),
+                        url: self.url(),
                         source,
                     })?;
                 send(stream, request).await.map_err(http)?
