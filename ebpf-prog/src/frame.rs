@@ -166,13 +166,3 @@ impl Frame for XdpContext {
         self.len()
     }
 }
-
-/// An IPv6 address's bytes from its words as [`Frame::words`] loaded them.
-#[inline(always)]
-pub fn ipv6_bytes(words: [u32; 4]) -> [u8; 16] {
-    let mut out = [0; 16];
-    for (chunk, word) in out.chunks_exact_mut(4).zip(words) {
-        chunk.copy_from_slice(&word.to_ne_bytes());
-    }
-    out
-}

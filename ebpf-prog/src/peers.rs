@@ -161,7 +161,7 @@ fn upsert<K, V>(
         add(slot);
         return Ok(());
     }
-    match map.insert(key, &first(), u64::from(BPF_NOEXIST)) {
+    match map.insert(key, first(), u64::from(BPF_NOEXIST)) {
         Ok(()) => Ok(()),
         // Another CPU created the entry between our lookup and insert.
         Err(e) if e == -EEXIST => match map.get_ptr_mut(key) {

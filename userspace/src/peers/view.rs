@@ -252,6 +252,7 @@ mod tests {
         let quiet = PeerKey::ipv4(1, [10, 0, 0, 6], [192, 0, 2, 9], 32).missed();
         let tables = Tables {
             kernel: &kernel,
+            kernel_v4: kernel.len(),
             missed: &[(quiet, Counters::new(1, 1))],
             record: &record,
         };

@@ -114,6 +114,9 @@ fn take<K: aya::Pod>(
     PerCpuHashMap::try_from(map).map_err(|source| KernelError::Map { name, source })
 }
 
+/// Every (cgroup, interface, direction, address) with its counts.
+pub type Cells = Vec<(ServiceCell, Counters)>;
+
 /// The service maps, one per family.
 pub struct ServiceMaps {
     v4: PerCpuHashMap<MapData, Service4Key, Counters>,
@@ -123,7 +126,7 @@ pub struct ServiceMaps {
 impl ServiceMaps {
     /// Every entry of both maps, summed over CPUs, and the entries of
     /// each, IPv4 then IPv6.
-    pub fn read(&self) -> Result<(Vec<(ServiceCell, Counters)>, [usize; 2]), KernelError> {
+    pub fn read(&self) -> Result<(Cells, [usize; 2]), KernelError> {
         let mut cells = entries(&self.v4, SERVICE_MAPS[0])?;
         let v4 = cells.len();
         cells.extend(entries(&self.v6, SERVICE_MAPS[1])?);
